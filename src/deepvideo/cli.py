@@ -1,0 +1,359 @@
+"""The ``deepvideo`` command: thin sub-commands over the engine.
+
+Every user error (a missing file, an undecodable video, a bad option value) is printed
+as one line on stderr and exits with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from deepvideo import __version__
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for; printed as one line."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _model_option(text: str) -> tuple[str, Any]:
+    """``key=value`` with value parsed as JSON when possible (numbers, lists, booleans)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    try:
+        return key, json.loads(raw)
+    except json.JSONDecodeError:
+        return key, raw
+
+
+def _existing_file(text: str) -> Path:
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text}: no such file")
+    return path
+
+
+def _print_json(payload: Any) -> None:
+    print(json.dumps(payload, indent=2))
+
+
+# ----------------------------------------------------------------------------- models
+def cmd_models(args: argparse.Namespace) -> None:
+    from deepvideo.models.registry import list_models, model_doc
+
+    names = list_models()
+    if args.json:
+        _print_json({name: model_doc(name) for name in names})
+        return
+    width = max(map(len, names))
+    for name in names:
+        print(f"{name:<{width}}  {model_doc(name)}")
+
+
+# ----------------------------------------------------------------------------- synth
+def _add_synth_options(parser: argparse.ArgumentParser) -> None:
+    from deepvideo.data.synthetic import SyntheticConfig
+
+    defaults = SyntheticConfig()
+    group = parser.add_argument_group("built-in motion dataset")
+    group.add_argument("--root", type=Path, help="dataset folder (default: a folder under "
+                       "~/.cache/deepvideo named after the settings)")
+    group.add_argument("--train-per-class", type=_positive_int, default=defaults.train_per_class)
+    group.add_argument("--val-per-class", type=_positive_int, default=defaults.val_per_class)
+    group.add_argument("--test-per-class", type=_positive_int, default=defaults.test_per_class)
+    group.add_argument("--frames", type=_positive_int, default=defaults.num_frames,
+                       help="frames per video (default %(default)s)")
+    group.add_argument("--size", type=_positive_int, default=defaults.size,
+                       help="frame side in pixels (default %(default)s)")
+    group.add_argument("--data-seed", type=int, default=defaults.seed)
+
+
+def _synth_config(args: argparse.Namespace):
+    from deepvideo.data.synthetic import SyntheticConfig
+
+    return SyntheticConfig(train_per_class=args.train_per_class, val_per_class=args.val_per_class,
+                           test_per_class=args.test_per_class, num_frames=args.frames,
+                           size=args.size, seed=args.data_seed)
+
+
+def cmd_synth(args: argparse.Namespace) -> None:
+    from deepvideo.data.synthetic import make_motion_dataset
+
+    root = make_motion_dataset(args.root, _synth_config(args), progress=True)
+    print(root)
+
+
+# ----------------------------------------------------------------------------- train
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    from deepvideo.engine.recipe import DATA_FORMATS
+
+    group = parser.add_argument_group("data")
+    group.add_argument("--data", help="video root (folder format: DATA/{train,val,test}/<class>/<video>)")
+    group.add_argument("--format", default="folder", choices=DATA_FORMATS,
+                       help="dataset layout (default %(default)s)")
+    group.add_argument("--splits", help="folder of official split files (ucf101, hmdb51)")
+    group.add_argument("--split", type=_positive_int, default=1, help="official split number")
+    group.add_argument("--csv", help="Kinetics-style csv (kinetics format)")
+    for subset in ("train", "val", "test"):
+        group.add_argument(f"--{subset}-list", help=f"'path label' list of the {subset} videos (list format)")
+
+
+def _data_spec(args: argparse.Namespace):
+    from deepvideo.engine.recipe import DataSpec
+
+    lists = {s: getattr(args, f"{s}_list") for s in ("train", "val", "test") if getattr(args, f"{s}_list")}
+    return DataSpec(format=args.format, root=args.data, splits=args.splits, split=args.split,
+                    csv=args.csv, lists=lists)
+
+
+def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("runtime")
+    group.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default %(default)s)")
+    group.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"),
+                       help="mixed precision: bf16 on CPU or CUDA, fp16 on CUDA (default %(default)s)")
+    group.add_argument("--channels-last", action="store_true",
+                       help="channels_last_3d memory layout (faster 3D convs on recent CPUs)")
+    group.add_argument("--workers", type=_nonneg_int, default=0,
+                       help="DataLoader worker processes (default %(default)s)")
+    group.add_argument("--batch-size", type=_positive_int, default=8)
+
+
+def _add_clip_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("clips")
+    group.add_argument("--clip-len", type=_positive_int, default=16, help="frames per clip (default %(default)s)")
+    group.add_argument("--frame-stride", type=_positive_int, default=1,
+                       help="take every N-th frame (temporal subsampling, default %(default)s)")
+    group.add_argument("--size", type=_positive_int, default=112, help="crop side (default %(default)s)")
+    group.add_argument("--resize", type=_positive_int, default=128,
+                       help="short side before cropping (default %(default)s)")
+    group.add_argument("--test-clips", type=_positive_int, default=5,
+                       help="uniform clips per video at test time (default %(default)s)")
+
+
+def _train_config(args: argparse.Namespace, **overrides):
+    from deepvideo.engine.train import TrainConfig
+
+    values = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
+                  weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs,
+                  clip_grad=args.clip_grad or None, workers=args.workers, amp=args.amp,
+                  channels_last=args.channels_last, seed=args.seed, device=args.device)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def _add_optim_options(parser: argparse.ArgumentParser, epochs: int, lr: float) -> None:
+    group = parser.add_argument_group("optimisation")
+    group.add_argument("--epochs", type=_positive_int, default=epochs)
+    group.add_argument("--lr", type=_positive_float, default=lr, help="peak learning rate (default %(default)s)")
+    group.add_argument("--optimizer", default="adamw", choices=("adamw", "sgd"))
+    group.add_argument("--weight-decay", type=float, default=0.05)
+    group.add_argument("--warmup-epochs", type=float, default=1.0)
+    group.add_argument("--clip-grad", type=float, default=1.0, help="max gradient norm, 0 = off")
+    group.add_argument("--seed", type=int, default=0)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from deepvideo.engine.recipe import Recipe
+    from deepvideo.engine.train import train
+    from deepvideo.models import create_model
+
+    data = _data_spec(args)
+    recipe = Recipe(model=args.model, classes=[], model_kwargs=dict(args.model_opt or []),
+                    clip_len=args.clip_len, frame_stride=args.frame_stride, size=args.size,
+                    resize=args.resize, test_clips=args.test_clips)
+    create_model(args.model, num_classes=2, **recipe.model_kwargs)  # fail fast on a bad name or option
+    result = train(recipe, data, _train_config(args), args.out, resume=args.resume)
+    print(f"best validation video accuracy {result['best_val_acc']:.3f}; checkpoint {result['checkpoint']}")
+
+
+# ----------------------------------------------------------------------------- eval
+def cmd_eval(args: argparse.Namespace) -> None:
+    from deepvideo.engine.evaluate import evaluate
+    from deepvideo.engine.recipe import load_trained
+    from deepvideo.engine.report import write_confusion
+    from deepvideo.engine.device import resolve_device
+
+    device = resolve_device(args.device)
+    recipe, model = load_trained(args.checkpoint, device=device)
+    dataset = _data_spec(args).build(args.subset, recipe.sampler(False, args.clips),
+                                     recipe.transform(False), classes=recipe.classes)
+    if list(dataset.classes) != list(recipe.classes):
+        raise UsageError(f"--data classes {list(dataset.classes)[:3]}... differ from the "
+                         f"checkpoint's {recipe.classes[:3]}...")
+    metrics = evaluate(model, dataset, batch_size=args.batch_size, device=device, amp=args.amp,
+                       channels_last=args.channels_last, workers=args.workers, progress=not args.json)
+    metrics.pop("video_probs"), metrics.pop("video_indices")
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        write_confusion(out / "confusion", metrics["confusion"], recipe.classes)
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    if args.json:
+        _print_json(metrics)
+        return
+    print(f"{args.subset}: {metrics['num_videos']} videos, {metrics['num_clips']} clips")
+    for key in ("clip_acc", "video_acc1", "video_acc5", "mean_class_acc", "loss"):
+        print(f"  {key:<15}{metrics[key]:.4f}")
+    if metrics["bad_videos"]:
+        print(f"  skipped {len(metrics['bad_videos'])} unreadable videos")
+
+
+# ----------------------------------------------------------------------------- predict
+def cmd_predict(args: argparse.Namespace) -> None:
+    from deepvideo.engine.predict import predict_video, predictions_to_csv
+    from deepvideo.engine.recipe import load_trained
+    from deepvideo.engine.device import resolve_device
+
+    device = resolve_device(args.device)
+    recipe, model = load_trained(args.checkpoint, device=device)
+    result = predict_video(model, args.video, recipe, step=args.step, topk=args.top,
+                           batch_size=args.batch_size, device=device, amp=args.amp, progress=True)
+    text = predictions_to_csv(result) if args.output_format == "csv" else json.dumps(result, indent=2)
+    if args.out:
+        Path(args.out).write_text(text)
+        best = result["top"][0]
+        print(f"{args.video}: {best['label']} ({best['prob']:.3f}); "
+              f"{len(result['windows'])} windows written to {args.out}")
+    else:
+        print(text)
+
+
+# ----------------------------------------------------------------------------- demo
+def cmd_demo(args: argparse.Namespace) -> None:
+    from deepvideo.engine.demo import run_demo
+
+    run_demo(out=args.out, synth=_synth_config(args), root=args.root, epochs=args.epochs,
+             workers=args.workers, seed=args.seed, amp=args.amp)
+
+
+# ----------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="deepvideo", description="Deep learning on video: "
+                                     "train, evaluate and run video models on your own videos.")
+    parser.add_argument("--version", action="version", version=f"deepvideo {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="build the motion dataset, train two models, compare them",
+                       description="Build the built-in motion dataset (cached), train the "
+                       "single-frame baseline and the small 3D CNN, evaluate both on the test "
+                       "split and write a report folder.")
+    p.add_argument("--out", type=Path, default=Path("deepvideo-demo"), help="report folder (default %(default)s)")
+    p.add_argument("--epochs", type=_positive_int, default=None, help="override the demo's epoch count")
+    p.add_argument("--workers", type=_nonneg_int, default=0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--amp", default="none", choices=("none", "bf16"))
+    _add_synth_options(p)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("synth", help="write the built-in motion dataset",
+                       description="Write the built-in motion dataset once (class-per-folder "
+                       "train/val/test videos); prints its folder.")
+    _add_synth_options(p)
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("train", help="train a model on a video dataset",
+                       description="Train MODEL on DATA; writes OUT/metrics.csv, OUT/curves.png, "
+                       "OUT/last.pt (every epoch, atomically) and OUT/best.pt. --resume continues "
+                       "from OUT/last.pt.")
+    p.add_argument("--model", required=True, help="a name from `deepvideo models`")
+    p.add_argument("--model-opt", type=_model_option, action="append", metavar="KEY=VALUE",
+                   help="model option, repeatable (e.g. --model-opt dropout=0.5)")
+    p.add_argument("--out", type=Path, required=True, help="run folder")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    _add_data_options(p)
+    _add_clip_options(p)
+    _add_optim_options(p, epochs=10, lr=1e-3)
+    _add_runtime_options(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint (clip and video accuracy)",
+                       description="Video accuracy by averaging softmax over --clips uniform "
+                       "clips per video; clip accuracy; mean class accuracy; confusion matrix.")
+    p.add_argument("--checkpoint", type=_existing_file, required=True)
+    p.add_argument("--subset", default="test", choices=("train", "val", "test"))
+    p.add_argument("--clips", type=_positive_int, default=None,
+                   help="clips per video (default: the recipe's test clips)")
+    p.add_argument("--out", type=Path, help="folder for metrics.json and confusion.csv/png")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    _add_data_options(p)
+    _add_runtime_options(p)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("predict", help="sliding-window predictions for one video",
+                       description="Class probabilities per window (start and end in seconds) "
+                       "and for the whole video.")
+    p.add_argument("video", type=_existing_file)
+    p.add_argument("--checkpoint", type=_existing_file, required=True)
+    p.add_argument("--step", type=_positive_int, default=None,
+                   help="frames between window starts (default: one window, no overlap)")
+    p.add_argument("--top", type=_positive_int, default=5)
+    p.add_argument("--output-format", default="json", choices=("json", "csv"))
+    p.add_argument("--out", type=Path, help="write to this file instead of stdout")
+    _add_runtime_options(p)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("models", help="list the registered models")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from deepvideo.engine.checkpoint import CheckpointError
+    from deepvideo.io import VideoDecodeError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], None] = args.func
+    try:
+        handler(args)
+    except (UsageError, ValueError, VideoDecodeError, CheckpointError, FileNotFoundError,
+            IndexError) as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"deepvideo {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"deepvideo {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

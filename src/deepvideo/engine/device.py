@@ -1,0 +1,48 @@
+"""Where and how tensors run: device choice, autocast, channels_last_3d layout."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import torch
+import torch.nn as nn
+
+__all__ = ["AMP_MODES", "resolve_device", "autocast", "prepare_model", "prepare_input"]
+
+AMP_MODES = ("none", "bf16", "fp16")
+
+
+def resolve_device(name: str) -> torch.device:
+    """"auto" picks CUDA when present; asking for CUDA without it is an error."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available")
+    return device
+
+
+def autocast(device: torch.device, amp: str):
+    """Autocast context for ``amp`` mode on ``device`` (a no-op for "none")."""
+    if amp == "none":
+        return nullcontext()
+    if amp == "fp16" and device.type != "cuda":
+        raise ValueError("--amp fp16 needs a CUDA device; use bf16 on the CPU")
+    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def prepare_model(model: nn.Module, device: torch.device, channels_last: bool) -> nn.Module:
+    """Move to ``device``; with ``channels_last`` put 5-D (Conv3d) weights in channels_last_3d."""
+    model.to(device)
+    if channels_last:
+        for param in model.parameters():
+            if param.dim() == 5:
+                param.data = param.data.contiguous(memory_format=torch.channels_last_3d)
+    return model
+
+
+def prepare_input(clips: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    """Batch ``(B, C, T, H, W)`` to ``device``, channels_last_3d when asked."""
+    clips = clips.to(device, non_blocking=True)
+    return clips.contiguous(memory_format=torch.channels_last_3d) if channels_last else clips

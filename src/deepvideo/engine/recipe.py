@@ -1,0 +1,142 @@
+"""What a run is made of: the data source and the model/clip recipe stored in checkpoints.
+
+A :class:`Recipe` holds everything needed to rebuild a trained model and its test-time
+input pipeline from a checkpoint alone (model name and options, class names, clip
+length, frame stride, crop size, normalisation).  A :class:`DataSpec` says where the
+videos and their labels are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch.nn as nn
+
+from deepvideo.data import datasets
+from deepvideo.data.sampling import ClipSampler, RandomClipSampler, UniformClipSampler
+from deepvideo.data.transforms import KINETICS_MEAN, KINETICS_STD, build_transform
+from deepvideo.engine.checkpoint import CheckpointError, load_checkpoint
+from deepvideo.models import create_model
+
+__all__ = ["Recipe", "DataSpec", "DATA_FORMATS", "load_trained"]
+
+DATA_FORMATS = ("folder", "list", "ucf101", "hmdb51", "kinetics")
+SUBSETS = ("train", "val", "test")
+
+
+@dataclass
+class Recipe:
+    """Model and clip settings; ``to_dict``/``from_dict`` round-trip through checkpoints."""
+
+    model: str
+    classes: list[str]
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    clip_len: int = 16
+    frame_stride: int = 1
+    size: int = 112
+    resize: int | None = 128
+    mean: tuple[float, float, float] = KINETICS_MEAN
+    std: tuple[float, float, float] = KINETICS_STD
+    flip: bool = True
+    test_clips: int = 5
+
+    def __post_init__(self) -> None:
+        for name in ("clip_len", "frame_stride", "size", "test_clips"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.resize is not None and self.resize < self.size:
+            raise ValueError(f"resize ({self.resize}) must be at least size ({self.size})")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def build_model(self) -> nn.Module:
+        return create_model(self.model, num_classes=self.num_classes, **self.model_kwargs)
+
+    def sampler(self, train: bool, num_clips: int | None = None) -> ClipSampler:
+        """Training: one random clip; testing: ``num_clips`` (default ``test_clips``) uniform clips."""
+        if train:
+            return RandomClipSampler(self.clip_len, stride=self.frame_stride)
+        return UniformClipSampler(self.clip_len, num_clips or self.test_clips, stride=self.frame_stride)
+
+    def transform(self, train: bool):
+        return build_transform(train, size=self.size, resize=self.resize, mean=self.mean, std=self.std,
+                               flip=self.flip)
+
+    def to_dict(self) -> dict[str, Any]:
+        state = asdict(self)
+        state["mean"], state["std"] = list(self.mean), list(self.std)
+        return state
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> "Recipe":
+        known = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in state.items() if k in known}
+        kwargs["mean"], kwargs["std"] = tuple(kwargs["mean"]), tuple(kwargs["std"])
+        return cls(**kwargs)
+
+
+@dataclass
+class DataSpec:
+    """Where the labelled videos are.
+
+    - ``folder``: ``root/{train,val,test}/<class>/<video>`` (what ``deepvideo synth`` writes).
+    - ``list``: ``lists={"train": file, ...}`` of "path label" lines, paths under ``root``.
+    - ``ucf101`` / ``hmdb51``: videos under ``root``, official split files in ``splits``,
+      split number ``split``; "val" and "test" both mean the official test list.
+    - ``kinetics``: a csv (label, youtube_id, time_start, time_end, split), videos under ``root``.
+    """
+
+    format: str = "folder"
+    root: str | None = None
+    splits: str | None = None
+    split: int = 1
+    csv: str | None = None
+    lists: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.format not in DATA_FORMATS:
+            raise ValueError(f"--format must be one of {', '.join(DATA_FORMATS)}, got {self.format!r}")
+        needs = {"folder": ("root",), "list": (), "ucf101": ("root", "splits"),
+                 "hmdb51": ("root", "splits"), "kinetics": ("root", "csv")}[self.format]
+        for name in needs:
+            if getattr(self, name) is None:
+                option = "--data" if name == "root" else f"--{name}"
+                raise ValueError(f"--format {self.format} needs {option}")
+
+    def build(self, subset: str, sampler: ClipSampler, transform, seed: int = 0,
+              classes: list[str] | None = None) -> datasets.VideoDataset:
+        """The dataset of one subset ("train", "val" or "test")."""
+        if subset not in SUBSETS:
+            raise ValueError(f"subset must be one of {SUBSETS}, got {subset!r}")
+        common = dict(sampler=sampler, transform=transform, seed=seed)
+        if self.format == "folder":
+            folder = Path(self.root) / subset
+            if not folder.is_dir():
+                raise ValueError(f"{folder}: no such folder (--format folder expects "
+                                 f"{self.root}/{{train,val,test}}/<class>/<video>)")
+            return datasets.folder_dataset(folder, **common)
+        if self.format == "list":
+            if subset not in self.lists:
+                raise ValueError(f"no list file for the {subset} subset (--{subset}-list)")
+            return datasets.list_dataset(self.lists[subset], root=self.root, classes=classes, **common)
+        if self.format in ("ucf101", "hmdb51"):
+            build = datasets.ucf101 if self.format == "ucf101" else datasets.hmdb51
+            return build(self.root, self.splits, split=self.split, train=subset == "train", **common)
+        return datasets.kinetics_csv(self.csv, self.root, split=subset, **common)
+
+
+def load_trained(path: str | Path, device: str = "cpu") -> tuple[Recipe, nn.Module]:
+    """Rebuild a trained model and its recipe from a checkpoint written by ``train``."""
+    state = load_checkpoint(path, required=("model", "recipe"))
+    recipe = Recipe.from_dict(state["recipe"])
+    model = recipe.build_model()
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not fit {recipe.model} "
+                              f"({str(exc).splitlines()[1].strip()})") from None
+    return recipe, model.to(device).eval()

@@ -1,0 +1,93 @@
+"""Files a run leaves for people to read: metrics CSV, training curves, confusion matrix."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+__all__ = ["write_metrics_csv", "plot_curves", "write_confusion", "save_frame_strip"]
+
+
+def write_metrics_csv(path: str | os.PathLike, rows: Sequence[dict]) -> Path:
+    """One row per epoch; columns are the union of the rows' keys in first-seen order."""
+    path = Path(path)
+    columns: list[str] = []
+    for row in rows:
+        columns += [key for key in row if key not in columns]
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def plot_curves(path: str | os.PathLike, rows: Sequence[dict], title: str = "") -> Path:
+    """Loss (left) and accuracy (right) per epoch for train and validation."""
+    epochs = [row["epoch"] for row in rows]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.5))
+    for split, style in (("train", "-o"), ("val", "--s")):
+        if f"{split}_loss" in rows[0]:
+            ax_loss.plot(epochs, [row[f"{split}_loss"] for row in rows], style, label=split)
+            ax_acc.plot(epochs, [row[f"{split}_acc"] for row in rows], style, label=split)
+    ax_loss.set(xlabel="epoch", ylabel="loss")
+    ax_acc.set(xlabel="epoch", ylabel="clip accuracy", ylim=(0, 1.02))
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def write_confusion(stem: str | os.PathLike, matrix: np.ndarray, classes: Sequence[str]) -> tuple[Path, Path]:
+    """Write ``stem.csv`` (rows: true class, columns: predicted) and ``stem.png``."""
+    stem = Path(stem)
+    matrix = np.asarray(matrix)
+    csv_path, png_path = stem.with_suffix(".csv"), stem.with_suffix(".png")
+    with open(csv_path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["true\\pred", *classes])
+        for name, row in zip(classes, matrix):
+            writer.writerow([name, *row.tolist()])
+    n = len(classes)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.45 * n, 1.0 + 0.45 * n))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(n), classes, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(n), classes, fontsize=8)
+    ax.set(xlabel="predicted", ylabel="true")
+    if n <= 30:
+        for (i, j), value in np.ndenumerate(matrix):
+            ax.text(j, i, str(value), ha="center", va="center", fontsize=7,
+                    color="white" if value > matrix.max() / 2 else "black")
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
+    return csv_path, png_path
+
+
+def save_frame_strip(path: str | os.PathLike, rows: Sequence[tuple[str, np.ndarray]]) -> Path:
+    """One row per (name, frames ``(T, H, W, 3)`` uint8): the frames side by side."""
+    num_cols = max(len(frames) for _, frames in rows)
+    fig, axes = plt.subplots(len(rows), num_cols, figsize=(num_cols * 0.9, len(rows) * 0.95),
+                             squeeze=False)
+    for r, (name, frames) in enumerate(rows):
+        for c in range(num_cols):
+            ax = axes[r][c]
+            ax.axis("off")
+            if c < len(frames):
+                ax.imshow(frames[c])
+        axes[r][0].set_title(name, fontsize=7, loc="left")
+    fig.tight_layout(pad=0.2)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,214 @@
+"""Training loop: optimizer, warm-up + cosine schedule, AMP, checkpoints, resume.
+
+``train(recipe, data, config, out_dir)`` trains ``recipe.model`` on the "train" subset of
+``data`` and validates on "val" after every epoch.  Each epoch appends a row to
+``out_dir/metrics.csv``, redraws ``out_dir/curves.png`` and writes ``out_dir/last.pt``
+atomically (model, optimizer, scheduler, epoch, RNG states, history), plus ``best.pt``
+when validation accuracy improves.  ``resume=True`` continues from ``last.pt`` and ends
+with the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, RandomSampler
+from tqdm import tqdm
+
+from deepvideo.engine.checkpoint import load_checkpoint, save_checkpoint
+from deepvideo.engine.device import AMP_MODES, autocast, prepare_input, prepare_model, resolve_device
+from deepvideo.engine.evaluate import evaluate
+from deepvideo.engine.recipe import DataSpec, Recipe
+from deepvideo.engine.report import plot_curves, write_metrics_csv
+
+__all__ = ["TrainConfig", "train"]
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings.  ``amp``: "none", "bf16" (CPU or CUDA) or "fp16" (CUDA only)."""
+
+    epochs: int = 10
+    batch_size: int = 8
+    lr: float = 1e-3
+    optimizer: str = "adamw"
+    weight_decay: float = 0.05
+    momentum: float = 0.9
+    warmup_epochs: float = 1.0
+    clip_grad: float | None = 1.0
+    workers: int = 0
+    prefetch: int = 2
+    amp: str = "none"
+    channels_last: bool = False
+    seed: int = 0
+    device: str = "cpu"
+    val_clips: int = 1
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("adamw", "sgd"):
+            raise ValueError(f"--optimizer must be adamw or sgd, got {self.optimizer!r}")
+        if self.amp not in AMP_MODES:
+            raise ValueError(f"--amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
+        for name in ("epochs", "batch_size", "val_clips"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.lr <= 0:
+            raise ValueError(f"--lr must be positive, got {self.lr}")
+        if self.workers < 0:
+            raise ValueError(f"--workers must be >= 0, got {self.workers}")
+
+
+def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() <= 1]
+    groups = [{"params": decay, "weight_decay": config.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=True)
+    return torch.optim.AdamW(groups, lr=config.lr)
+
+
+def _schedule(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int):
+    """Linear warm-up to the base learning rate, then cosine decay to zero (per step)."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def train(recipe: Recipe, data: DataSpec, config: TrainConfig, out_dir: str | Path,
+          resume: bool = False) -> dict[str, Any]:
+    """Train and validate; returns ``{"history": rows, "best_val_acc": float, "checkpoint": path}``.
+
+    An empty ``recipe.classes`` is filled from the training set.
+
+    Videos that cannot be decoded are skipped (with a warning), replaced by other videos,
+    and counted per epoch in the ``bad_videos`` column of ``metrics.csv``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    train_set = data.build("train", recipe.sampler(True), recipe.transform(True), seed=config.seed,
+                           classes=recipe.classes or None)
+    if not recipe.classes:
+        recipe.classes = list(train_set.classes)
+    val_set = data.build("val", recipe.sampler(False, config.val_clips), recipe.transform(False),
+                         seed=config.seed, classes=recipe.classes)
+    model = prepare_model(recipe.build_model(), device, config.channels_last)
+    optimizer = _optimizer(model, config)
+    sampler_rng = torch.Generator()
+    loader = DataLoader(train_set, batch_size=config.batch_size, sampler=RandomSampler(
+        train_set, generator=sampler_rng), num_workers=config.workers, drop_last=False,
+        prefetch_factor=config.prefetch if config.workers else None,
+        pin_memory=device.type == "cuda")
+    steps_per_epoch = len(loader)
+    scheduler = _schedule(optimizer, round(config.warmup_epochs * steps_per_epoch),
+                          config.epochs * steps_per_epoch)
+    scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")
+    history: list[dict[str, Any]] = []
+    best, start_epoch = -1.0, 0
+    last, best_path = out_dir / "last.pt", out_dir / "best.pt"
+
+    if resume and last.is_file():
+        state = load_checkpoint(last, required=("model", "optimizer", "scheduler", "epoch"))
+        if state["recipe"]["model"] != recipe.model:
+            raise ValueError(f"{last}: was trained as {state['recipe']['model']!r}, "
+                             f"not {recipe.model!r}; use another --out")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        _set_rng_state(state["rng"], device)
+        history, best, start_epoch = state["history"], state["best_val_acc"], state["epoch"]
+        print(f"resuming {last} after epoch {start_epoch}/{config.epochs}")
+    elif resume:
+        print(f"nothing to resume in {out_dir}: starting from scratch")
+
+    for epoch in range(start_epoch, config.epochs):
+        sampler_rng.manual_seed(config.seed * 100_003 + epoch)
+        train_set.set_epoch(epoch)
+        bad_before = train_set.num_bad
+        row = {"epoch": epoch + 1, "lr": scheduler.get_last_lr()[0]}
+        row.update(_train_epoch(model, loader, optimizer, scheduler, scaler, device, config,
+                                f"epoch {epoch + 1}/{config.epochs}"))
+        row["bad_videos"] = train_set.num_bad - bad_before
+        if row["bad_videos"]:
+            warnings.warn(f"epoch {epoch + 1}: skipped {row['bad_videos']} unreadable videos "
+                          f"(all so far: {', '.join(map(str, train_set.bad_videos()))})")
+        val = evaluate(model, val_set, batch_size=config.batch_size, device=device, amp=config.amp,
+                       channels_last=config.channels_last, workers=config.workers)
+        row.update(val_loss=val["loss"], val_acc=val["clip_acc"], val_video_acc=val["video_acc1"])
+        history.append(row)
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict(), "epoch": epoch + 1,
+                 "rng": _rng_state(device), "recipe": recipe.to_dict(), "config": asdict(config),
+                 "history": history, "best_val_acc": max(best, row["val_video_acc"])}
+        save_checkpoint(last, state)
+        if row["val_video_acc"] > best:
+            best = row["val_video_acc"]
+            shutil.copyfile(last, best_path)
+        write_metrics_csv(out_dir / "metrics.csv", history)
+        plot_curves(out_dir / "curves.png", history, title=recipe.model)
+        if config.progress:
+            print(f"epoch {epoch + 1}: loss {row['train_loss']:.3f} acc {row['train_acc']:.3f} | "
+                  f"val loss {row['val_loss']:.3f} acc {row['val_acc']:.3f} | "
+                  f"{row['clips_per_s']:.1f} clips/s")
+    return {"history": history, "best_val_acc": best, "checkpoint": best_path}
+
+
+def _train_epoch(model: nn.Module, loader: DataLoader, optimizer, scheduler, scaler,
+                 device: torch.device, config: TrainConfig, desc: str) -> dict[str, float]:
+    model.train()
+    total_loss, correct, seen = 0.0, 0, 0
+    start = time.perf_counter()
+    bar = tqdm(loader, desc=desc, leave=False, disable=not config.progress, unit="batch")
+    for clips, labels, _ in bar:
+        clips = prepare_input(clips, device, config.channels_last)
+        labels = labels.to(device)
+        with autocast(device, config.amp):
+            logits = model(clips)
+        loss = F.cross_entropy(logits.float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if config.clip_grad:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        total_loss += loss.item() * len(labels)
+        correct += int((logits.argmax(1) == labels).sum())
+        seen += len(labels)
+        rate = seen / (time.perf_counter() - start)
+        bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}",
+                        clips_s=f"{rate:.1f}")
+    elapsed = time.perf_counter() - start
+    return {"train_loss": total_loss / seen, "train_acc": correct / seen,
+            "clips_per_s": seen / elapsed, "epoch_s": elapsed}

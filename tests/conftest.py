@@ -1,0 +1,59 @@
+"""Shared fixtures: real sample videos from ../shared/data and small generated videos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from deepvideo.io import write_video
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    """Tests run on 2-core CI machines: keep torch from oversubscribing them."""
+    torch.set_num_threads(2)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The public sample data folder; the test is skipped when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} is absent")
+    return SHARED_DATA
+
+
+def real_videos() -> list[Path]:
+    """Every sample video in ../shared/data/videos (empty list when absent)."""
+    folder = SHARED_DATA / "videos"
+    return sorted(folder.glob("*")) if folder.is_dir() else []
+
+
+def moving_square_frames(num_frames: int = 24, size: int = 64, seed: int = 0) -> np.ndarray:
+    """A textured background with a bright square moving right: ``(T, H, W, 3)`` uint8.
+
+    Each frame differs, so frame identity can be checked after decoding.
+    """
+    rng = np.random.default_rng(seed)
+    background = rng.integers(0, 120, (size, size, 3), dtype=np.uint8)
+    frames = np.repeat(background[None], num_frames, axis=0)
+    for t in range(num_frames):
+        x = (2 * t) % (size - 12)
+        frames[t, 20:32, x:x + 12] = (250, 40 + 8 * (t % 20), 40)
+    return frames
+
+
+@pytest.fixture
+def make_video(tmp_path):
+    """Factory: ``make_video(name, frames=None, fps=10, codec=..., keyframe_interval=...)``."""
+
+    def make(name: str = "clip.mp4", frames: np.ndarray | None = None, fps: float = 10,
+             **kwargs) -> Path:
+        frames = moving_square_frames() if frames is None else frames
+        return write_video(tmp_path / name, frames, fps, **kwargs)
+
+    return make
