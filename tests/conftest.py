@@ -57,3 +57,29 @@ def make_video(tmp_path):
         return write_video(tmp_path / name, frames, fps, **kwargs)
 
     return make
+
+
+def two_direction_frames(direction: int, seed: int, num_frames: int = 8, size: int = 32) -> np.ndarray:
+    """A bright square moving right (``direction=1``) or left (``-1``) over noise."""
+    rng = np.random.default_rng(seed)
+    frames = np.repeat(rng.integers(0, 80, (1, size, size, 3), dtype=np.uint8), num_frames, axis=0)
+    y = int(rng.integers(4, size - 12))
+    x0 = int(rng.integers(8, size - 16))
+    for t in range(num_frames):
+        x = x0 + direction * (t - num_frames // 2)
+        frames[t, y:y + 8, x:x + 8] = 230
+    return frames
+
+
+@pytest.fixture(scope="session")
+def tiny_motion_root(tmp_path_factory) -> Path:
+    """``root/{train,val,test}/{left,right}/*.mp4``: a two-class motion dataset of real videos."""
+    root = tmp_path_factory.mktemp("tiny_motion")
+    counts = {"train": 6, "val": 2, "test": 3}
+    for s, (split, count) in enumerate(counts.items()):
+        for c, (name, direction) in enumerate((("left", -1), ("right", 1))):
+            for n in range(count):
+                seed = 1000 * s + 100 * c + n
+                write_video(root / split / name / f"{name}_{n}.mp4", two_direction_frames(direction, seed),
+                            fps=8, keyframe_interval=4)
+    return root

@@ -95,9 +95,9 @@ def _add_synth_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("built-in motion dataset")
     group.add_argument("--root", type=Path, help="dataset folder (default: a folder under "
                        "~/.cache/deepvideo named after the settings)")
-    group.add_argument("--train-per-class", type=_positive_int, default=defaults.train_per_class)
-    group.add_argument("--val-per-class", type=_positive_int, default=defaults.val_per_class)
-    group.add_argument("--test-per-class", type=_positive_int, default=defaults.test_per_class)
+    for split in ("train", "val", "test"):
+        group.add_argument(f"--{split}-per-class", type=_positive_int, default=getattr(defaults, split),
+                           help=f"{split} videos per class (default %(default)s)")
     group.add_argument("--frames", type=_positive_int, default=defaults.num_frames,
                        help="frames per video (default %(default)s)")
     group.add_argument("--size", type=_positive_int, default=defaults.size,
@@ -108,8 +108,8 @@ def _add_synth_options(parser: argparse.ArgumentParser) -> None:
 def _synth_config(args: argparse.Namespace):
     from deepvideo.data.synthetic import SyntheticConfig
 
-    return SyntheticConfig(train_per_class=args.train_per_class, val_per_class=args.val_per_class,
-                           test_per_class=args.test_per_class, num_frames=args.frames,
+    return SyntheticConfig(train=args.train_per_class, val=args.val_per_class,
+                           test=args.test_per_class, num_frames=args.frames,
                            size=args.size, seed=args.data_seed)
 
 

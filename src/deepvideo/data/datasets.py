@@ -81,10 +81,10 @@ class VideoDataset(Dataset):
     A video whose decoding raises :class:`VideoDecodeError` or ``IndexError`` (missing,
     corrupt, truncated, or too short for the sampler) is skipped with a
     :class:`BadVideoWarning` naming the file and the cause, flagged so that it is never
-    tried again, and replaced by a video drawn from ``default_rng([seed, e, i, 0])``;
-    the ``k``-th replacement samples its clip with ``default_rng([seed, e, i, k])``.  Flags live
-    in shared memory, so :meth:`bad_videos` and :attr:`num_bad` in the main process count
-    what DataLoader workers found.
+    tried again, and replaced by a video drawn from ``default_rng([seed, e, i, 0])``; the
+    ``k``-th replacement samples its clip with ``default_rng([seed, e, i, k])``.  Flags
+    live in shared memory, so :meth:`bad_videos` and :attr:`num_bad` in the main process
+    count what DataLoader workers found.
     """
 
     def __init__(self, samples: Sequence[tuple[PathLike, int]], classes: Sequence[str],
@@ -140,6 +140,7 @@ class VideoDataset(Dataset):
         return [self.paths[i] for i in torch.nonzero(self._bad).flatten().tolist()]
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+        """``(clip, label, video_index)``: clip ``(C,T,H,W)`` or ``(K,C,T,H,W)`` float32."""
         if not 0 <= index < len(self):
             raise IndexError(f"video index {index} out of range ({len(self)} videos)")
         key = [self.seed, self.epoch, index]
@@ -189,7 +190,7 @@ class VideoDataset(Dataset):
         self._bad[i] = True
         cause = str(exc).removeprefix(f"{self.paths[i]}: ")
         warnings.warn(f"{self.paths[i]}: cannot be decoded, skipped and replaced "
-                      f"({type(exc).__name__}: {cause})", BadVideoWarning, stacklevel=3)
+                      f"({type(exc).__name__}: {cause})", BadVideoWarning, stacklevel=4)
 
 
 def _stack_views(views: list[torch.Tensor]) -> torch.Tensor:
@@ -201,36 +202,47 @@ def _stack_views(views: list[torch.Tensor]) -> torch.Tensor:
 # ---------------------------------------------------------------------------- parsing
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """``(line number, stripped text)`` of a text file, skipping blanks and ``#`` comments."""
+def _lines(path: Path, comments: bool = False) -> Iterator[tuple[int, str]]:
+    """``(line number, stripped text)`` of a text file, skipping blank lines and, with
+    ``comments``, lines starting with ``#`` (not in the official split files: HMDB51
+    has videos named ``#20_Rhythm_clap_u_nm_np1_fr_goo_0.avi``)."""
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
     with open(path, encoding="utf-8") as f:  # universal newlines: CRLF files read alike
         for number, line in enumerate(f, start=1):
             text = line.strip()
-            if text and not text.startswith("#"):
+            if text and not (comments and text.startswith("#")):
                 yield number, text
 
 
-def parse_folder(root: PathLike, extensions: Sequence[str] = VIDEO_EXTENSIONS
-                 ) -> tuple[Samples, list[str]]:
+def parse_folder(root: PathLike, extensions: Sequence[str] = VIDEO_EXTENSIONS,
+                 classes: Sequence[str] | None = None) -> tuple[Samples, list[str]]:
     """Class-per-folder tree ``root/<class>/**/<video>``: ``(samples, sorted classes)``.
 
+    ``classes`` fixes the class list (the training set's, so that a validation tree that
+    lacks a class keeps the same labels); a folder not in it is a ``ValueError``.
+
     Videos are the files (searched recursively) whose suffix is in ``extensions``
-    (case-insensitive).  Raises ``ValueError`` for a missing root or one without videos.
+    (case-insensitive); hidden class folders and files (``.ipynb_checkpoints``, macOS
+    ``._clip.mp4``) are left out.  Raises ``ValueError`` for a missing root or one without videos.
     """
     root = Path(root)
     if not root.is_dir():
         raise ValueError(f"{root}: no such folder")
     suffixes = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir())
+    folders = sorted(d.name for d in root.iterdir() if d.is_dir() and d.name[0] != ".")
+    if classes is None:
+        classes = folders
+    elif unknown := sorted(set(folders) - set(classes)):
+        raise ValueError(f"{root / unknown[0]}: folder is not one of the {len(classes)} "
+                         f"given classes")
     samples = [(path, label) for label, name in enumerate(classes)
                for path in sorted((root / name).rglob("*"))
-               if path.suffix.lower() in suffixes and path.is_file()]
+               if path.suffix.lower() in suffixes and path.name[0] != "." and path.is_file()]
     if not samples:
         raise ValueError(f"{root}: no videos ({', '.join(sorted(suffixes))}) in "
                          f"class folders root/<class>/")
-    return samples, classes
+    return samples, list(classes)
 
 
 def parse_list_file(list_file: PathLike, root: PathLike | None = None,
@@ -238,15 +250,15 @@ def parse_list_file(list_file: PathLike, root: PathLike | None = None,
     """A list of ``path label`` lines (integer 0-based label): ``(samples, classes)``.
 
     Relative paths are taken from ``root`` (default: the list file's folder); a path may
-    hold spaces (the label is the last field).  Blank lines and ``#`` comments are
-    skipped.  ``classes`` defaults to ``["0", ..., str(max label)]``.  Raises
-    ``ValueError`` naming the file and line for a malformed line or a label outside
-    ``classes``.
+    hold spaces (the label is the last field).  Blank lines and ``#`` comment lines are
+    skipped (write ``./#name.mp4`` for a file whose name starts with ``#``).  ``classes``
+    defaults to ``["0", ..., str(max label)]``.  Raises ``ValueError`` naming the file
+    and line for a malformed line or a label outside ``classes``.
     """
     list_file = Path(list_file)
     root = Path(root) if root is not None else list_file.parent
     samples = []
-    for number, text in _lines(list_file):
+    for number, text in _lines(list_file, comments=True):
         parts = text.rsplit(maxsplit=1)
         try:
             label = int(parts[1])
@@ -319,13 +331,15 @@ def parse_hmdb51(root: PathLike, split_dir: PathLike, split: int = 1, train: boo
     _check_split(split)
     split_dir, root = Path(split_dir), Path(root)
     suffix = f"_test_split{split}.txt"
-    files = sorted(split_dir.glob(f"*{suffix}")) if split_dir.is_dir() else []
+    files = {f.name.removesuffix(suffix): f
+             for f in (split_dir.glob(f"*{suffix}") if split_dir.is_dir() else [])}
     if not files:
         raise ValueError(f"{split_dir}: no HMDB51 split files '<class>{suffix}'")
-    classes = [f.name.removesuffix(suffix) for f in files]
+    classes = sorted(files)  # by class name: "climb" before "climb_stairs"
     wanted = "1" if train else "2"
     samples = []
-    for label, (name, split_file) in enumerate(zip(classes, files)):
+    for label, name in enumerate(classes):
+        split_file = files[name]
         for number, text in _lines(split_file):
             parts = text.split()
             if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
@@ -420,13 +434,14 @@ def _present(samples: Samples, time_ranges: list | None, source: Path
             [time_ranges[i] for i in keep] if time_ranges is not None else None)
 
 
-def folder_dataset(root: PathLike, *, sampler: ClipSampler, transform: Transform,
+def folder_dataset(root: PathLike, classes: Sequence[str] | None = None, *,
+                   sampler: ClipSampler, transform: Transform,
                    extensions: Sequence[str] = VIDEO_EXTENSIONS, **kw) -> VideoDataset:
     """:class:`VideoDataset` over ``root/<class>/<video>`` (see :func:`parse_folder`).
 
     ``kw`` goes to :class:`VideoDataset` (``seed``, ``decode_threads``).
     """
-    samples, classes = parse_folder(root, extensions)
+    samples, classes = parse_folder(root, extensions, classes)
     return VideoDataset(samples, classes, sampler, transform, **kw)
 
 

@@ -41,6 +41,11 @@ def _positive_int(name: str, value: object) -> int:
     return int(value)
 
 
+def _rng(rng: np.random.Generator | None) -> np.random.Generator:
+    """``rng``, or a generator seeded from fresh entropy when None."""
+    return np.random.default_rng() if rng is None else rng
+
+
 def _round_half_up(x: np.ndarray) -> np.ndarray:
     return np.floor(np.asarray(x, dtype=np.float64) + 0.5).astype(np.int64)
 
@@ -84,10 +89,7 @@ class ClipSampler:
             rng: randomness for the random samplers; None draws fresh entropy.
                 Deterministic samplers ignore it.
         """
-        if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) \
-                or num_frames < 1:
-            raise ValueError(f"num_frames must be a positive integer, got {num_frames!r}")
-        num_frames = int(num_frames)
+        num_frames = _positive_int("num_frames", num_frames)
         last_start = max(num_frames - self.span, 0)
         starts = np.asarray(self._starts(last_start, rng), dtype=np.int64)  # (K, P)
         offsets = np.arange(self._snippet_len, dtype=np.int64) * self.stride
@@ -116,8 +118,7 @@ class RandomClipSampler(ClipSampler):
         self.num_clips = 1
 
     def _starts(self, last_start: int, rng: np.random.Generator | None) -> np.ndarray:
-        rng = np.random.default_rng() if rng is None else rng
-        return rng.integers(0, last_start + 1, size=(1, 1))
+        return _rng(rng).integers(0, last_start + 1, size=(1, 1))
 
 
 class UniformClipSampler(ClipSampler):
@@ -182,7 +183,6 @@ class SegmentSampler(ClipSampler):
         n, s = last_start + 1, self.num_segments  # n valid starts split into s parts
         if not self.random:
             return np.floor((np.arange(s) + 0.5) * n / s).astype(np.int64)[None]
-        rng = np.random.default_rng() if rng is None else rng
         lo = np.arange(s) * n // s
         hi = np.maximum((np.arange(s) + 1) * n // s, lo + 1)
-        return rng.integers(lo, hi)[None]
+        return _rng(rng).integers(lo, hi)[None]

@@ -32,15 +32,15 @@ __all__ = ["run_demo", "DEMO_MODELS"]
 
 DEMO_MODELS = ("single_frame", "small3d")
 DEMO_WIDTHS = (16, 32, 64, 128)
-DEMO_EPOCHS = 8
+DEMO_EPOCHS = 12
+DEMO_CLIP_LEN = 12
 
 
 def demo_recipe(model: str, synth: SyntheticConfig) -> Recipe:
-    """The shared recipe: whole frames (no resize), random crop, no flip (flipping would
-    swap the left/right and clockwise/anticlockwise classes)."""
-    crop = synth.size * 7 // 8
+    """The shared recipe: frames shrunk to 32 px, a random 28 px crop, no flip (flipping
+    would swap the left/right and clockwise/anticlockwise classes)."""
     return Recipe(model=model, classes=[], model_kwargs={"widths": list(DEMO_WIDTHS)},
-                  clip_len=min(12, synth.num_frames), size=crop, resize=None, flip=False,
+                  clip_len=min(DEMO_CLIP_LEN, synth.num_frames), size=28, resize=32, flip=False,
                   test_clips=3)
 
 

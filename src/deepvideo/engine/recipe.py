@@ -118,7 +118,7 @@ class DataSpec:
             if not folder.is_dir():
                 raise ValueError(f"{folder}: no such folder (--format folder expects "
                                  f"{self.root}/{{train,val,test}}/<class>/<video>)")
-            return datasets.folder_dataset(folder, **common)
+            return datasets.folder_dataset(folder, classes=classes, **common)
         if self.format == "list":
             if subset not in self.lists:
                 raise ValueError(f"no list file for the {subset} subset (--{subset}-list)")

@@ -5,43 +5,64 @@ decoding), and reads any set of frames by seeking to the nearest keyframe at or 
 the first wanted frame and decoding forward.  Frames come back as ``(T, H, W, 3)`` uint8
 RGB, identical to what a full sequential decode of the file gives.
 
-Colour conversion: for the common case (planar yuv420p, limited range, BT.601 or
-unspecified matrix) the YUV planes go through OpenCV's ``cvtColor``, about 2x faster
-than PyAV's ``to_ndarray("rgb24")``; it differs from FFmpeg's swscale by about one level
-on average (chroma upsampling differs at edges; see ``tests/io/test_decode.py``).
-Everything else (BT.709, full range, 4:2:2, RGB codecs) goes through swscale.
+Speed: while decoding towards a wanted frame, frames that nothing references and that
+are shown before it are not decoded at all (``skip_frame="NONREF"``, where frames are
+labelled by timestamp).  Colour conversion is FFmpeg's swscale on one thread: the same
+pixels as PyAV's ``frame.to_ndarray(format="rgb24")`` for every pixel format, colour
+matrix and range.  On one thread it is about as fast as OpenCV's ``cvtColor`` (whose
+BT.601 output differs from swscale's by about one level on average), while PyAV >= 17's
+default of spreading it over all cores competes with the decoder's own threads and costs
+up to half the throughput on a 2-core machine; ``benchmarks/decode.py`` measures all three.
 """
 
 from __future__ import annotations
 
 import bisect
 import os
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import av
-import cv2
+import av.logging
 import numpy as np
 
 __all__ = ["VideoDecodeError", "VideoReader", "read_video"]
 
-# PyAV colour-space codes of the BT.601 family and "unspecified" (which swscale treats
-# as BT.601), and the "limited/MPEG" range codes: where cvtColor matches swscale.
-_BT601_SPACES = {2, 5, 6}  # unspecified, BT470BG, SMPTE170M
-_LIMITED_RANGES = {0, 1}  # unspecified, MPEG
+# Single-threaded swscale (the ``threads`` argument exists from PyAV 17 on).
+_SWS_OPTIONS = {"threads": 1} if int(av.__version__.split(".")[0]) >= 17 else {}
 
 
 class VideoDecodeError(RuntimeError):
     """A video file that cannot be opened or decoded; the message names file and cause."""
 
 
-def _fast_rgb(frame: av.VideoFrame) -> np.ndarray:
-    """One decoded frame -> ``(H, W, 3)`` uint8 RGB, through OpenCV where that is exact enough."""
-    if (frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0
-            and frame.colorspace in _BT601_SPACES and frame.color_range in _LIMITED_RANGES):
-        return cv2.cvtColor(frame.to_ndarray(), cv2.COLOR_YUV2RGB_I420)
-    return frame.to_ndarray(format="rgb24")
+@contextmanager
+def _ffmpeg_messages() -> Iterator[None]:
+    """Let FFmpeg's error messages (e.g. "moov atom not found") reach PyAV's exceptions.
+
+    PyAV drops FFmpeg's log by default, leaving only generic errors such as "Invalid
+    data found".  Errors are captured here, not printed; the user's log level is kept.
+    """
+    if av.logging.get_level() is not None:
+        yield
+        return
+    av.logging.set_level(av.logging.ERROR)
+    try:
+        with av.logging.Capture(local=True):
+            yield
+    finally:
+        av.logging.set_level(None)
+
+
+def _cause(exc: BaseException) -> str:
+    """One line describing an FFmpeg error, with FFmpeg's own message when there is one."""
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    log = getattr(exc, "log", None)
+    if log and log[2].strip():
+        text = f"{text}: {log[2].strip()}"
+    return text.splitlines()[0]
 
 
 class VideoReader:
@@ -50,9 +71,13 @@ class VideoReader:
     Args:
         path: a video file readable by FFmpeg (mp4, avi, mkv, webm, ...).
         threads: decoder threads; 0 lets FFmpeg choose, 1 decodes on the calling thread.
+            With frame threading every run of decoding reads up to ``threads`` frames
+            past the last wanted one, so few threads suit short random clips.
 
     Attributes: ``num_frames``, ``fps``, ``duration`` (seconds), ``width``, ``height``,
-    ``codec``, ``frame_times`` (seconds from the first frame, one per frame).
+    ``codec``, ``frame_times`` (seconds from the first frame, one per frame),
+    ``keyframes`` (indices of the frames decoding can start from: reading frame ``i``
+    decodes from the last keyframe at or before ``i``).
 
     Raises:
         VideoDecodeError: missing, empty, unreadable or truncated file, or no video stream.
@@ -64,24 +89,33 @@ class VideoReader:
             raise VideoDecodeError(f"{self.path}: no such file")
         if self.path.stat().st_size == 0:
             raise VideoDecodeError(f"{self.path}: empty file")
+        with _ffmpeg_messages():
+            try:
+                self._container = av.open(str(self.path))
+            except (av.FFmpegError, UnicodeDecodeError) as exc:
+                raise VideoDecodeError(f"{self.path}: not a readable video ({_cause(exc)})") from None
         try:
-            self._container = av.open(str(self.path))
-        except (av.FFmpegError, UnicodeDecodeError) as exc:
-            raise VideoDecodeError(f"{self.path}: not a readable video ({_cause(exc)})") from None
-        if not self._container.streams.video:
+            self._open_stream(threads)
+        except BaseException:
             self._container.close()
+            raise
+
+    def _open_stream(self, threads: int) -> None:
+        if not self._container.streams.video:
             raise VideoDecodeError(f"{self.path}: no video stream")
         self._stream = self._container.streams.video[0]
-        self._stream.thread_type = "AUTO" if threads != 1 else "SLICE"
-        self._stream.thread_count = threads
-        self._by_pts = "avi" not in self._container.format.name.split(",")
-        self._pts, self._keyframes, self._seek_to = self._index()
-        if not self._pts:
-            self.close()
-            raise VideoDecodeError(f"{self.path}: the video stream holds no frames")
-        self._pts_to_index = {p: i for i, p in enumerate(self._pts)}
         ctx = self._stream.codec_context
-        self.num_frames = len(self._pts)
+        if ctx is None:
+            raise VideoDecodeError(f"{self.path}: no decoder for its video codec")
+        ctx.thread_type = "AUTO" if threads != 1 else "SLICE"
+        ctx.thread_count = threads
+        self._by_pts = "avi" not in self._container.format.name.split(",")
+        self._stamps, self._keyframes, self._seek_to = self._index()
+        if not self._stamps:
+            raise VideoDecodeError(f"{self.path}: the video stream holds no frames")
+        self._pts_to_index = {p: i for i, p in enumerate(self._stamps)} if self._by_pts else {}
+        self.keyframes = np.array(self._keyframes, np.int64)
+        self.num_frames = len(self._stamps)
         self.width, self.height = ctx.width, ctx.height
         self.codec = ctx.name
         rate = self._stream.average_rate or self._stream.guessed_rate
@@ -89,7 +123,8 @@ class VideoReader:
         tb = self._stream.time_base or Fraction(1, 1)
         step = 1.0 / self.fps if self.fps else 0.0
         if self._by_pts:
-            self.frame_times = np.array([(p - self._pts[0]) * tb for p in self._pts], np.float64)
+            first = self._stamps[0]
+            self.frame_times = np.array([(p - first) * tb for p in self._stamps], np.float64)
         else:
             self.frame_times = np.arange(self.num_frames) * step
         self.duration = float(self.frame_times[-1]) + step
@@ -97,32 +132,54 @@ class VideoReader:
     def _index(self) -> tuple[list[int], list[int], list[int]]:
         """Demux every packet (cheap: no decoding).
 
-        Returns per-frame timestamps in display order, keyframe frame indices, and the
-        timestamp to seek to for each keyframe.  Containers with real presentation
+        Returns one timestamp per frame (pts in display order, or dts in decode order),
+        keyframe frame indices, and the timestamp to seek to for each keyframe.
+        Containers with real presentation
         timestamps (mp4, mkv, webm, ...) label decoded frames by pts.  AVI has none (FFmpeg
-        guesses them, wrongly for packed B-frames), so there a frame's index is its
-        position in the decoder's output, and a keyframe's index is its packet's position
-        in decode order, which equals its display position in a closed GOP.
+        guesses them, wrongly for packed B-frames), and neither has a stream whose packets
+        lack or repeat a pts; there a frame's index is its position in the decoder's
+        output, and a keyframe's index is its packet's position in decode order, which
+        equals its display position in a closed GOP.
+
+        Raises VideoDecodeError for a truncated file: a packet cut short, or fewer packets
+        than the demuxer's index (or an AVI header) lists.  The mp4 header's sample count
+        is not used: an edit list may trim samples that are then never demuxed.
         """
-        stamps, keys = [], []
-        try:
-            for packet in self._container.demux(self._stream):
-                if packet.size == 0 or packet.is_discard:
-                    continue
-                stamp = packet.dts if not self._by_pts or packet.pts is None else packet.pts
-                if stamp is None:
-                    continue
-                if packet.is_keyframe:
-                    keys.append((len(stamps), stamp))
-                stamps.append(stamp)
-        except av.FFmpegError as exc:
-            raise VideoDecodeError(f"{self.path}: corrupt or truncated ({_cause(exc)})") from None
+        packets = []  # (pts, dts, is_keyframe) of each frame packet, in decode order
+        found = 0
+        with _ffmpeg_messages():
+            try:
+                for packet in self._container.demux(self._stream):
+                    if packet.size == 0 and packet.dts is None:
+                        continue  # the end-of-stream marker
+                    found += 1
+                    if packet.is_corrupt:
+                        raise VideoDecodeError(f"{self.path}: truncated or corrupt file (packet "
+                                               f"{found - 1} of the video stream is incomplete)")
+                    if packet.size and not packet.is_discard:
+                        packets.append((packet.pts, packet.dts, packet.is_keyframe))
+            except av.FFmpegError as exc:
+                raise VideoDecodeError(f"{self.path}: corrupt or truncated ({_cause(exc)})") from None
+        # The demuxer's index (mp4 sample tables, AVI idx1) lists every packet it knows
+        # of, after edit lists; an AVI cut before its idx1 still has its header count.
+        listed = len(getattr(self._stream, "index_entries", ()))
+        if not self._by_pts:
+            listed = max(listed, self._stream.frames)
+        if found < listed:
+            raise VideoDecodeError(f"{self.path}: truncated file (its index lists {listed} "
+                                   f"frames, the file holds {found})")
+        pts = [p for p, _, _ in packets]
+        if self._by_pts and (None in pts or len(set(pts)) < len(pts)):
+            self._by_pts = False
         if self._by_pts:
-            stamps.sort()
+            stamps = sorted(pts)
             position = {p: i for i, p in enumerate(stamps)}
-            keys = sorted((position[stamp], stamp) for _, stamp in keys)
+            keys = sorted((position[p], p) for p, _, key in packets if key)
+        else:  # a keyframe without dts cannot be sought to
+            stamps = [d for _, d, _ in packets]
+            keys = [(i, d) for i, (_, d, key) in enumerate(packets) if key and d is not None]
         if not keys or keys[0][0] != 0:
-            keys.insert(0, (0, stamps[0] if stamps else 0))
+            keys.insert(0, (0, stamps[0] if stamps and stamps[0] is not None else 0))
         return stamps, [k for k, _ in keys], [stamp for _, stamp in keys]
 
     def __len__(self) -> int:
@@ -145,25 +202,53 @@ class VideoReader:
         """Position in ``self._keyframes`` of the last keyframe at or before frame ``index``."""
         return bisect.bisect_right(self._keyframes, index) - 1
 
-    def _decode_from(self, index: int) -> Iterator[tuple[int, av.VideoFrame]]:
-        """Seek to the keyframe at or before ``index``; yield (frame index, frame) forward."""
-        key = self._keyframe_before(index)
+    def _run(self, key: int, first_wanted: Callable[[], int] | None = None
+             ) -> Iterator[tuple[int, av.VideoFrame]]:
+        """Seek to keyframe number ``key``; yield (frame index, frame) forward in display order.
+
+        ``first_wanted()``, when given, is the smallest frame index still wanted: packets
+        of non-reference frames shown before it are not decoded.  That needs frame labels
+        by pts, which skipped frames cannot shift.
+        """
         start = self._keyframes[key]
+        ctx = self._stream.codec_context
+        skip = "DEFAULT"
+        ctx.skip_frame = skip
+        lookup = self._pts_to_index.get
         try:
             self._container.seek(self._seek_to[key], stream=self._stream, backward=True,
                                  any_frame=False)
-            for n, frame in enumerate(self._container.decode(self._stream)):
-                j = self._pts_to_index.get(frame.pts) if self._by_pts else start + n
-                if j is not None and j >= start:
+            count = start
+            for packet in self._container.demux(self._stream):
+                if first_wanted is not None and self._by_pts:
+                    shown = lookup(packet.pts, -1)
+                    mode = "NONREF" if 0 <= shown < first_wanted() else "DEFAULT"
+                    if mode != skip:
+                        ctx.skip_frame = skip = mode
+                for frame in packet.decode():
+                    if self._by_pts:
+                        j = lookup(frame.pts, -1)
+                        if j < start:  # not in the index, or an open GOP's leading frame
+                            continue
+                    else:
+                        j, count = count, count + 1
                     yield j, frame
         except av.FFmpegError as exc:
             raise VideoDecodeError(f"{self.path}: corrupt or truncated ({_cause(exc)})") from None
 
+    def _rgb(self, frame: av.VideoFrame, index: int) -> np.ndarray:
+        """One decoded frame -> ``(H, W, 3)`` uint8 RGB (swscale, one thread)."""
+        if frame.width != self.width or frame.height != self.height:
+            raise VideoDecodeError(f"{self.path}: frame {index} is {frame.width}x{frame.height}, "
+                                   f"the stream {self.width}x{self.height} (size changes are "
+                                   f"not supported)")
+        return frame.to_ndarray(format="rgb24", **_SWS_OPTIONS)
+
     def read(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         """Frames at ``indices`` (any order, repeats allowed) as ``(T, H, W, 3)`` uint8 RGB.
 
-        Decodes only from the keyframe before each run of wanted frames; never the whole
-        file unless the wanted frames span it.
+        Decodes from the keyframe before the first wanted frame and on only as far as the
+        last; seeks again when the next wanted frame lies past another keyframe.
 
         Raises:
             IndexError: an index outside ``[0, num_frames)``, naming the file.
@@ -174,30 +259,33 @@ class VideoReader:
             bad = int(idx[(idx < 0) | (idx >= self.num_frames)][0])
             raise IndexError(f"{self.path}: frame index {bad} out of range "
                              f"(video has {self.num_frames} frames)")
-        wanted = set(idx.tolist())
-        got: dict[int, np.ndarray] = {}
-        frames = None
-        position = -1  # index of the last frame the running decoder produced
-        for target in sorted(wanted):
-            if target in got:
-                continue
-            if frames is None or self._keyframes[self._keyframe_before(target)] > position:
-                frames = self._decode_from(target)
+        wanted, where = np.unique(idx, return_inverse=True)
+        wanted = wanted.tolist()
+        out = np.empty((len(wanted), self.height, self.width, 3), np.uint8)
+        k = 0  # out[:k] are filled; wanted[k] is the next frame to find
+
+        def first_wanted() -> int:
+            return wanted[k] if k < len(wanted) else self.num_frames
+
+        while k < len(wanted):
+            frames = self._run(self._keyframe_before(wanted[k]), first_wanted)
+            reseek = False
             for j, frame in frames:
-                position = j
-                if j in wanted and j not in got:
-                    got[j] = _fast_rgb(frame)
-                if j >= target:
+                if j > wanted[k]:
                     break
-            else:
-                frames = None
-            if target not in got:
-                raise VideoDecodeError(f"{self.path}: frame {target} could not be decoded "
+                if j == wanted[k]:
+                    out[k] = self._rgb(frame, j)
+                    k += 1
+                    if k == len(wanted):
+                        break
+                    if self._keyframes[self._keyframe_before(wanted[k])] > j:
+                        reseek = True  # seeking beats decoding on to the next wanted frame
+                        break
+            frames.close()
+            if k < len(wanted) and not reseek:
+                raise VideoDecodeError(f"{self.path}: frame {wanted[k]} could not be decoded "
                                        f"(corrupt or truncated file)")
-        out = np.empty((idx.size, self.height, self.width, 3), np.uint8)
-        for k, j in enumerate(idx.tolist()):
-            out[k] = got[j]
-        return out
+        return out if np.array_equal(where, np.arange(idx.size)) else out[where]
 
     def read_time(self, start: float, end: float) -> np.ndarray:
         """Frames whose timestamps lie in ``[start, end)`` seconds, as ``(T, H, W, 3)`` uint8."""
@@ -212,20 +300,11 @@ class VideoReader:
 
     def __iter__(self) -> Iterator[np.ndarray]:
         """Sequential decode: every frame in order as ``(H, W, 3)`` uint8."""
-        for _, frame in self._decode_from(0):
-            yield _fast_rgb(frame)
+        for j, frame in self._run(0):
+            yield self._rgb(frame, j)
 
 
 def read_video(path: str | os.PathLike, threads: int = 0) -> np.ndarray:
-    """Decode a whole file sequentially: ``(T, H, W, 3)`` uint8 RGB."""
+    """Decode a whole file: ``(T, H, W, 3)`` uint8 RGB, one array filled in place."""
     with VideoReader(path, threads=threads) as reader:
-        frames = list(reader)
-        if len(frames) != reader.num_frames:
-            raise VideoDecodeError(f"{path}: decoded {len(frames)} of {reader.num_frames} "
-                                   f"frames (corrupt or truncated file)")
-        return np.stack(frames)
-
-
-def _cause(exc: BaseException) -> str:
-    text = getattr(exc, "strerror", None) or str(exc)
-    return text.splitlines()[0] if text else type(exc).__name__
+        return reader.read(np.arange(reader.num_frames))

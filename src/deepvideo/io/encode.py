@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -11,51 +12,95 @@ import numpy as np
 
 __all__ = ["write_video"]
 
+_CRF_ENCODERS = ("libx264", "libx264rgb", "libx265")
 
-def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, codec: str = "libx264",
-                keyframe_interval: int | None = None, crf: int | None = None,
-                pix_fmt: str = "yuv420p") -> Path:
-    """Encode ``frames`` ``(T, H, W, 3)`` uint8 RGB to ``path``.
 
-    Args:
-        fps: frames per second (a float such as 29.97 is kept as a fraction).
-        codec: an FFmpeg encoder in PyAV's build: ``libx264`` (mp4/mkv) or ``mpeg4`` (avi).
-        keyframe_interval: frames between keyframes (GOP size); short GOPs make random
-            clip reads cheap at some cost in file size.  ``None`` keeps the encoder default.
-        crf: libx264 constant rate factor (0 lossless .. 51); ``None`` keeps the default 23.
-        pix_fmt: encoder pixel format; yuv420p needs even width and height.
-
-    Returns the path written.  Raises ``ValueError`` for a wrong frame array.
-    """
-    frames = np.asarray(frames)
+def _check(path: Path, frames: np.ndarray, fps: float, codec: str, keyframe_interval: int | None,
+           crf: int | None, pix_fmt: str | None) -> str:
+    """Validate the arguments before any file is created; return the pixel format to use."""
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"{path}: frames must be (T, H, W, 3) uint8, got "
                          f"{frames.shape} {frames.dtype}")
     if len(frames) == 0:
         raise ValueError(f"{path}: no frames to write")
+    if not (fps > 0 and math.isfinite(fps)):
+        raise ValueError(f"{path}: fps must be a positive number, got {fps}")
+    if keyframe_interval is not None and (int(keyframe_interval) != keyframe_interval
+                                          or keyframe_interval < 1):
+        raise ValueError(f"{path}: keyframe_interval must be a positive integer, "
+                         f"got {keyframe_interval}")
+    if crf is not None and codec not in _CRF_ENCODERS:
+        raise ValueError(f"{path}: crf applies to {', '.join(_CRF_ENCODERS)}, not {codec!r}")
+    try:
+        encoder = av.codec.Codec(codec, "w")
+    except ValueError:
+        raise ValueError(f"{path}: no encoder {codec!r} in this FFmpeg build") from None
+    formats = [f.name for f in encoder.video_formats or ()]
+    if pix_fmt is None:
+        pix_fmt = next((f for f in ("yuv420p", "rgb24") if f in formats), formats[0] if formats
+                       else "yuv420p")
+    elif formats and pix_fmt not in formats:
+        raise ValueError(f"{path}: {codec} cannot encode {pix_fmt!r} (it takes {', '.join(formats)})")
+    try:
+        planes = av.VideoFormat(pix_fmt, 2, 2).components  # size 1 where chroma is subsampled
+    except ValueError:
+        raise ValueError(f"{path}: unknown pixel format {pix_fmt!r}") from None
     height, width = frames.shape[1:3]
-    if pix_fmt == "yuv420p" and (height % 2 or width % 2):
-        raise ValueError(f"{path}: yuv420p needs even width and height, got {width}x{height}")
-    if fps <= 0:
-        raise ValueError(f"{path}: fps must be positive, got {fps}")
+    if ((width % 2 and any(c.width == 1 for c in planes))
+            or (height % 2 and any(c.height == 1 for c in planes))):
+        raise ValueError(f"{path}: {pix_fmt} subsamples chroma and needs even frame sizes, got "
+                         f"{width}x{height} (crop or pad to even sizes)")
+    return pix_fmt
+
+
+def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, codec: str = "libx264",
+                keyframe_interval: int | None = None, crf: int | None = None,
+                pix_fmt: str | None = None) -> Path:
+    """Encode ``frames`` ``(T, H, W, 3)`` uint8 RGB to ``path`` (container from its suffix).
+
+    Args:
+        fps: frames per second (a float such as 29.97 is kept as a fraction).
+        codec: an FFmpeg encoder in PyAV's build: ``libx264`` (mp4/mkv), ``mpeg4``
+            (avi/mp4), or ``libx264rgb`` (RGB h264; with ``crf=0`` a bit-exact round trip).
+        keyframe_interval: frames between keyframes: keyframes fall exactly on frames
+            0, N, 2N, ... (scene-cut keyframes are turned off); short intervals make random
+            clip reads cheap at some cost in file size.  ``None`` keeps the encoder default.
+        crf: constant rate factor of libx264/libx264rgb/libx265 (0 lossless .. 51);
+            ``None`` keeps the encoder default (23 for libx264).
+        pix_fmt: encoder pixel format; ``None`` picks yuv420p, or rgb24 for RGB encoders.
+            Formats that subsample chroma (yuv420p) need even width and height.
+
+    Returns the path written.  Raises ``ValueError`` naming ``path`` for bad arguments
+    (wrong array, odd size for the pixel format, unknown encoder); a failed encode leaves
+    no file behind.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    frames = np.asarray(frames)
+    pix_fmt = _check(path, frames, fps, codec, keyframe_interval, crf, pix_fmt)
+    height, width = frames.shape[1:3]
     options = {}
     if crf is not None:
         options["crf"] = str(crf)
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
-        if keyframe_interval is not None:
-            stream.codec_context.gop_size = keyframe_interval
-            if codec == "libx264":
-                options.update({"keyint": str(keyframe_interval), "scenecut": "0",
-                                "min-keyint": str(keyframe_interval)})
-        if codec == "mpeg4":
-            stream.codec_context.bit_rate = max(400_000, width * height * 8)
-        stream.options = options
-        for image in frames:
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
+    if keyframe_interval is not None:
+        # No extra keyframes at scene cuts: 0 turns x264's detection off, a huge
+        # threshold FFmpeg's own encoders'.
+        options.update({"g": str(keyframe_interval), "keyint_min": str(keyframe_interval),
+                        "sc_threshold": "0" if codec in _CRF_ENCODERS else "1000000000"})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with av.open(str(path), mode="w") as container:
+            stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+            stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+            if codec == "mpeg4":
+                stream.codec_context.bit_rate = max(400_000, width * height * 8)
+            stream.options = options
+            for image in frames:
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode())
+    except BaseException as exc:
+        path.unlink(missing_ok=True)
+        if isinstance(exc, (av.FFmpegError, ValueError)):
+            raise ValueError(f"{path}: cannot write video ({exc})") from exc
+        raise
     return path

@@ -1,0 +1,103 @@
+"""Training-step time of deepvideo's R3D-18, MC3-18 and R(2+1)D-18 against torchvision's.
+
+One step is forward + cross-entropy + backward on a ``(B, 3, T, H, W)`` batch (default
+1 x 3 x 16 x 112 x 112), in fp32 and under bf16 autocast.  Both implementations carry the
+same weights (ours loads torchvision's state_dict) and are timed in the same run,
+interleaved (ours, theirs, theirs, ours, ...) so that drifts of a shared machine hit
+both alike.  Reports the median of the timed repetitions and the ratio ours / theirs
+(target: <= 1.05).
+
+    python benchmarks/resnet_step.py [--warmup 3] [--reps 5] [--device cpu] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torchvision
+from torchvision.models import video as tv
+
+from deepvideo.models import create_model
+
+MODELS = {"r3d_18": tv.r3d_18, "mc3_18": tv.mc3_18, "r2plus1d_18": tv.r2plus1d_18}
+
+
+def machine(device: torch.device) -> str:
+    """One line naming the processor (and GPU), the OS and the library versions."""
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                 if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    gpu = f", GPU {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
+    return (f"{cpu} ({torch.get_num_threads()} torch threads){gpu}; {platform.platform()}; "
+            f"torch {torch.__version__}, torchvision {torchvision.__version__}")
+
+
+def step_seconds(model: nn.Module, clips: torch.Tensor, labels: torch.Tensor, bf16: bool) -> float:
+    """Wall time of one forward + backward."""
+    if clips.device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    with torch.autocast(clips.device.type, dtype=torch.bfloat16, enabled=bf16):
+        loss = nn.functional.cross_entropy(model(clips), labels)
+    loss.backward()
+    model.zero_grad(set_to_none=True)
+    if clips.device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def compare(name: str, shape: tuple[int, ...], bf16: bool, warmup: int, reps: int,
+            device: torch.device) -> tuple[float, float]:
+    """Median step times (ours, torchvision's) with interleaved repetitions."""
+    torch.manual_seed(0)
+    theirs = MODELS[name]().to(device).train()
+    ours = create_model(name, num_classes=400).to(device).train()
+    ours.load_state_dict(theirs.state_dict())
+    clips = torch.randn(shape, device=device)
+    labels = torch.randint(0, 400, (shape[0],), device=device)
+    times: dict[str, list[float]] = {"ours": [], "theirs": []}
+    models = {"ours": ours, "theirs": theirs}
+    for i in range(warmup + reps):
+        order = ("ours", "theirs") if i % 2 == 0 else ("theirs", "ours")
+        for key in order:
+            seconds = step_seconds(models[key], clips, labels, bf16)
+            if i >= warmup:
+                times[key].append(seconds)
+    return statistics.median(times["ours"]), statistics.median(times["theirs"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", default="1x3x16x112x112", help="B x C x T x H x W")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--models", default=",".join(MODELS))
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    shape = tuple(int(v) for v in args.batch.lower().split("x"))
+    print(machine(device))
+    print(f"batch {args.batch}, {args.warmup} warm-up + {args.reps} timed steps each, "
+          f"interleaved; median seconds per step (forward + backward)")
+    print(f"{'model':<12} {'precision':<10} {'deepvideo':>10} {'torchvision':>12} {'ratio':>7}")
+    for name in args.models.split(","):
+        for bf16 in (False, True):
+            ours, theirs = compare(name, shape, bf16, args.warmup, args.reps, device)
+            print(f"{name:<12} {'bf16' if bf16 else 'fp32':<10} {ours:>10.3f} {theirs:>12.3f} "
+                  f"{ours / theirs:>7.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,368 @@
+"""Clip transforms: decoder frames ``(T, H, W, 3)`` uint8 -> clip tensor ``(C, T, H, W)`` float32.
+
+Every transform is a callable ``t(frames, rng=None)``; ``rng`` is a
+``numpy.random.Generator`` (None draws fresh entropy), so a pipeline is deterministic
+under a seed.  A random transform draws once per call: every frame of a clip gets the
+same crop and the same flip.
+
+Geometry runs on uint8 frames, before any float conversion: converting full-resolution
+frames to float and resizing them costs four times the memory traffic and is where many
+video pipelines lose their speed (``benchmarks/pipeline.py``).  Only :class:`ToTensor`
+converts to float, on the cropped clip.  Resizing (:func:`resize_frames`) is antialiased
+bilinear by default (torchvision's ``resize(antialias=True)`` on uint8, exactly), or
+OpenCV's ``INTER_AREA`` / ``INTER_LINEAR`` with ``interpolation="area"``.
+
+Layouts: the numpy transforms accept ``(..., H, W, C)`` arrays and treat the leading axes
+(time, views) alike.  :class:`ThreeCrop` stacks its views in front:
+``(T, H, W, 3) -> (3, T, h, w, 3)``; later transforms keep the view axis, :class:`ToTensor`
+turns ``(V, T, H, W, C)`` into ``(V, C, T, H, W)`` and :class:`Normalize` works on the
+channel axis ``-4``.  A dataset returns such a sample whole, a batch is then
+``(B, V, C, T, H, W)``: flatten ``B * V`` for the model and average the scores over ``V``.
+
+A crop larger than the frame first resizes the frame up (aspect ratio kept, bilinear) until
+the crop fits, so a small video never stops an epoch; :func:`build_transform`
+rejects ``resize < size``, a configuration that would always do that.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from deepvideo.data.sampling import _positive_int, _rng
+
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "INTERPOLATIONS", "KINETICS_MEAN", "KINETICS_STD",
+           "CenterCrop", "Compose", "HorizontalFlip", "Normalize", "RandomCrop",
+           "RandomResizedCrop", "ResizeShort", "ThreeCrop", "ToTensor", "build_transform",
+           "resize_frames"]
+
+# Per-channel RGB statistics of the torchvision video models (Kinetics-400) and of ImageNet.
+KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
+KINETICS_STD = (0.22803, 0.22145, 0.216989)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+INTERPOLATIONS = ("bilinear", "area")
+
+Transform = Callable[..., "np.ndarray | torch.Tensor"]
+
+
+def _pair(name: str, size: int | Sequence[int]) -> tuple[int, int]:
+    """``size`` (int or (height, width)) as a (height, width) pair of positive ints."""
+    if isinstance(size, (int, np.integer)):
+        return (_positive_int(name, size),) * 2
+    if not isinstance(size, (tuple, list)) or len(size) != 2:
+        raise ValueError(f"{name} must be an int or a (height, width) pair, got {size!r}")
+    return _positive_int(name, size[0]), _positive_int(name, size[1])
+
+
+def _interpolation(value: str) -> str:
+    if value not in INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {value!r}")
+    return value
+
+
+def resize_frames(frames: np.ndarray, height: int, width: int,
+                  interpolation: str = "bilinear") -> np.ndarray:
+    """Resize every frame of ``(..., H, W, C)`` to ``(..., height, width, C)``, same dtype.
+
+    ``interpolation``:
+
+    * ``"bilinear"``: antialiased bilinear, ``torch.nn.functional.interpolate(...,
+      antialias=True)`` on the channels-last frames; identical to torchvision's
+      ``resize(antialias=True)`` on uint8 tensors.
+    * ``"area"``: ``cv2.resize`` per frame, ``INTER_AREA`` when the output has fewer
+      pixels, ``INTER_LINEAR`` otherwise.  As fast at integer shrink factors, 4-10x
+      slower at the others (OpenCV's generic area path).
+
+    Returns ``frames`` itself when the size already matches.
+    """
+    *lead, h, w, c = frames.shape
+    if (h, w) == (height, width):
+        return frames
+    if interpolation == "area":
+        flag = cv2.INTER_AREA if height * width < h * w else cv2.INTER_LINEAR
+        out = np.empty((*lead, height, width, c), frames.dtype)
+        for i in np.ndindex(*lead):
+            out[i] = cv2.resize(frames[i], (width, height), interpolation=flag).reshape(
+                height, width, c)
+        return out
+    _interpolation(interpolation)
+    # interpolate's fast uint8 kernel wants dense channels-last input: copy crops and flips
+    x = torch.from_numpy(np.ascontiguousarray(frames)).reshape(-1, h, w, c).permute(0, 3, 1, 2)
+    x = torch.nn.functional.interpolate(x, size=(height, width), mode="bilinear",
+                                        antialias=True, align_corners=False)
+    return x.permute(0, 2, 3, 1).numpy().reshape(*lead, height, width, c)
+
+
+def _fit(frames: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Frames resized up (aspect kept, bilinear) so that a ``height x width`` crop fits;
+    else unchanged."""
+    h, w = frames.shape[-3:-1]
+    if h >= height and w >= width:
+        return frames
+    scale = max(height / h, width / w)
+    return resize_frames(frames, max(height, round(h * scale)), max(width, round(w * scale)))
+
+
+def _crop(frames: np.ndarray, top: int, left: int, height: int, width: int) -> np.ndarray:
+    return frames[..., top:top + height, left:left + width, :]
+
+
+def _centre(extent: int, crop: int) -> int:
+    """Offset of a centred crop, rounded as torchvision's ``center_crop`` does."""
+    return int(round((extent - crop) / 2))
+
+
+class ResizeShort:
+    """Resize ``(..., H, W, C)`` frames so that the short side is ``size``.
+
+    The long side becomes ``int(size * long / short)``, as in torchvision's ``Resize(int)``;
+    ``interpolation`` as in :func:`resize_frames`.
+    """
+
+    def __init__(self, size: int, interpolation: str = "bilinear") -> None:
+        self.size = _positive_int("size", size)
+        self.interpolation = _interpolation(interpolation)
+
+    def __call__(self, frames: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        h, w = frames.shape[-3:-1]
+        if h <= w:
+            size = self.size, int(self.size * w / h)
+        else:
+            size = int(self.size * h / w), self.size
+        return resize_frames(frames, *size, self.interpolation)
+
+    def __repr__(self) -> str:
+        return f"ResizeShort({self.size}, interpolation={self.interpolation!r})"
+
+
+class CenterCrop:
+    """The centre ``size`` (int or (h, w)) crop of ``(..., H, W, C)`` frames (a view)."""
+
+    def __init__(self, size: int | Sequence[int]) -> None:
+        self.size = _pair("size", size)
+
+    def __call__(self, frames: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        h, w = self.size
+        frames = _fit(frames, h, w)
+        height, width = frames.shape[-3:-1]
+        return _crop(frames, _centre(height, h), _centre(width, w), h, w)
+
+    def __repr__(self) -> str:
+        return f"CenterCrop({self.size})"
+
+
+class RandomCrop:
+    """A ``size`` crop of ``(..., H, W, C)`` frames at a uniform random position, the same
+    for every frame (a view)."""
+
+    def __init__(self, size: int | Sequence[int]) -> None:
+        self.size = _pair("size", size)
+
+    def __call__(self, frames: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        rng = _rng(rng)
+        h, w = self.size
+        frames = _fit(frames, h, w)
+        height, width = frames.shape[-3:-1]
+        top, left = int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1))
+        return _crop(frames, top, left, h, w)
+
+    def __repr__(self) -> str:
+        return f"RandomCrop({self.size})"
+
+
+class ThreeCrop:
+    """Three ``size`` crops along the long side (left, centre, right of a landscape frame;
+    top, centre, bottom of a portrait one), centred on the short side:
+    ``(..., H, W, C) -> (3, ..., h, w, C)``."""
+
+    def __init__(self, size: int | Sequence[int]) -> None:
+        self.size = _pair("size", size)
+
+    def boxes(self, height: int, width: int) -> list[tuple[int, int]]:
+        """(top, left) of the three crops in a frame of ``height x width`` (crop fits)."""
+        h, w = self.size
+        if width >= height:
+            return [(_centre(height, h), left) for left in (0, _centre(width, w), width - w)]
+        return [(top, _centre(width, w)) for top in (0, _centre(height, h), height - h)]
+
+    def __call__(self, frames: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        h, w = self.size
+        frames = _fit(frames, h, w)
+        return np.stack([_crop(frames, top, left, h, w)
+                         for top, left in self.boxes(*frames.shape[-3:-1])])
+
+    def __repr__(self) -> str:
+        return f"ThreeCrop({self.size})"
+
+
+class RandomResizedCrop:
+    """torchvision's ``RandomResizedCrop`` with one box for every frame of the clip.
+
+    A box of ``scale`` times the frame area and aspect ratio (width / height) log-uniform in
+    ``ratio`` (10 tries, else the largest centred box whose ratio is in range), resized to
+    ``size`` (``interpolation`` as in :func:`resize_frames`):
+    ``(..., H, W, C) -> (..., h, w, C)``.
+    """
+
+    def __init__(self, size: int | Sequence[int], scale: tuple[float, float] = (0.08, 1.0),
+                 ratio: tuple[float, float] = (3 / 4, 4 / 3),
+                 interpolation: str = "bilinear") -> None:
+        self.size = _pair("size", size)
+        self.interpolation = _interpolation(interpolation)
+        for name, (lo, hi) in (("scale", scale), ("ratio", ratio)):
+            if not 0 < lo <= hi:
+                raise ValueError(f"{name} must be (min, max) with 0 < min <= max, got {(lo, hi)}")
+        self.scale, self.ratio = tuple(scale), tuple(ratio)
+
+    def box(self, height: int, width: int, rng: np.random.Generator) -> tuple[int, int, int, int]:
+        """(top, left, box height, box width) in a ``height x width`` frame."""
+        area = height * width
+        log_ratio = (math.log(self.ratio[0]), math.log(self.ratio[1]))
+        for _ in range(10):
+            target_area = area * rng.uniform(*self.scale)
+            aspect = math.exp(rng.uniform(*log_ratio))
+            w = int(round(math.sqrt(target_area * aspect)))
+            h = int(round(math.sqrt(target_area / aspect)))
+            if 0 < w <= width and 0 < h <= height:
+                top = int(rng.integers(0, height - h + 1))
+                return top, int(rng.integers(0, width - w + 1)), h, w
+        in_ratio = width / height
+        if in_ratio < self.ratio[0]:
+            w, h = width, int(round(width / self.ratio[0]))
+        elif in_ratio > self.ratio[1]:
+            w, h = int(round(height * self.ratio[1])), height
+        else:
+            w, h = width, height
+        return (height - h) // 2, (width - w) // 2, h, w
+
+    def __call__(self, frames: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        top, left, h, w = self.box(*frames.shape[-3:-1], _rng(rng))
+        return resize_frames(_crop(frames, top, left, h, w), *self.size, self.interpolation)
+
+    def __repr__(self) -> str:
+        return (f"RandomResizedCrop({self.size}, scale={self.scale}, ratio={self.ratio}, "
+                f"interpolation={self.interpolation!r})")
+
+
+class HorizontalFlip:
+    """Mirror ``(..., H, W, C)`` frames left-right with probability ``p`` (whole clip)."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        if not 0 <= p <= 1:
+            raise ValueError(f"p must lie in [0, 1], got {p!r}")
+        self.p = p
+
+    def __call__(self, frames: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        return frames[..., ::-1, :] if _rng(rng).random() < self.p else frames
+
+    def __repr__(self) -> str:
+        return f"HorizontalFlip(p={self.p})"
+
+
+class ToTensor:
+    """uint8 frames ``(..., T, H, W, C)`` -> float32 tensor ``(..., C, T, H, W)``.
+
+    ``scale="01"`` maps 0..255 to [0, 1], ``"pm1"`` to [-1, 1].  One pass: the layout
+    change and the float conversion happen in the same copy.
+    """
+
+    SCALES = ("01", "pm1")
+
+    def __init__(self, scale: str = "01") -> None:
+        if scale not in self.SCALES:
+            raise ValueError(f"scale must be one of {self.SCALES}, got {scale!r}")
+        self.scale = scale
+
+    def __call__(self, frames: np.ndarray, rng: np.random.Generator | None = None) -> torch.Tensor:
+        if frames.dtype != np.uint8 or frames.ndim < 4:
+            raise ValueError(f"ToTensor expects (..., T, H, W, C) uint8 frames, "
+                             f"got shape {frames.shape} {frames.dtype}")
+        source = torch.from_numpy(np.ascontiguousarray(frames)).movedim(-1, -4)
+        out = torch.empty(source.shape, dtype=torch.float32).copy_(source)
+        return out.div_(255.0) if self.scale == "01" else out.div_(127.5).sub_(1.0)
+
+    def __repr__(self) -> str:
+        return f"ToTensor(scale={self.scale!r})"
+
+
+class Normalize:
+    """``(x - mean) / std`` per channel of a ``(..., C, T, H, W)`` float tensor (new tensor)."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        if len(mean) != len(std) or not len(mean):
+            raise ValueError(f"mean and std need one value per channel, got {len(mean)} "
+                             f"and {len(std)}")
+        if min(std) <= 0:
+            raise ValueError(f"std must be positive, got {tuple(std)}")
+        self.mean, self.std = tuple(map(float, mean)), tuple(map(float, std))
+        self._mean = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1, 1)
+        self._std = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1, 1)
+
+    def __call__(self, clip: torch.Tensor, rng: np.random.Generator | None = None) -> torch.Tensor:
+        if clip.ndim < 4 or clip.shape[-4] != len(self.mean):
+            raise ValueError(f"Normalize expects (..., C, T, H, W) with C={len(self.mean)}, "
+                             f"got shape {tuple(clip.shape)}")
+        return clip.sub(self._mean).div_(self._std)
+
+    def __repr__(self) -> str:
+        return f"Normalize(mean={self.mean}, std={self.std})"
+
+
+class Compose:
+    """Apply transforms in order, all drawing from the same generator."""
+
+    def __init__(self, transforms: Sequence[Transform]) -> None:
+        self.transforms = list(transforms)
+
+    def __call__(self, frames: np.ndarray,
+                 rng: np.random.Generator | None = None) -> np.ndarray | torch.Tensor:
+        rng = _rng(rng)
+        for t in self.transforms:
+            frames = t(frames, rng)
+        return frames
+
+    def __repr__(self) -> str:
+        return "Compose([" + ", ".join(map(repr, self.transforms)) + "])"
+
+
+def build_transform(train: bool, size: int = 112, resize: int | None = 128,
+                    mean: Sequence[float] | None = KINETICS_MEAN,
+                    std: Sequence[float] | None = KINETICS_STD, scale: str = "01",
+                    flip: bool = True, random_resized: bool = False,
+                    three_crop: bool = False, interpolation: str = "bilinear") -> Compose:
+    """The standard clip pipeline: ``(T, H, W, 3)`` uint8 -> ``(3, T, size, size)`` float32.
+
+    Training: resize the short side to ``resize`` (skipped when None), a random ``size``
+    crop (``RandomResizedCrop`` when ``random_resized``), a horizontal flip when ``flip``.
+    Evaluation: resize, the centre crop, or three crops when ``three_crop`` (output
+    ``(3, 3, T, size, size)``).  Then :class:`ToTensor` with ``scale`` and, unless
+    ``mean`` and ``std`` are None, :class:`Normalize`.  Options of the other mode
+    (``flip``, ``random_resized`` in evaluation; ``three_crop`` in training) are ignored,
+    so one set of options serves both.  ``interpolation``: see :func:`resize_frames`.
+
+    Raises:
+        ValueError: a bad size, ``resize < size``, an unknown scale or interpolation, or
+            bad mean/std.
+    """
+    crop = _pair("size", size)
+    if resize is not None and _positive_int("resize", resize) < max(crop):
+        raise ValueError(f"resize ({resize}) must be at least the crop size ({size})")
+    if (mean is None) != (std is None):
+        raise ValueError("mean and std must both be given or both be None")
+    steps: list[Transform] = [ResizeShort(resize, interpolation)] if resize is not None else []
+    if train:
+        steps.append(RandomResizedCrop(crop, interpolation=interpolation) if random_resized
+                     else RandomCrop(crop))
+        if flip:
+            steps.append(HorizontalFlip())
+    else:
+        steps.append(ThreeCrop(crop) if three_crop else CenterCrop(crop))
+    steps.append(ToTensor(scale))
+    if mean is not None:
+        steps.append(Normalize(mean, std))
+    return Compose(steps)

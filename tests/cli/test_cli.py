@@ -1,0 +1,110 @@
+"""The `deepvideo` command: success paths and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from deepvideo.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(err: str, *fragments: str) -> None:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_models_lists_registered_models(capsys):
+    code, out, _ = run(capsys, "models")
+    assert code == 0 and "single_frame" in out and "small3d" in out
+    code, out, _ = run(capsys, "models", "--json")
+    assert "small3d" in json.loads(out)
+
+
+def test_unknown_model_suggests_close_match(capsys, tiny_motion_root, tmp_path):
+    code, _, err = run(capsys, "train", "--model", "smal3d", "--data", str(tiny_motion_root),
+                       "--out", str(tmp_path))
+    assert code == 2
+    one_line_error(err, "smal3d", "did you mean small3d?")
+
+
+def test_bad_model_option(capsys, tiny_motion_root, tmp_path):
+    code, _, err = run(capsys, "train", "--model", "small3d", "--model-opt", "widht=[4]",
+                       "--data", str(tiny_motion_root), "--out", str(tmp_path))
+    assert code == 2
+    one_line_error(err, "widht", "widths")
+
+
+def test_missing_data_folder(capsys, tmp_path):
+    code, _, err = run(capsys, "train", "--model", "small3d", "--data", str(tmp_path / "nope"),
+                       "--out", str(tmp_path / "run"))
+    assert code == 2
+    one_line_error(err, "nope")
+
+
+def test_invalid_option_values_exit_2(capsys):
+    for argv in (["train", "--model", "small3d", "--out", "x", "--epochs", "0"],
+                 ["train", "--model", "small3d", "--out", "x", "--lr", "abc"],
+                 ["eval", "--checkpoint", "missing.pt", "--data", "x"],
+                 ["predict", "missing.mp4", "--checkpoint", "missing.pt"]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2
+        capsys.readouterr()
+
+
+def test_corrupt_checkpoint(capsys, tmp_path, tiny_motion_root):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00garbage")
+    code, _, err = run(capsys, "eval", "--checkpoint", str(bad), "--data", str(tiny_motion_root))
+    assert code == 2
+    one_line_error(err, "bad.pt")
+
+
+def test_train_eval_predict(capsys, tiny_motion_root, tmp_path):
+    out = tmp_path / "run"
+    code, stdout, err = run(capsys, "train", "--model", "small3d", "--model-opt", "widths=[4,8]",
+                            "--data", str(tiny_motion_root), "--out", str(out), "--epochs", "1",
+                            "--clip-len", "6", "--size", "28", "--resize", "32", "--batch-size", "4")
+    assert code == 0, err
+    assert (out / "best.pt").is_file() and (out / "metrics.csv").is_file()
+    code, stdout, err = run(capsys, "eval", "--checkpoint", str(out / "best.pt"), "--data",
+                            str(tiny_motion_root), "--json", "--out", str(out / "eval"))
+    assert code == 0, err
+    metrics = json.loads(stdout)
+    assert metrics["num_videos"] == 6 and 0 <= metrics["video_acc1"] <= 1
+    assert (out / "eval" / "confusion.csv").read_text().startswith("true\\pred,left,right")
+    assert (out / "eval" / "confusion.png").is_file()
+    video = next((tiny_motion_root / "test" / "left").glob("*.mp4"))
+    code, stdout, err = run(capsys, "predict", str(video), "--checkpoint", str(out / "best.pt"),
+                            "--step", "2", "--top", "2")
+    assert code == 0, err
+    result = json.loads(stdout)
+    assert result["num_frames"] == 8 and len(result["windows"]) >= 2
+    assert {entry["label"] for entry in result["top"]} == {"left", "right"}
+    assert sum(entry["prob"] for entry in result["top"]) == pytest.approx(1.0, abs=1e-4)
+    assert result["windows"][0]["start"] == 0.0
+    code, stdout, err = run(capsys, "predict", str(video), "--checkpoint", str(out / "best.pt"),
+                            "--output-format", "csv")
+    assert code == 0 and stdout.splitlines()[0] == "start,end,rank,label,prob"
+
+
+def test_predict_on_a_text_file_named_mp4(capsys, tmp_path, tiny_motion_root):
+    fake = tmp_path / "fake.mp4"
+    fake.write_text("hello")
+    ckpt = tmp_path / "run"
+    assert main(["train", "--model", "small3d", "--model-opt", "widths=[4]", "--data", str(tiny_motion_root),
+                 "--out", str(ckpt), "--epochs", "1", "--clip-len", "4", "--size", "28", "--resize", "32"]) == 0
+    capsys.readouterr()
+    code, _, err = run(capsys, "predict", str(fake), "--checkpoint", str(ckpt / "best.pt"))
+    assert code == 2
+    one_line_error(err, "fake.mp4")
