@@ -201,7 +201,7 @@ def conversion_benchmark(rounds: int) -> None:
     }
     print(f"\n3. Decode (PyAV, threads={THREADS}) + colour conversion, frames/s, best of "
           f"{rounds} rounds; OpenCV threads = {cv2.getNumThreads()}")
-    print(f"{'video':34s} {'size':>9s} " + " ".join(f"{n:>20s}" for n in converters)
+    print(f"{'frames/s | CPU ms/frame':44s} " + " ".join(f"{n:>20s}" for n in converters)
           + f" {'OpenCV-swscale |diff| mean/max':>31s}")
     for name in CONVERSION_VIDEOS:
         path = VIDEOS / name
@@ -217,7 +217,8 @@ def conversion_benchmark(rounds: int) -> None:
             width, height = container.streams.video[0].width, container.streams.video[0].height
         mean, peak = np.mean([d.mean() for d in diffs]), max(int(d.max()) for d in diffs)
         print(f"{name:34s} {width:4d}x{height:<4d} "
-              + " ".join(f"{res[k][2] / res[k][0]:20.0f}" for k in converters)
+              + " ".join(f"{res[k][2] / res[k][0]:12.0f} | {res[k][1] / res[k][2] * 1e3:5.2f}"
+                         for k in converters)
               + f" {mean:24.2f} / {peak:3d}")
 
 

@@ -7,7 +7,8 @@ interleaved (ours, theirs, theirs, ours, ...) so that drifts of a shared machine
 both alike.  Reports the median of the timed repetitions and the ratio ours / theirs
 (target: <= 1.05).
 
-    python benchmarks/resnet_step.py [--warmup 3] [--reps 5] [--device cpu] [--threads N]
+    python benchmarks/resnet_step.py [--warmup 3] [--reps 5] [--precisions fp32,bf16]
+                                     [--batch 1x3x16x112x112] [--device cpu] [--threads N]
 """
 
 from __future__ import annotations
@@ -83,6 +84,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--precisions", default="fp32,bf16",
+                        help="fp32 and/or bf16 (autocast; very slow on CPUs without native bf16)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -93,9 +96,9 @@ def main() -> None:
           f"interleaved; median seconds per step (forward + backward)")
     print(f"{'model':<12} {'precision':<10} {'deepvideo':>10} {'torchvision':>12} {'ratio':>7}")
     for name in args.models.split(","):
-        for bf16 in (False, True):
-            ours, theirs = compare(name, shape, bf16, args.warmup, args.reps, device)
-            print(f"{name:<12} {'bf16' if bf16 else 'fp32':<10} {ours:>10.3f} {theirs:>12.3f} "
+        for precision in args.precisions.split(","):
+            ours, theirs = compare(name, shape, precision == "bf16", args.warmup, args.reps, device)
+            print(f"{name:<12} {precision:<10} {ours:>10.3f} {theirs:>12.3f} "
                   f"{ours / theirs:>7.3f}", flush=True)
 
 

@@ -186,16 +186,19 @@ def test_boxes_enclose_exactly_what_changes_between_frames():
     classes whose extreme points change) their bounding box is the boxes' hull."""
     config = SyntheticConfig(num_frames=10, size=64)
     rng = np.random.default_rng(11)
+    pixel = np.arange(config.size)
     for cls in MOTION_CLASSES:
         frames, boxes = render_video(cls, rng, config)
-        changed = np.abs(frames[-1].astype(int) - frames[0]).max(axis=2) > 45
-        ys, xs = np.nonzero(changed)
-        low = np.minimum(boxes[0, :2], boxes[-1, :2])
-        high = np.maximum(boxes[0, :2] + boxes[0, 2:], boxes[-1, :2] + boxes[-1, 2:])
-        inside_any = np.zeros_like(changed)
-        for bx, by, bw, bh in boxes[[0, -1]]:
-            inside_any[int(by) - 1:int(np.ceil(by + bh)) + 1, int(bx) - 1:int(np.ceil(bx + bw)) + 1] = True
-        assert changed[~inside_any].sum() <= 2, cls
+        changed = np.linalg.norm(frames[-1].astype(float) - frames[0], axis=2) > 45  # noise ~ 15
+        near_a_box = np.zeros_like(changed)
+        for bx, by, bw, bh in boxes[[0, -1]]:  # pixels [i, i + 1] meeting the box grown by 1
+            rows = (pixel + 1 > by - 1) & (pixel < by + bh + 1)
+            cols = (pixel + 1 > bx - 1) & (pixel < bx + bw + 1)
+            near_a_box |= rows[:, None] & cols[None, :]
+        assert changed[~near_a_box].sum() <= 2, cls
         if not cls.startswith("rotate"):
+            ys, xs = np.nonzero(changed & near_a_box)  # not a rare noise pixel far away
             found = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
-            assert np.abs(found - np.concatenate([low, high])).max() < 1.5, cls
+            hull = np.concatenate([np.minimum(boxes[0, :2], boxes[-1, :2]),
+                                   np.maximum(boxes[0, :2] + boxes[0, 2:], boxes[-1, :2] + boxes[-1, 2:])])
+            assert np.abs(found - hull).max() < 2.5, cls  # thin tips cover little of a pixel

@@ -39,6 +39,7 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -61,10 +62,11 @@ MOTION_CLASSES = tuple(_MOTIONS)
 SIZE_RANGE = (0.15, 0.42)    # object diameter (circumscribed circle), fraction of the frame side
 TRAVEL_RANGE = (0.35, 0.55)  # translation over the whole clip, fraction of the frame side
 SCALE_RANGE = (1.8, 2.6)     # size ratio between the last and the first frame of grow
-SPIN_RANGE = (7.0, 14.0)     # rotation speed, degrees per frame (shapes repeat at >= 72 degrees)
+SPIN_RANGE = (10.0, 20.0)    # rotation speed, degrees per frame (shapes repeat at >= 72 degrees)
 NOISE_STD = 6.0              # per-frame Gaussian pixel noise, grey levels
 TEXTURE_AMPLITUDE = 25.0     # background texture, grey levels per unit of its random pattern
 MIN_CONTRAST = 80.0          # wanted RGB distance between the object and every background pixel
+_SUPERSAMPLE = 4             # the object is drawn at 4x resolution, then area-averaged
 _SUBPIXEL = 4                # cv2.fillPoly fractional bits: vertices at 1/16 pixel
 _EXTENSIONS = {"libx264": ".mp4", "mpeg4": ".avi"}
 
@@ -86,7 +88,7 @@ def _regular(n: int, radii: tuple[float, ...] = (1.0,), start: float = 90.0) -> 
     return list(zip(r * np.cos(angles), r * np.sin(angles)))
 
 
-# Unit shapes; none is invariant under the <= 14 degree turn of one frame, and the arrow,
+# Unit shapes; none is invariant under the <= 20 degree turn of one frame, and the arrow,
 # ell and pacman have no rotational symmetry at all (a circle would hide rotation).
 _SHAPES = {
     "square": _polygon(_regular(4, start=45.0)),
@@ -180,34 +182,45 @@ def _clocks(cls: str, rng: np.random.Generator, n: int) -> np.ndarray:
     return clocks
 
 
-def _trajectory(cls: str, rng: np.random.Generator, config: SyntheticConfig) -> np.ndarray:
-    """The object's outline in every frame: vertices ``(T, V, 2)`` as (x, y) pixels."""
+class _Pose(NamedTuple):
+    """The object in every frame: unit outline ``(V, 2)``, centre ``(T, 2)`` (x, y),
+    radius ``(T,)`` and angle ``(T,)`` in pixels and radians."""
+
+    shape: np.ndarray
+    centre: np.ndarray
+    radius: np.ndarray
+    angle: np.ndarray
+
+    def outlines(self) -> np.ndarray:
+        """Vertices ``(T, V, 2)`` as (x, y) pixels."""
+        cos, sin, r = np.cos(self.angle)[:, None], np.sin(self.angle)[:, None], self.radius[:, None]
+        x, y = self.shape[:, 0], self.shape[:, 1]
+        return np.stack([self.centre[:, :1] + r * (x * cos - y * sin),
+                         self.centre[:, 1:] + r * (x * sin + y * cos)], axis=-1)
+
+    def boxes(self) -> np.ndarray:
+        """Axis-aligned boxes ``(T, 4)`` float32 ``(x, y, w, h)``."""
+        outlines = self.outlines()
+        low, high = outlines.min(axis=1), outlines.max(axis=1)
+        return np.concatenate([low, high - low], axis=1).astype(np.float32)
+
+
+def _pose(cls: str, rng: np.random.Generator, config: SyntheticConfig) -> _Pose:
+    """Draw the object's shape and its trajectory for motion class ``cls``."""
     n, side = config.num_frames, config.size
     half = (n - 1) / 2
     clocks = _clocks(cls, rng, n)
     shape = _SHAPES[SHAPES[rng.integers(len(SHAPES))]]
-
     rate = np.log(rng.uniform(*SCALE_RANGE)) / (n - 1)  # log-size change per frame
     low, high = np.log(np.multiply(SIZE_RANGE, side))
     log_size = rng.uniform(low + rate * half, high - rate * half)
-    radius = np.exp(log_size + rate * clocks[2]) / 2
     margin = np.exp(log_size + rate * half) / 2  # the largest radius on this trajectory
     travel = rng.uniform(*TRAVEL_RANGE, 2) * side
     centre = rng.uniform(margin + travel / 2, side - margin - travel / 2)
-    xy = centre[:, None] + travel[:, None] / (n - 1) * clocks[:2]
     spin = np.deg2rad(rng.uniform(*SPIN_RANGE))
-    angle = rng.uniform(0, 2 * np.pi) + spin * clocks[3]
-
-    cos, sin = np.cos(angle)[:, None], np.sin(angle)[:, None]
-    x, y = shape[:, 0], shape[:, 1]
-    return np.stack([xy[0][:, None] + radius[:, None] * (x * cos - y * sin),
-                     xy[1][:, None] + radius[:, None] * (x * sin + y * cos)], axis=-1)
-
-
-def _boxes(outlines: np.ndarray) -> np.ndarray:
-    """Vertices ``(T, V, 2)`` -> boxes ``(T, 4)`` float32 ``(x, y, w, h)``."""
-    low, high = outlines.min(axis=1), outlines.max(axis=1)
-    return np.concatenate([low, high - low], axis=1).astype(np.float32)
+    return _Pose(shape, (centre[:, None] + travel[:, None] / (n - 1) * clocks[:2]).T,
+                 np.exp(log_size + rate * clocks[2]) / 2,
+                 rng.uniform(0, 2 * np.pi) + spin * clocks[3])
 
 
 def _background(rng: np.random.Generator, side: int) -> np.ndarray:
@@ -224,15 +237,31 @@ def _background(rng: np.random.Generator, side: int) -> np.ndarray:
     return np.clip(base + TEXTURE_AMPLITUDE * texture, 0, 255).astype(np.float32)
 
 
-def _object_colour(rng: np.random.Generator, background: np.ndarray, tries: int = 16) -> np.ndarray:
-    """The first of ``tries`` random colours at least ``MIN_CONTRAST`` from every background
-    pixel, else the one farthest from its nearest background pixel."""
+def _object_colours(rng: np.random.Generator, background: np.ndarray, tries: int = 16
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Two object colours (for its stripes) out of ``tries`` random ones: the first that is
+    at least ``MIN_CONTRAST`` from every background pixel (else the farthest from its nearest
+    background pixel), and the one of those as far as possible from it."""
     candidates = rng.uniform(0, 255, (tries, 3)).astype(np.float32)
     pixels = background.reshape(-1, 3)
     squared = (candidates ** 2).sum(1)[:, None] - 2 * candidates @ pixels.T + (pixels ** 2).sum(1)
     nearest = np.sqrt(np.maximum(squared.min(axis=1), 0))
     good = np.flatnonzero(nearest >= MIN_CONTRAST)
-    return candidates[good[0] if len(good) else nearest.argmax()]
+    pool = candidates[good] if len(good) else candidates[[nearest.argmax()]]
+    first = pool[0]
+    return first, pool[((pool - first) ** 2).sum(1).argmax()]
+
+
+def _stripes(rng: np.random.Generator, pose: _Pose, side: int) -> np.ndarray:
+    """Smooth stripes fixed to the object (they turn, scale and move with it): ``(T, H, W, 1)``
+    float32 in [0, 1], 1 to 2.5 cycles across the object at a random angle and phase."""
+    direction = pose.angle + rng.uniform(0, np.pi)
+    cycles, phase = rng.uniform(1, 2.5), rng.uniform(0, 2 * np.pi)
+    y, x = np.mgrid[0:side, 0:side].astype(np.float32) + 0.5
+    u = ((x - pose.centre[:, 0, None, None]) * np.cos(direction)[:, None, None]
+         + (y - pose.centre[:, 1, None, None]) * np.sin(direction)[:, None, None])
+    u /= pose.radius[:, None, None]  # -1 .. 1 across the object
+    return (0.5 + 0.5 * np.sin(np.pi * cycles * u + phase))[..., None].astype(np.float32)
 
 
 def render_video(cls: str, rng: np.random.Generator, config: SyntheticConfig | None = None
@@ -245,18 +274,22 @@ def render_video(cls: str, rng: np.random.Generator, config: SyntheticConfig | N
     config = config or SyntheticConfig()
     if cls not in _MOTIONS:
         raise ValueError(f"cls: unknown motion class {cls!r}; one of {', '.join(MOTION_CLASSES)}")
-    outlines = _trajectory(cls, rng, config)
+    pose = _pose(cls, rng, config)
     n, side = config.num_frames, config.size
     background = _background(rng, side)
-    colour = _object_colour(rng, background)
-    masks = np.zeros((n, side, side), np.uint8)
-    vertices = np.rint((outlines - 0.5) * (1 << _SUBPIXEL)).astype(np.int32)  # pixel centres
-    for mask, points in zip(masks, vertices):
-        cv2.fillPoly(mask, [points], 255, lineType=cv2.LINE_AA, shift=_SUBPIXEL)
-    alpha = masks[..., None].astype(np.float32) / 255
-    frames = background + alpha * (colour - background)
+    colour, stripe_colour = _object_colours(rng, background)
+    paint = colour + _stripes(rng, pose, side) * (stripe_colour - colour)
+    # coverage by supersampling (cv2's LINE_AA fill is about half a pixel too fat);
+    # cv2 puts pixel j's centre at j, so x maps to x * _SUPERSAMPLE - 0.5
+    fine = np.zeros((n, side * _SUPERSAMPLE, side * _SUPERSAMPLE), np.uint8)
+    vertices = np.rint((pose.outlines() * _SUPERSAMPLE - 0.5) * (1 << _SUBPIXEL)).astype(np.int32)
+    for mask, points in zip(fine, vertices):
+        cv2.fillPoly(mask, [points], 255, shift=_SUBPIXEL)
+    alpha = np.stack([cv2.resize(mask, (side, side), interpolation=cv2.INTER_AREA)
+                      for mask in fine])[..., None] / np.float32(255)
+    frames = background + alpha * (paint - background)
     frames += NOISE_STD * rng.standard_normal(frames.shape, dtype=np.float32)
-    return np.clip(np.rint(frames), 0, 255).astype(np.uint8), _boxes(outlines)
+    return np.clip(np.rint(frames), 0, 255).astype(np.uint8), pose.boxes()
 
 
 def video_rng(config: SyntheticConfig, split: str, cls: str, index: int) -> np.random.Generator:
@@ -306,7 +339,7 @@ def _ensure_video(root: Path, partial: Path, config: SyntheticConfig, split: str
     """Write one video unless it exists (encode under ``partial``, then rename); its boxes."""
     rng, path = video_rng(config, split, cls, index), root / rel
     if path.is_file():
-        return _boxes(_trajectory(cls, rng, config))
+        return _pose(cls, rng, config).boxes()
     frames, boxes = render_video(cls, rng, config)
     tmp = write_video(partial / rel.replace("/", "_"), frames, config.fps, codec=config.codec,
                       keyframe_interval=config.keyframe_interval)

@@ -9,10 +9,11 @@ Speed: while decoding towards a wanted frame, frames that nothing references and
 are shown before it are not decoded at all (``skip_frame="NONREF"``, where frames are
 labelled by timestamp).  Colour conversion is FFmpeg's swscale on one thread: the same
 pixels as PyAV's ``frame.to_ndarray(format="rgb24")`` for every pixel format, colour
-matrix and range.  On one thread it is about as fast as OpenCV's ``cvtColor`` (whose
-BT.601 output differs from swscale's by about one level on average), while PyAV >= 17's
-default of spreading it over all cores competes with the decoder's own threads and costs
-up to half the throughput on a 2-core machine; ``benchmarks/decode.py`` measures all three.
+matrix and range.  On one thread it decodes about as many frames/s as OpenCV's
+``cvtColor`` with less CPU per frame (and OpenCV's BT.601 output differs from swscale's by
+about one level on average), while PyAV >= 17's default of spreading it over all cores
+competes with the decoder's own threads and costs up to half the throughput on a 2-core
+machine; ``benchmarks/decode.py`` measures all three.
 """
 
 from __future__ import annotations

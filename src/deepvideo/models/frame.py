@@ -31,6 +31,13 @@ def small_cnn2d(widths: tuple[int, ...] = (32, 64, 128, 256), in_channels: int =
     return nn.Sequential(*layers)
 
 
+def frame_features(cnn: nn.Module, video: torch.Tensor) -> torch.Tensor:
+    """Run a 2D ``cnn`` on every frame: ``(B, C, T, H, W) -> (B, T, *cnn output shape)``."""
+    b, c, t, h, w = video.shape
+    out = cnn(video.transpose(1, 2).reshape(b * t, c, h, w))
+    return out.view(b, t, *out.shape[1:])
+
+
 class SingleFrame(nn.Module):
     """Per-frame 2D CNN; class scores averaged over time.
 
@@ -46,9 +53,7 @@ class SingleFrame(nn.Module):
         self.fc = nn.Linear(feature_dim, num_classes)
 
     def frame_logits(self, video: torch.Tensor) -> torch.Tensor:
-        b, c, t, h, w = video.shape
-        frames = video.transpose(1, 2).reshape(b * t, c, h, w)
-        return self.fc(self.dropout(self.backbone(frames))).view(b, t, -1)
+        return self.fc(self.dropout(frame_features(self.backbone, video)))
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         return self.frame_logits(video).mean(dim=1)

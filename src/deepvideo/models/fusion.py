@@ -25,17 +25,10 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from deepvideo.models.frame import small_cnn2d
+from deepvideo.models.frame import frame_features, small_cnn2d
 from deepvideo.models.registry import register_model
 
 _WIDTHS = (32, 64, 128, 256)
-
-
-def frame_features(cnn: nn.Module, video: torch.Tensor) -> torch.Tensor:
-    """Run a 2D ``cnn`` on every frame: ``(B, C, T, H, W) -> (B, T, *cnn output shape)``."""
-    b, c, t, h, w = video.shape
-    out = cnn(video.transpose(1, 2).reshape(b * t, c, h, w))
-    return out.view(b, t, *out.shape[1:])
 
 
 def fc_head(in_features: int, hidden: tuple[int, ...], num_classes: int,

@@ -50,8 +50,7 @@ import torch
 import torch.nn as nn
 import torchvision
 
-from deepvideo.models.frame import small_cnn2d
-from deepvideo.models.fusion import frame_features
+from deepvideo.models.frame import frame_features, small_cnn2d
 from deepvideo.models.registry import register_model
 from deepvideo.models.weights import load_weights
 

@@ -155,7 +155,8 @@ class VideoResNet(nn.Module):
 
     Input ``(B, 3, T, H, W)``; output logits ``(B, num_classes)``.  ``conv_makers`` gives
     the space-time convolution of each stage; ``nonlocal_stages`` (numbers 1-4) appends a
-    :class:`NonLocalBlock` to the end of those stages.
+    :class:`NonLocalBlock` to the end of those stages.  Its affinity matrix grows with
+    ``(T*H*W)^2``: Wang et al. use the middle stages (here 2 and 3), not stage 1.
     """
 
     def __init__(self, block: type[BasicBlock] | type[Bottleneck],
@@ -279,6 +280,9 @@ def r2plus1d_18(num_classes: int = 400, weights: str | Path | None = None,
 @register_model
 def r2plus1d_34(num_classes: int = 400, weights: str | Path | None = None,
                 nonlocal_stages: Sequence[int] = ()) -> VideoResNet:
-    """R(2+1)D-34, the paper's Kinetics model: depths (3, 4, 6, 3). Input (B, 3, T, H, W). Options as r3d_18."""
+    """R(2+1)D-34, the paper's Kinetics model: depths (3, 4, 6, 3). Input (B, 3, T, H, W).
+
+    Options as :func:`r3d_18`.
+    """
     return _video_resnet(BasicBlock, _R2PLUS1D, (3, 4, 6, 3), r2plus1d_stem(), num_classes,
                          weights, nonlocal_stages)

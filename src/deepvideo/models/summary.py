@@ -90,7 +90,8 @@ def _macs(module: nn.Module, inputs: tuple, kwargs: dict[str, Any], output: Any)
     elif type(module) in _CELL_GATES:
         x = _arg(inputs, kwargs, 0, "input")
         batch = x.shape[0] if x.dim() == 2 else 1
-        macs = batch * _CELL_GATES[type(module)] * module.hidden_size * (module.input_size + module.hidden_size)
+        h = module.hidden_size
+        macs = batch * _CELL_GATES[type(module)] * h * (module.input_size + h)
     elif isinstance(module, nn.MultiheadAttention):
         query, key = _arg(inputs, kwargs, 0, "query"), _arg(inputs, kwargs, 1, "key")
         if not module.batch_first and query.dim() == 3:
