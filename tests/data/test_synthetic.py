@@ -176,7 +176,7 @@ def test_rendered_pixels_move_as_the_class_says(cls):
         shift = (_centres(boxes[-1]) - _centres(boxes[0])) / config.size
         growth = np.sqrt(boxes[-1, 2] * boxes[-1, 3] / (boxes[0, 2] * boxes[0, 3]))
         if feature < 2:  # translation: the box moves along its axis only
-            assert sign * shift[feature] > 0.3 and abs(shift[1 - feature]) < 1e-3
+            assert sign * shift[feature] > 0.25 and abs(shift[1 - feature]) < 1e-3
         else:  # in place (the box centre is not the pivot, so it drifts a little)
             assert np.abs(shift).max() < 0.05 and (feature == 3 or growth ** sign > 1.5)
 

@@ -1,7 +1,8 @@
 """The built-in motion dataset: real video files whose classes differ only in motion.
 
-Each video shows one object (a random shape, colour and size) over a random textured
-background with fresh pixel noise in every frame.  The class is how the object moves:
+Each video shows one object (a random shape, size and pair of colours, striped in its own
+frame so that its turning and scaling show inside it too) over a random textured
+background, with fresh pixel noise in every frame.  The class is how the object moves:
 translate right / left / down / up, rotate clockwise / anticlockwise (as seen on screen),
 grow or shrink.  Nothing else depends on the class, so a single frame says nothing about
 it, while a model that sees motion can classify it almost perfectly.
@@ -59,10 +60,10 @@ _MOTIONS = {"right": (0, 1), "left": (0, -1), "down": (1, 1), "up": (1, -1),
             "rotate_cw": (3, 1), "rotate_ccw": (3, -1), "grow": (2, 1), "shrink": (2, -1)}
 MOTION_CLASSES = tuple(_MOTIONS)
 
-SIZE_RANGE = (0.15, 0.42)    # object diameter (circumscribed circle), fraction of the frame side
-TRAVEL_RANGE = (0.35, 0.55)  # translation over the whole clip, fraction of the frame side
-SCALE_RANGE = (1.8, 2.6)     # size ratio between the last and the first frame of grow
-SPIN_RANGE = (10.0, 20.0)    # rotation speed, degrees per frame (shapes repeat at >= 72 degrees)
+SIZE_RANGE = (0.22, 0.5)     # object diameter (circumscribed circle), fraction of the frame side
+TRAVEL_RANGE = (0.3, 0.45)   # translation over the whole clip, fraction of the frame side
+SCALE_RANGE = (1.6, 2.2)     # size ratio between the last and the first frame of grow
+SPIN_RANGE = (12.0, 24.0)    # rotation speed, degrees per frame (shapes repeat at >= 72 degrees)
 NOISE_STD = 6.0              # per-frame Gaussian pixel noise, grey levels
 TEXTURE_AMPLITUDE = 25.0     # background texture, grey levels per unit of its random pattern
 MIN_CONTRAST = 80.0          # wanted RGB distance between the object and every background pixel
@@ -88,7 +89,7 @@ def _regular(n: int, radii: tuple[float, ...] = (1.0,), start: float = 90.0) -> 
     return list(zip(r * np.cos(angles), r * np.sin(angles)))
 
 
-# Unit shapes; none is invariant under the <= 20 degree turn of one frame, and the arrow,
+# Unit shapes; none is invariant under the <= 24 degree turn of one frame, and the arrow,
 # ell and pacman have no rotational symmetry at all (a circle would hide rotation).
 _SHAPES = {
     "square": _polygon(_regular(4, start=45.0)),
@@ -295,6 +296,9 @@ def render_video(cls: str, rng: np.random.Generator, config: SyntheticConfig | N
 def video_rng(config: SyntheticConfig, split: str, cls: str, index: int) -> np.random.Generator:
     """The generator of video ``index`` of ``cls`` in ``split``, independent of every other
     video's: ``render_video(cls, video_rng(...), config)`` gives that file's frames and boxes."""
+    if split not in SPLITS or cls not in _MOTIONS:
+        raise ValueError(f"split/cls: need one of {SPLITS} and of {MOTION_CLASSES}, "
+                         f"got {split!r}, {cls!r}")
     key = (SPLITS.index(split), MOTION_CLASSES.index(cls), index)
     return np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=key))
 

@@ -16,7 +16,7 @@ from typing import Callable
 import torch.nn as nn
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
-_NON_MODEL_MODULES = {"registry", "summary", "blocks"}
+_NON_MODEL_MODULES = {"registry", "summary", "blocks", "weights"}
 _loaded = False
 
 
