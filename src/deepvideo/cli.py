@@ -87,6 +87,35 @@ def cmd_models(args: argparse.Namespace) -> None:
         print(f"{name:<{width}}  {model_doc(name)}")
 
 
+def _input_shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected sizes joined by x like 3x16x112x112, got {text!r}") from None
+    if not shape or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive sizes like 3x16x112x112, got {text!r}")
+    return shape
+
+
+def cmd_summary(args: argparse.Namespace) -> None:
+    import torch
+
+    from deepvideo.models import create_model
+    from deepvideo.models.summary import format_summary, summarize
+
+    with torch.device("meta"):  # shapes and counts only: no memory, no compute
+        model = create_model(args.model, num_classes=args.num_classes, **dict(args.model_opt or []))
+    try:
+        summary = summarize(model, args.input)
+    except RuntimeError as exc:
+        raise UsageError(f"{args.model} does not accept --input {'x'.join(map(str, args.input))} "
+                         f"({str(exc).strip().splitlines()[0]})") from None
+    if args.json:
+        _print_json(summary.to_dict())
+    else:
+        print(format_summary(summary))
+
+
 # ----------------------------------------------------------------------------- synth
 def _add_synth_options(parser: argparse.ArgumentParser) -> None:
     from deepvideo.data.synthetic import SyntheticConfig
@@ -329,6 +358,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runtime_options(p)
     p.set_defaults(func=cmd_predict)
 
+    p = sub.add_parser("summary", help="per-layer output shapes, parameters and MACs of a model",
+                       description="Per layer: output shape, parameters, multiply-accumulates "
+                       "(convolutions, linear, recurrent and attention layers); totals at the end. "
+                       "Runs on the meta device, so even large models take no memory.")
+    p.add_argument("model", help="a name from `deepvideo models`")
+    p.add_argument("--input", type=_input_shape, default=(3, 16, 112, 112),
+                   help="one input without the batch, C x T x H x W (default 3x16x112x112)")
+    p.add_argument("--num-classes", type=_positive_int, default=400)
+    p.add_argument("--model-opt", type=_model_option, action="append", metavar="KEY=VALUE")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_summary)
+
     p = sub.add_parser("models", help="list the registered models")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models)
@@ -352,6 +393,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"deepvideo {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and closed early
+        sys.stderr.close()
+        return 0
     return 0
 
 

@@ -108,3 +108,22 @@ def test_predict_on_a_text_file_named_mp4(capsys, tmp_path, tiny_motion_root):
     code, _, err = run(capsys, "predict", str(fake), "--checkpoint", str(ckpt / "best.pt"))
     assert code == 2
     one_line_error(err, "fake.mp4")
+
+
+def test_summary_reproduces_c3d_table(capsys):
+    code, out, err = run(capsys, "summary", "c3d", "--json")
+    assert code == 0, err
+    layers = {row["name"]: row for row in json.loads(out)["layers"]}
+    assert layers["pool1"]["output_shape"] == [64, 16, 56, 56]
+    assert round(layers["conv2a"]["macs"] / 1e9, 2) == 11.10
+    code, out, _ = run(capsys, "summary", "small3d", "--input", "3x8x32x32", "--num-classes", "5")
+    assert code == 0 and "Total params" in out
+
+
+def test_summary_bad_input(capsys):
+    code, _, err = run(capsys, "summary", "c3d", "--input", "3x2x8x8")
+    assert code == 2
+    one_line_error(err, "c3d", "3x2x8x8")
+    with pytest.raises(SystemExit) as exc:
+        main(["summary", "c3d", "--input", "3xAx8"])
+    assert exc.value.code == 2
