@@ -1,0 +1,91 @@
+"""Classical dense optical flow through OpenCV.
+
+* ``farneback``: Farneback, "Two-frame motion estimation based on polynomial expansion"
+  (SCIA 2003) -- each neighbourhood fitted by a quadratic polynomial, displacement solved
+  from how the polynomial moves, coarse to fine over a 3-level pyramid.
+* ``dis``: Kroeger et al., "Fast Optical Flow using Dense Inverse Search" (ECCV 2016) --
+  inverse-compositional patch search densified and refined variationally; OpenCV's
+  ``FAST`` preset.
+* ``tvl1``: Zach, Pock & Bischof, "A Duality Based Approach for Realtime TV-L1 Optical Flow"
+  (DAGM 2007), the flow of the two-stream papers.  It lives in ``cv2.optflow``, which only
+  the opencv-contrib wheels have; without it the method fails with a one-line error.
+
+Frames are ``(H, W, 3)`` uint8 RGB as decoded; methods see them in grayscale.  A flow field
+is ``(2, H, W)`` float32 ``(dx, dy)`` in pixels, from the first frame to the second.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+__all__ = ["FLOW_METHODS", "flow_estimator", "estimate_flow", "clip_flow"]
+
+FLOW_METHODS = ("farneback", "dis", "tvl1")
+
+# (frame1, frame2) grayscale uint8 (H, W) -> (H, W, 2) float32 flow
+_GrayFlow = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def _farneback() -> _GrayFlow:
+    # OpenCV's sample settings: pyramid scale 0.5, 3 levels, 15 px window, 3 iterations,
+    # polynomial neighbourhood 5 with sigma 1.2.
+    return lambda a, b: cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+
+
+def _dis() -> _GrayFlow:
+    return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST).calc
+
+
+def _tvl1() -> _GrayFlow:
+    if not hasattr(cv2, "optflow"):
+        raise ValueError(f"flow method 'tvl1' needs cv2.optflow from opencv-contrib-python-headless; "
+                         f"the installed OpenCV {cv2.__version__} lacks it (use 'farneback' or 'dis')")
+    return cv2.optflow.DualTVL1OpticalFlow_create().calc
+
+
+_BUILDERS: dict[str, Callable[[], _GrayFlow]] = {"farneback": _farneback, "dis": _dis, "tvl1": _tvl1}
+
+
+def _gray(frame: np.ndarray, name: str) -> np.ndarray:
+    frame = np.asarray(frame)
+    if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
+        raise ValueError(f"{name} must be an (H, W, 3) uint8 RGB frame, got {frame.shape} {frame.dtype}")
+    return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+
+
+def flow_estimator(method: str = "farneback") -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """A function ``(frame1, frame2) -> (2, H, W)`` float32 flow for one of ``FLOW_METHODS``.
+
+    Frames are ``(H, W, 3)`` uint8 RGB.  The OpenCV object behind it is built once, so reuse
+    the function over a video.  Raises ``ValueError`` for an unknown or unavailable method.
+    """
+    if method not in _BUILDERS:
+        raise ValueError(f"unknown flow method {method!r} (choose from {', '.join(FLOW_METHODS)})")
+    flow = _BUILDERS[method]()
+
+    def estimate(frame1: np.ndarray, frame2: np.ndarray) -> np.ndarray:
+        a, b = _gray(frame1, "frame1"), _gray(frame2, "frame2")
+        if a.shape != b.shape:
+            raise ValueError(f"frames differ in size: {a.shape[::-1]} and {b.shape[::-1]}")
+        return np.ascontiguousarray(flow(a, b, None).transpose(2, 0, 1), dtype=np.float32)
+
+    return estimate
+
+
+def estimate_flow(frame1: np.ndarray, frame2: np.ndarray, method: str = "farneback") -> np.ndarray:
+    """Dense flow from ``frame1`` to ``frame2`` (``(H, W, 3)`` uint8 RGB): ``(2, H, W)`` float32."""
+    return flow_estimator(method)(frame1, frame2)
+
+
+def clip_flow(frames: np.ndarray, method: str = "farneback", progress: bool = False) -> np.ndarray:
+    """Flow between consecutive frames of ``frames`` ``(T, H, W, 3)`` uint8: ``(T-1, 2, H, W)`` float32."""
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or len(frames) < 2:
+        raise ValueError(f"clip_flow needs (T, H, W, 3) frames with T >= 2, got {frames.shape}")
+    estimate = flow_estimator(method)
+    pairs = tqdm(range(len(frames) - 1), desc=f"flow ({method})", unit="pair", disable=not progress)
+    return np.stack([estimate(frames[t], frames[t + 1]) for t in pairs])
