@@ -178,7 +178,7 @@ def test_rendered_pixels_move_as_the_class_says(cls):
         if feature < 2:  # translation: the box moves along its axis only
             assert sign * shift[feature] > 0.25 and abs(shift[1 - feature]) < 1e-3
         else:  # in place (the box centre is not the pivot, so it drifts a little)
-            assert np.abs(shift).max() < 0.05 and (feature == 3 or growth ** sign > 1.5)
+            assert np.abs(shift).max() < 0.1 and (feature == 3 or growth ** sign > 1.5)
 
 
 def test_boxes_enclose_exactly_what_changes_between_frames():

@@ -37,14 +37,16 @@ def _farneback() -> _GrayFlow:
 
 
 def _dis() -> _GrayFlow:
-    return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST).calc
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+    return lambda a, b: dis.calc(a, b, None)
 
 
 def _tvl1() -> _GrayFlow:
     if not hasattr(cv2, "optflow"):
         raise ValueError(f"flow method 'tvl1' needs cv2.optflow from opencv-contrib-python-headless; "
                          f"the installed OpenCV {cv2.__version__} lacks it (use 'farneback' or 'dis')")
-    return cv2.optflow.DualTVL1OpticalFlow_create().calc
+    tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
+    return lambda a, b: tvl1.calc(a, b, None)
 
 
 _BUILDERS: dict[str, Callable[[], _GrayFlow]] = {"farneback": _farneback, "dis": _dis, "tvl1": _tvl1}
@@ -71,7 +73,7 @@ def flow_estimator(method: str = "farneback") -> Callable[[np.ndarray, np.ndarra
         a, b = _gray(frame1, "frame1"), _gray(frame2, "frame2")
         if a.shape != b.shape:
             raise ValueError(f"frames differ in size: {a.shape[::-1]} and {b.shape[::-1]}")
-        return np.ascontiguousarray(flow(a, b, None).transpose(2, 0, 1), dtype=np.float32)
+        return np.ascontiguousarray(flow(a, b).transpose(2, 0, 1), dtype=np.float32)
 
     return estimate
 

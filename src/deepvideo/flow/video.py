@@ -1,0 +1,193 @@
+"""Flow over whole videos: a side-by-side visualisation, and flow extraction for a dataset.
+
+Both decode sequentially with :class:`deepvideo.io.VideoReader` and estimate flow between
+each frame and the next (``T`` frames give ``T - 1`` flow fields, flow ``t`` running from
+frame ``t`` to ``t + 1``), with any method of ``FLOW_METHODS`` or ``"raft"`` (local weights).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from tqdm import tqdm
+
+from deepvideo.flow.classical import FLOW_METHODS, flow_estimator
+from deepvideo.flow.flowio import DEFAULT_BOUND, _check_bound, flow_file_info, quantize_flow, save_flow
+from deepvideo.flow.viz import flow_to_color
+from deepvideo.io import VideoDecodeError, VideoReader, write_video
+
+__all__ = ["ALL_METHODS", "ExtractSummary", "make_estimator", "video_flows", "flow_video",
+           "flow_target", "extract_flow_dataset"]
+
+ALL_METHODS = (*FLOW_METHODS, "raft")
+
+Estimator = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def _estimator_factory(method: str, weights: str | os.PathLike | None, device: str | None
+                       ) -> Callable[[], Estimator]:
+    """Checks ``method`` now; the factory gives each worker its own estimator (one RAFT shared)."""
+    if method == "raft":
+        if weights is None:
+            raise ValueError("flow method 'raft' needs weights: a local raft_small state_dict file")
+        from deepvideo.flow.learned import load_raft  # torchvision's RAFT only when asked for
+
+        raft = load_raft(weights, device=device)
+        return lambda: raft
+    flow_estimator(method)  # raises now for an unknown or unavailable method
+    return lambda: flow_estimator(method)
+
+
+def make_estimator(method: str = "farneback", weights: str | os.PathLike | None = None,
+                   device: str | None = None) -> Estimator:
+    """``(frame1, frame2) -> (2, H, W)`` float32 flow for any of ``ALL_METHODS``; frames
+    ``(H, W, 3)`` uint8 RGB.  ``"raft"`` needs ``weights`` (a local raft_small state_dict)."""
+    return _estimator_factory(method, weights, device)()
+
+
+def video_flows(reader: VideoReader, estimate: Estimator) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Decode ``reader`` in order, yielding ``(frame_t, flow_t)``: ``(H, W, 3)`` uint8 and the
+    ``(2, H, W)`` float32 flow to frame ``t + 1``, for ``t < T - 1``.
+
+    Raises ``VideoDecodeError`` naming the file when it yields fewer than ``num_frames``
+    frames (a truncated file) or fewer than two.
+    """
+    previous, count = None, 0
+    for frame in reader:
+        if previous is not None:
+            yield previous, estimate(previous, frame)
+        previous, count = frame, count + 1
+    if count != reader.num_frames:
+        raise VideoDecodeError(f"{reader.path}: decoded {count} of {reader.num_frames} frames "
+                               f"(corrupt or truncated file)")
+    if count < 2:
+        raise VideoDecodeError(f"{reader.path}: flow needs at least 2 frames, the video has {count}")
+
+
+def flow_video(path: str | os.PathLike, out_path: str | os.PathLike, method: str = "farneback",
+               progress: bool = True, max_flow: float | None = None,
+               weights: str | os.PathLike | None = None, device: str | None = None) -> Path:
+    """Write a video showing each frame beside its colour-coded flow (Middlebury wheel).
+
+    The output has ``T - 1`` frames of ``(H, 2 W, 3)`` (an odd ``H`` gains a black row, which
+    the encoder's 4:2:0 chroma needs), the input's frame rate, h264 in ``out_path``'s
+    container.  ``max_flow`` (pixels) fixes the colour scale; ``None`` rescales each frame
+    to its own largest flow.  Frames are held in memory until encoding.
+
+    Raises ``VideoDecodeError`` for an unreadable video, ``ValueError`` for a bad method.
+    """
+    estimate = make_estimator(method, weights, device)
+    with VideoReader(path) as reader:
+        height, width = reader.height, reader.width
+        out = np.zeros((reader.num_frames - 1, height + height % 2, 2 * width, 3), np.uint8)
+        pairs = tqdm(video_flows(reader, estimate), total=len(out), desc=f"flow ({method})",
+                     unit="frame", disable=not progress)
+        for t, (frame, flow) in enumerate(pairs):
+            out[t, :height, :width] = frame
+            out[t, :height, width:] = flow_to_color(flow, max_flow)
+        fps = reader.fps or 25.0
+    return write_video(out_path, out, fps)
+
+
+@dataclass
+class ExtractSummary:
+    """What :func:`extract_flow_dataset` did: files written, files found already done, and
+    ``(video, reason)`` for every video that could not be decoded."""
+
+    written: int = 0
+    skipped: int = 0
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def flow_target(video: str | os.PathLike, out_dir: str | os.PathLike, root: str | os.PathLike | None = None
+                ) -> Path:
+    """Where :func:`extract_flow_dataset` puts a video's flow: ``out_dir/<name>.npz`` from the
+    video's file name, or with ``root`` its path under ``root`` mirrored into ``out_dir``
+    (``root/a/b.mp4 -> out_dir/a/b.npz``), for datasets whose file names repeat."""
+    if root is None:
+        return Path(out_dir) / Path(video).with_suffix(".npz").name
+    video, root = Path(os.path.abspath(video)), Path(os.path.abspath(root))
+    if not video.is_relative_to(root):
+        raise ValueError(f"{video} is not under the videos root {root}")
+    return Path(out_dir) / video.relative_to(root).with_suffix(".npz")
+
+
+def _plan(videos: list[Path], out_dir: Path, root: Path | None, method: str, bound: float
+          ) -> tuple[list[tuple[Path, Path]], int]:
+    """``(video, target)`` pairs still to do, and how many are done; checks finished files fit."""
+    todo, done, seen = [], 0, {}
+    for video in videos:
+        target = flow_target(video, out_dir, root)
+        if target in seen:
+            hint = "" if root else " (give the videos' root folder to mirror their sub-folders)"
+            raise ValueError(f"{seen[target]} and {video} would both write {target}{hint}")
+        seen[target] = video
+        if not target.exists():
+            todo.append((video, target))
+            continue
+        info = flow_file_info(target)
+        if info["method"] != method or not np.isclose(info["bound"], bound):
+            raise ValueError(f"{target} holds {info['method']} flow with bound {info['bound']:g}, "
+                             f"not {method} with bound {bound:g}: use another output folder")
+        done += 1
+    return todo, done
+
+
+def extract_flow_dataset(videos: list[str | os.PathLike], out_dir: str | os.PathLike,
+                         method: str = "farneback", bound: float = DEFAULT_BOUND, workers: int = 0,
+                         progress: bool = True, root: str | os.PathLike | None = None,
+                         weights: str | os.PathLike | None = None, device: str | None = None
+                         ) -> ExtractSummary:
+    """Compute and store the flow of every video, resumably, for two-stream training.
+
+    Each video's ``T - 1`` flow fields are clipped to ``+-bound`` pixels, quantised to uint8
+    and saved as one ``.npz`` (see :mod:`deepvideo.flow.flowio`; read back with
+    :func:`~deepvideo.flow.flowio.load_flow` as ``(T-1, 2, H, W)`` float32) at
+    :func:`flow_target` ``(video, out_dir, root)``: ``out_dir/<name>.npz``, or mirroring the
+    sub-folders under ``root`` when given (needed when file names repeat).  Files are
+    written atomically, so an interrupted run leaves only finished files and a second run
+    skips them (it refuses files made with another method or bound).
+    Videos that cannot be decoded are skipped with a warning and listed in the summary.
+
+    Args:
+        workers: threads working on different videos side by side (OpenCV and the decoder
+            release the GIL); 0 works in the calling thread.
+    """
+    bound = _check_bound(bound)
+    videos = [Path(v) for v in videos]
+    if not videos:
+        raise ValueError("no videos to extract flow from")
+    todo, done = _plan(videos, Path(out_dir), root, method, bound)
+    summary = ExtractSummary(skipped=done)
+    make = _estimator_factory(method, weights, device) if todo else None
+
+    def extract(video: Path, target: Path) -> str | None:
+        try:
+            with VideoReader(video) as reader:
+                codes = np.stack([quantize_flow(flow, bound) for _, flow in video_flows(reader, make())])
+        except VideoDecodeError as exc:
+            return str(exc)
+        save_flow(target, codes, bound, method)
+        return None
+
+    bar = tqdm(total=len(videos), initial=done, desc=f"flow ({method})", unit="video", disable=not progress)
+    with ThreadPoolExecutor(max(workers, 1)) as pool:
+        errors = (pool.map if workers > 0 else map)(lambda job: extract(*job), todo)
+        for (video, _), error in zip(todo, errors):
+            if error is None:
+                summary.written += 1
+            else:
+                warnings.warn(f"skipped {error}", stacklevel=2)
+                summary.failed.append((video, error))
+                bar.set_postfix(failed=len(summary.failed))
+            bar.update()
+    bar.close()
+    return summary
+
