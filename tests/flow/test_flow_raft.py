@@ -16,13 +16,15 @@ def test_raft_small_forward_and_weights_file(tmp_path):
     path = tmp_path / "raft_small.pth"
     torch.save(model.state_dict(), path)
     raft = load_raft(path, device="cpu", num_flow_updates=2)
-    assert all(torch.equal(a, b) for a, b in zip(raft.model.state_dict().values(), model.state_dict().values()))
+    loaded, saved = raft.model.state_dict(), model.state_dict()
+    assert loaded.keys() == saved.keys() and all(torch.equal(loaded[k], saved[k]) for k in saved)
     rng = np.random.default_rng(0)
     frame1 = rng.integers(0, 256, (60, 68, 3), dtype=np.uint8)  # neither side a multiple of 8
     frame2 = np.roll(frame1, 2, axis=1)
     flow = raft(frame1, frame2)
     assert flow.shape == (2, 60, 68) and flow.dtype == np.float32 and np.isfinite(flow).all()
-    batch = RAFTFlow(model, device="cpu", num_flow_updates=2)(np.stack([frame1, frame2]), np.stack([frame2, frame1]))
+    batched = RAFTFlow(model, device="cpu", num_flow_updates=2)
+    batch = batched(np.stack([frame1, frame2]), np.stack([frame2, frame1]))
     assert batch.shape == (2, 2, 60, 68)
     assert np.allclose(batch[0], flow, atol=1e-3)             # same pair, same flow, batched or not
 

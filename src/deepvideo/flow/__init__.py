@@ -15,8 +15,8 @@ from deepvideo.flow.video import (ALL_METHODS, ExtractSummary, extract_flow_data
 from deepvideo.flow.viz import COLOR_WHEEL, flow_to_color
 from deepvideo.flow.warp import backward_warp, photometric_error
 
-__all__ = ["ALL_METHODS", "COLOR_WHEEL", "DEFAULT_BOUND", "ExtractSummary", "FLOW_METHODS", "angular_error", "angular_error_map",
-           "backward_warp", "clip_flow", "dequantize_flow", "endpoint_error", "endpoint_error_map",
-           "estimate_flow", "extract_flow_dataset", "flow_estimator", "flow_file_info", "flow_target",
-           "flow_to_color", "flow_video", "load_flow", "make_estimator", "photometric_error", "quantize_flow",
-           "read_flo", "save_flow", "video_flows", "write_flo"]
+__all__ = ["ALL_METHODS", "COLOR_WHEEL", "DEFAULT_BOUND", "ExtractSummary", "FLOW_METHODS", "angular_error",
+           "angular_error_map", "backward_warp", "clip_flow", "dequantize_flow", "endpoint_error",
+           "endpoint_error_map", "estimate_flow", "extract_flow_dataset", "flow_estimator", "flow_file_info",
+           "flow_target", "flow_to_color", "flow_video", "load_flow", "make_estimator", "photometric_error",
+           "quantize_flow", "read_flo", "save_flow", "video_flows", "write_flo"]

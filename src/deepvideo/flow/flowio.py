@@ -13,23 +13,26 @@ each component is clipped to ``[-bound, bound]`` (20 px by default) and mapped l
 back within half a step, ``bound / 255`` px (0.078 px at 20); zero flow reads back as
 +0.078 px since no code sits at exactly 127.5.
 
-One ``.npz`` per video holds the quantised clip, chosen by measurement on 60 frames of
-``mmaction2__demo.mp4`` (340x256, DIS flow, 10.4 MB raw uint8; ``python benchmarks/flow.py``
-prints the comparison):
+One ``.npz`` per video holds the quantised clip, chosen by measurement on the DIS flow of
+60 frames of ``mmaction2__demo.mp4`` (59 fields 340x256, 10.3 MB raw uint8; 2 shared CPU
+cores; ``python benchmarks/flow.py`` prints this table; our reads go through
+``load_flow`` and include the conversion to float32 pixels):
 
-==========================  =======  ===========  ================  ==========
-format                      size     write        read all / 10 fr  lossless
-==========================  =======  ===========  ================  ==========
-npz, zlib, member / frame   0.79 MB  0.19 s       25 ms / 4.6 ms    yes
-npz, zlib, one array        0.79 MB  0.20 s       21 ms / 16 ms     yes
-PNG x/y planes per frame    0.92 MB  0.15 s       52 ms             yes
-JPEG q95 x/y planes         0.47 MB  0.03 s       20 ms             no (3 levels)
-==========================  =======  ===========  ================  ==========
+==============================  =======  =======  ==============  ==========  ========
+format                          size     write    read all 59 fr  read 10 fr  lossless
+==============================  =======  =======  ==============  ==========  ========
+npz, zlib, member per frame     0.77 MB  0.19 s   35 ms           5.3 ms      yes
+npz, zlib, one array            0.77 MB  0.18 s   17 ms           16 ms       yes
+PNG x/y planes per frame        0.90 MB  0.14 s   50 ms           8.7 ms      yes
+JPEG q95 x/y planes per frame   0.46 MB  0.03 s   20 ms           3.3 ms      no (3 levels)
+==============================  =======  =======  ==============  ==========  ========
 
 One zlib-compressed member per flow frame (``"00000"``, ``"00001"``, ... each ``(2, H, W)``
 uint8) is as small as one array, lossless, a single file per video (written atomically:
-no half-written video is ever seen as done), and ``load_flow(path, indices)`` decompresses
-only the frames asked for -- what a sampler drawing 10 stacked flows needs.  Members
+no half-written video is ever seen as done; planes take two files per frame), and
+``load_flow(path, indices)`` decompresses only the frames asked for -- what a sampler
+drawing 10 stacked flows needs, at a cost that does not grow with the video's length.
+JPEG halves the size at up to 3 levels (0.47 px) of error.  Members
 ``bound`` and ``method`` record how the file was made.
 """
 
