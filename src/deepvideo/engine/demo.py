@@ -32,7 +32,7 @@ __all__ = ["run_demo", "DEMO_MODELS"]
 
 DEMO_MODELS = ("single_frame", "small3d")
 DEMO_WIDTHS = (16, 32, 64, 128)
-DEMO_EPOCHS = 12
+DEMO_EPOCHS = 16
 DEMO_SIDE = 32
 
 
