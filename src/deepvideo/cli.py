@@ -284,6 +284,44 @@ def cmd_predict(args: argparse.Namespace) -> None:
         print(text)
 
 
+# ----------------------------------------------------------------------------- flow
+def _add_flow_options(parser: argparse.ArgumentParser) -> None:
+    from deepvideo.flow import ALL_METHODS
+
+    parser.add_argument("--method", default="farneback", choices=ALL_METHODS,
+                        help="farneback and dis (OpenCV), tvl1 (needs opencv-contrib), raft "
+                        "(torchvision raft_small, needs --weights; default %(default)s)")
+    parser.add_argument("--weights", type=_existing_file, help="RAFT checkpoint file (local)")
+    parser.add_argument("--device", default="cpu", help="device for RAFT (default %(default)s)")
+
+
+def cmd_flow(args: argparse.Namespace) -> None:
+    from deepvideo.flow import flow_video
+
+    out = flow_video(args.video, args.out, method=args.method, progress=True, max_flow=args.max_flow,
+                     weights=args.weights, device=args.device)
+    print(f"{out}: frames beside their colour-coded {args.method} flow")
+
+
+def cmd_flow_extract(args: argparse.Namespace) -> None:
+    from deepvideo.data.datasets import VIDEO_EXTENSIONS
+    from deepvideo.flow import extract_flow_dataset
+
+    root = Path(args.data)
+    if not root.is_dir():
+        raise UsageError(f"--data {root}: no such folder")
+    videos = sorted(p for p in root.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
+    if not videos:
+        raise UsageError(f"--data {root}: no video files ({', '.join(VIDEO_EXTENSIONS)}) found")
+    summary = extract_flow_dataset(videos, args.out, method=args.method, bound=args.bound,
+                                   workers=args.workers, progress=True, root=root,
+                                   weights=args.weights, device=args.device)
+    print(f"{args.out}: {summary.written} written, {summary.skipped} already done, "
+          f"{len(summary.failed)} unreadable")
+    for video, reason in summary.failed:
+        print(f"  skipped {video}: {reason}")
+
+
 # ----------------------------------------------------------------------------- demo
 def cmd_demo(args: argparse.Namespace) -> None:
     from deepvideo.engine.demo import run_demo
@@ -369,6 +407,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-opt", type=_model_option, action="append", metavar="KEY=VALUE")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("flow", help="write a video of frames beside their colour-coded optical flow",
+                       description="Dense optical flow between consecutive frames, written as a "
+                       "video whose frames show the input (left) and the Middlebury colour coding "
+                       "of its flow (right: hue = direction, saturation = speed).")
+    p.add_argument("video", type=_existing_file)
+    p.add_argument("--out", type=Path, required=True, help="output video (.mp4)")
+    p.add_argument("--max-flow", type=_positive_float, default=None,
+                   help="pixels of motion shown at full saturation (default: the largest per frame)")
+    _add_flow_options(p)
+    p.set_defaults(func=cmd_flow)
+
+    p = sub.add_parser("flow-extract", help="compute and cache the flow of every video of a dataset",
+                       description="Flow of every video under --data, clipped to +-bound pixels and "
+                       "quantised to uint8 (the two-stream papers' storage), one .npz per video "
+                       "mirroring the folders. Resumable: finished videos are skipped.")
+    p.add_argument("--data", required=True, help="folder searched recursively for videos")
+    p.add_argument("--out", type=Path, required=True, help="flow cache folder")
+    p.add_argument("--bound", type=_positive_float, default=20.0, help="clipping bound in pixels (default %(default)s)")
+    p.add_argument("--workers", type=_nonneg_int, default=0, help="videos processed side by side")
+    _add_flow_options(p)
+    p.set_defaults(func=cmd_flow_extract)
 
     p = sub.add_parser("models", help="list the registered models")
     p.add_argument("--json", action="store_true")

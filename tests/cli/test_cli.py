@@ -127,3 +127,26 @@ def test_summary_bad_input(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["summary", "c3d", "--input", "3xAx8"])
     assert exc.value.code == 2
+
+
+def test_flow_and_flow_extract(capsys, tiny_motion_root, tmp_path):
+    from deepvideo.flow import load_flow
+    from deepvideo.io import VideoReader
+
+    video = next((tiny_motion_root / "train" / "right").glob("*.mp4"))
+    code, _, err = run(capsys, "flow", str(video), "--out", str(tmp_path / "viz.mp4"), "--method", "dis")
+    assert code == 0, err
+    with VideoReader(tmp_path / "viz.mp4") as reader:
+        assert (reader.num_frames, reader.width, reader.height) == (7, 64, 32)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "clip.mp4").write_bytes(video.read_bytes())
+    (tmp_path / "data" / "broken.mp4").write_text("no video")
+    code, out, err = run(capsys, "flow-extract", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "flow"))
+    assert code == 0, err
+    assert "1 written, 0 already done, 1 unreadable" in out and "broken.mp4" in out
+    assert load_flow(tmp_path / "flow" / "clip.npz").shape == (7, 2, 32, 32)
+    code, out, _ = run(capsys, "flow-extract", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "flow"))
+    assert "0 written, 1 already done" in out
+    code, _, err = run(capsys, "flow-extract", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "flow"))
+    assert code == 2
+    one_line_error(err, "none")
