@@ -83,3 +83,35 @@ def tiny_motion_root(tmp_path_factory) -> Path:
                 write_video(root / split / name / f"{name}_{n}.mp4", two_direction_frames(direction, seed),
                             fps=8, keyframe_interval=4)
     return root
+
+
+def train_losses(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor, steps: int = 25,
+                 lr: float = 1e-2) -> list[float]:
+    """Full-batch Adam steps on one small batch; the loss after each step."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        loss = torch.nn.functional.cross_entropy(model(inputs), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+@pytest.fixture
+def overfit():
+    """``overfit(model, inputs, labels, steps=25, lr=1e-2) -> losses`` (see ``train_losses``)."""
+    return train_losses
+
+
+def randomize_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
+    """Non-trivial BatchNorm statistics and affine terms, so eval-mode equivalence tests
+    exercise the whole network (fresh BN layers are the identity)."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.running_mean.uniform_(-0.3, 0.3)
+            m.running_var.uniform_(0.8, 1.5)
+            m.weight.data.uniform_(0.7, 1.2)
+            m.bias.data.uniform_(-0.1, 0.1)
+    return model

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from deepvideo.models import create_model
 from deepvideo.models.fusion import slow_fusion_min_frames
@@ -109,18 +108,11 @@ def test_slow_fusion_temporal_extent_grows_layer_by_layer():
 
 
 @pytest.mark.parametrize("name", sorted(TINY))
-def test_overfits_a_few_clips(name):
+def test_overfits_a_few_clips(name, overfit):
     torch.manual_seed(0)
     model = create_model(name, num_classes=3, **TINY[name])
     clips, labels = torch.randn(6, 3, 4, 16, 16), torch.tensor([0, 1, 2, 0, 1, 2])
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(25):
-        loss = F.cross_entropy(model(clips), labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = overfit(model, clips, labels, steps=25, lr=1e-2)
     assert losses[-1] < 0.2 * losses[0]
 
 

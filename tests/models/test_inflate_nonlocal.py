@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 import torchvision
 
+from conftest import randomize_batchnorm
 from deepvideo.models import create_model
 from deepvideo.models.attention import NonLocalBlock
 from deepvideo.models.inflate import InflatedConv3d, inflate, inflate_resnet2d
@@ -16,13 +17,7 @@ def resnet2d(arch: str, num_classes: int = 5) -> nn.Module:
     """A torchvision 2D ResNet with non-trivial BatchNorm statistics, in eval mode."""
     torch.manual_seed(0)
     model = getattr(torchvision.models, arch)(num_classes=num_classes)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.3, 0.3)
-            m.running_var.uniform_(0.8, 1.5)
-            m.weight.data.uniform_(0.7, 1.2)
-            m.bias.data.uniform_(-0.1, 0.1)
-    return model.eval()
+    return randomize_batchnorm(model).eval()
 
 
 def constant_video(images: torch.Tensor, frames: int) -> torch.Tensor:

@@ -247,7 +247,7 @@ def test_convlstm_classifier_parameter_count():
 
 
 @pytest.mark.parametrize("name", ["lrcn", "convlstm", "gru_rcn", "lstm_head"])
-def test_overfits_a_few_clips(name):
+def test_overfits_a_few_clips(name, overfit):
     torch.manual_seed(0)
     if name == "lstm_head":
         model = create_model(name, num_classes=3, feature_dim=16, hidden_size=16)
@@ -256,14 +256,7 @@ def test_overfits_a_few_clips(name):
         model = create_model(name, num_classes=3, **TINY[name])
         inputs = torch.randn(6, 3, 4, 8, 8)
     labels = torch.tensor([0, 1, 2, 0, 1, 2])
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(25):
-        loss = F.cross_entropy(model(inputs), labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = overfit(model, inputs, labels, steps=25, lr=1e-2)
     assert losses[-1] < 0.3 * losses[0]
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from deepvideo.models import create_model, list_models
 from deepvideo.models.frame import SingleFrame
@@ -48,16 +47,9 @@ def test_single_frame_averages_per_frame_logits():
 
 
 @pytest.mark.parametrize("name", ["single_frame", "small3d"])
-def test_overfits_a_handful_of_clips(name):
+def test_overfits_a_handful_of_clips(name, overfit):
     torch.manual_seed(0)
     model = create_model(name, num_classes=3, widths=(8, 16))
     clips, labels = torch.randn(6, 3, 4, 16, 16), torch.tensor([0, 1, 2, 0, 1, 2])
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(25):
-        loss = F.cross_entropy(model(clips), labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = overfit(model, clips, labels, steps=25, lr=1e-2)
     assert losses[-1] < 0.2 * losses[0]

@@ -8,6 +8,8 @@ import torch.nn as nn
 from safetensors.torch import save_file
 from torchvision.models.video import resnet as tv
 
+from conftest import randomize_batchnorm
+
 from deepvideo.models import create_model
 from deepvideo.models.attention import NonLocalBlock
 from deepvideo.models import resnet3d as R
@@ -22,17 +24,6 @@ TORCHVISION = {
                                           tv.R2Plus1dStem),
     "r3d_50": lambda: tv.VideoResNet(tv.Bottleneck, [tv.Conv3DSimple] * 4, [3, 4, 6, 3], tv.BasicStem),
 }
-
-
-def randomize_batchnorm(model: nn.Module) -> nn.Module:
-    """Non-trivial BN statistics so that eval-mode equivalence tests the whole network."""
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm3d):
-            m.running_mean.uniform_(-0.3, 0.3)
-            m.running_var.uniform_(0.8, 1.5)
-            m.weight.data.uniform_(0.7, 1.2)
-            m.bias.data.uniform_(-0.1, 0.1)
-    return model
 
 
 def num_params(model: nn.Module) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 import torchvision
 
 from deepvideo.models import create_model
@@ -111,19 +110,12 @@ def test_tiny_variants_run_at_their_default_size(name):
 
 
 @pytest.mark.parametrize("key", ["timesformer-divided", "vivit"])
-def test_overfits_a_few_clips(key):
+def test_overfits_a_few_clips(key, overfit):
     torch.manual_seed(0)
     name, options = TINY[key]
     model = create_model(name, num_classes=3, **options)
     clips, labels = torch.randn(6, 3, 4, 16, 16), torch.tensor([0, 1, 2, 0, 1, 2])
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(30):
-        loss = F.cross_entropy(model(clips), labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = overfit(model, clips, labels, steps=30, lr=1e-3)
     assert losses[-1] < 0.2 * losses[0]
 
 

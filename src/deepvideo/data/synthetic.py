@@ -47,6 +47,7 @@ import numpy as np
 from tqdm import tqdm
 
 from deepvideo.io import write_video
+from deepvideo.io.atomic import atomic_write
 
 __all__ = ["FORMAT_VERSION", "MOTION_CLASSES", "SHAPES", "SPLITS", "SyntheticConfig",
            "default_root", "make_motion_dataset", "render_video", "video_rng"]
@@ -318,9 +319,7 @@ def _videos(config: SyntheticConfig) -> list[tuple[str, str, int, str]]:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write(path, lambda fh: fh.write(text.encode()))
 
 
 def _check_meta(root: Path, meta_path: Path, config: SyntheticConfig) -> dict | None:

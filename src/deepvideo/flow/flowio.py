@@ -39,12 +39,13 @@ JPEG halves the size at up to 3 levels (0.47 px) of error.  Members
 from __future__ import annotations
 
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from deepvideo.io.atomic import atomic_write
 
 __all__ = ["FLO_MAGIC", "DEFAULT_BOUND", "read_flo", "write_flo", "quantize_flow", "dequantize_flow",
            "save_flow", "load_flow", "flow_file_info"]
@@ -52,22 +53,6 @@ __all__ = ["FLO_MAGIC", "DEFAULT_BOUND", "read_flo", "write_flo", "quantize_flow
 FLO_MAGIC = 202021.25
 DEFAULT_BOUND = 20.0
 _MAX_FLO_SIDE = 100_000  # the Middlebury reader's sanity limit on width and height
-
-
-def _atomic_write(path: Path, write) -> Path:
-    """Call ``write(binary_file)`` on a temporary file beside ``path``, fsync, rename over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _check_flow(flow: np.ndarray, where: str | os.PathLike, batched: bool = False) -> np.ndarray:
@@ -110,7 +95,7 @@ def write_flo(path: str | os.PathLike, flow: np.ndarray) -> Path:
     height, width = flow.shape[1:]
     header = np.array([FLO_MAGIC], "<f4").tobytes() + np.array([width, height], "<i4").tobytes()
     body = np.ascontiguousarray(flow.transpose(1, 2, 0), dtype="<f4").tobytes()
-    return _atomic_write(path, lambda fh: fh.write(header + body))
+    return atomic_write(path, lambda fh: fh.write(header + body))
 
 
 def _check_bound(bound: float) -> float:
@@ -141,7 +126,7 @@ def save_flow(path: str | os.PathLike, flow: np.ndarray, bound: float = DEFAULT_
     codes = flow if flow.dtype == np.uint8 else quantize_flow(flow, bound)
     members = {f"{i:05d}": frame for i, frame in enumerate(codes)}
     meta = {"bound": np.float32(_check_bound(bound)), "method": np.str_(method)}
-    return _atomic_write(path, lambda fh: np.savez_compressed(fh, **meta, **members))
+    return atomic_write(path, lambda fh: np.savez_compressed(fh, **meta, **members))
 
 
 def _open_flow(path: Path) -> np.lib.npyio.NpzFile:
