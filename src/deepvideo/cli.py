@@ -184,6 +184,9 @@ def _add_clip_options(parser: argparse.ArgumentParser) -> None:
                        help="short side before cropping (default %(default)s)")
     group.add_argument("--test-clips", type=_positive_int, default=5,
                        help="uniform clips per video at test time (default %(default)s)")
+    group.add_argument("--no-flip", action="store_true",
+                       help="no random horizontal flips (needed when left/right is part of the "
+                       "label, as in the motion dataset)")
 
 
 def _train_config(args: argparse.Namespace, **overrides):
@@ -216,7 +219,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     data = _data_spec(args)
     recipe = Recipe(model=args.model, classes=[], model_kwargs=dict(args.model_opt or []),
                     clip_len=args.clip_len, frame_stride=args.frame_stride, size=args.size,
-                    resize=args.resize, test_clips=args.test_clips)
+                    resize=args.resize, test_clips=args.test_clips, flip=not args.no_flip)
     create_model(args.model, num_classes=2, **recipe.model_kwargs)  # fail fast on a bad name or option
     result = train(recipe, data, _train_config(args), args.out, resume=args.resume)
     print(f"best validation video accuracy {result['best_val_acc']:.3f}; checkpoint {result['checkpoint']}")
