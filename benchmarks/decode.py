@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import subprocess
 import time
@@ -40,6 +39,7 @@ import imageio_ffmpeg
 import numpy as np
 
 from deepvideo.io import VideoReader
+from machine import cpu_model  # benchmarks/machine.py
 
 VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
 CLIP_VIDEO = "mmaction2__demo.mp4"
@@ -50,16 +50,6 @@ CONVERSION_VIDEOS = ["mmaction2__demo.mp4", "opencvtut__Megamind_as_test.avi",
                      "mmflow__demo_sintel.mp4", "mmtracking__demo.mp4"]
 THREADS, CLIP_LEN, NUM_CLIPS, SEED = 2, 16, 10, 0
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def cpu_seconds() -> float:

@@ -41,19 +41,10 @@ from deepvideo.data.sampling import RandomClipSampler
 from deepvideo.data.transforms import (KINETICS_MEAN, KINETICS_STD, CenterCrop, Normalize,
                                        ResizeShort, build_transform)
 from deepvideo.io import VideoReader
+from machine import cpu_model  # benchmarks/machine.py
 
 VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
 THREADS, CLIP_LEN, STRIDE, RESIZE, CROP, TARGET = 2, 16, 2, 128, 112, 13.0
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def clip_list(videos: list[Path], num_clips: int, seed: int) -> list[tuple[Path, np.ndarray]]:

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
 import torch
+
+from machine import cpu_model  # benchmarks/machine.py
 
 from deepvideo.data.synthetic import SyntheticConfig, make_motion_dataset
 from deepvideo.engine import DataSpec, Recipe, TrainConfig, evaluate, train
@@ -36,7 +37,7 @@ MODEL_OPTIONS: dict[str, dict] = {
     "slow_fusion": {**SMALL, "temporal_kernels": [2, 2, 2, 1], "temporal_strides": [1, 2, 2, 1]},
     "lrcn": {"widths": [16, 32, 64, 128], "hidden_size": 128},
     "convlstm": {"stem_widths": [16, 32, 64], "hidden_channels": [64]},
-    "gru_rcn": {"widths": [16, 32, 64], "hidden_channels": [32]},
+    "gru_rcn": {"widths": [16, 32, 64], "hidden_channels": [16, 32, 32]},
     "timesformer": {"num_frames": CLIP_LEN, "img_size": CROP, "patch_size": 7, "dim": 96, "depth": 4, "heads": 4},
     "vivit": {"num_frames": CLIP_LEN, "img_size": CROP, "patch_size": 7, "tubelet_size": 2, "dim": 96,
               "spatial_depth": 3, "temporal_depth": 2, "heads": 4},
@@ -82,7 +83,7 @@ def main() -> None:
     names = args.models.split(",") if args.models else [n for n in list_models() if n not in SKIP]
     root = make_motion_dataset(None, SyntheticConfig(), progress=True)
     data = DataSpec(format="folder", root=str(root))
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads; "
+    print(f"machine: {cpu_model()}, {torch.get_num_threads()} threads; "
           f"dataset {root}; clips 3x{CLIP_LEN}x{CROP}x{CROP} (stride {STRIDE}); {args.epochs} epochs")
     rows = []
     for name in names:

@@ -115,3 +115,11 @@ def randomize_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
             m.weight.data.uniform_(0.7, 1.2)
             m.bias.data.uniform_(-0.1, 0.1)
     return model
+
+
+def assert_forward_backward(model: torch.nn.Module, inputs: torch.Tensor, out_shape: tuple) -> None:
+    """Output shape is right and every parameter receives a non-zero gradient."""
+    logits = model(inputs)
+    assert logits.shape == out_shape
+    logits.square().sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())

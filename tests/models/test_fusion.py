@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import assert_forward_backward
 from deepvideo.models import create_model
 from deepvideo.models.fusion import slow_fusion_min_frames
 
@@ -36,10 +37,7 @@ def _cnn2d_params(in_channels: int, widths: tuple[int, ...]) -> int:
 def test_forward_backward(name):
     torch.manual_seed(0)
     model = create_model(name, num_classes=5, **TINY[name])
-    logits = model(torch.randn(CLIP))
-    assert logits.shape == (2, 5)
-    logits.square().sum().backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    assert_forward_backward(model, torch.randn(CLIP), (2, 5))
 
 
 def test_early_fusion_parameter_count():

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
+from conftest import assert_forward_backward
 from deepvideo.models import create_model
 from deepvideo.models.recurrent import ConvGRUCell, ConvLSTM, ConvLSTMCell
 
@@ -233,10 +234,7 @@ def test_lrcn_resnet18_backbone_from_local_weights(tmp_path):
 def test_forward_backward(name):
     torch.manual_seed(0)
     model = create_model(name, num_classes=5, **TINY[name])
-    logits = model(torch.randn(CLIP))
-    assert logits.shape == (2, 5)
-    logits.square().sum().backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    assert_forward_backward(model, torch.randn(CLIP), (2, 5))
 
 
 def test_convlstm_classifier_parameter_count():
