@@ -169,3 +169,18 @@ def test_mvit_mismatched_weight_file_names_the_key(mvit_checkpoint, tmp_path):
     torch.save(state, tmp_path / "partial.pth")
     with pytest.raises(ValueError, match=r"partial\.pth: key 'blocks\.3\.attn\.qkv\.weight' is missing"):
         create_model("mvit_v2_s", num_classes=400, weights=str(tmp_path / "partial.pth"))
+
+
+def test_summary_counts_attention_and_matches_the_paper():
+    """TimeSformer-base 8x224: the paper's 0.59 TFLOPs for 3 views is 196 GMACs per view
+    (fvcore counts MACs); ours lacks only the reference code's `temporal_fc`
+    (12 blocks x 1568 tokens x 768^2 MACs), which the module docstring explains."""
+    from deepvideo.models.summary import summarize
+    from deepvideo.models.transformers import Attention
+
+    attention = Attention(8, 2)
+    assert summarize(attention, (5, 8)).total_macs == 5 * 8 * 24 + 5 * 8 * 8 + 2 * 5 * 5 * 8
+    with torch.device("meta"):
+        model = create_model("timesformer", num_classes=400)
+    macs = summarize(model, (3, 8, 224, 224)).total_macs + 12 * 1568 * 768 ** 2
+    assert macs / 1e9 == pytest.approx(196, rel=0.01)

@@ -54,6 +54,12 @@ class Attention(nn.Module):
         out = F.scaled_dot_product_attention(q, k, v)
         return self.proj(out.transpose(1, 2).reshape(n, length, dim))
 
+    def extra_macs(self, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> int:
+        """The two attention matmuls, QK^T and AV, for ``deepvideo summary`` (the
+        projections are Linear layers and count themselves)."""
+        n, length, dim = inputs[0].shape
+        return 2 * n * length * length * dim
+
 
 class Block(nn.Module):
     """Pre-norm transformer block: ``x + attn(norm1(x))``, then ``x + mlp(norm2(x))``."""
