@@ -429,6 +429,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(exc: BaseException) -> str:
+    """The message of ``exc`` on one line; for an error re-raised from a DataLoader worker
+    ("Caught X in DataLoader worker process N. Original Traceback ..."), the original one."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    if lines[0].startswith("Caught ") and len(lines) > 1:
+        return lines[-1]
+    return lines[0]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from deepvideo.engine.checkpoint import CheckpointError
     from deepvideo.io import VideoDecodeError
@@ -438,17 +449,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], None] = args.func
     try:
         handler(args)
-    except (UsageError, ValueError, VideoDecodeError, CheckpointError, FileNotFoundError,
-            IndexError) as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"deepvideo {args.command}: error: {message}", file=sys.stderr)
+    except BrokenPipeError:  # output piped into `head` and closed early
+        sys.stderr.close()
+        return 0
+    except (UsageError, ValueError, VideoDecodeError, CheckpointError, OSError, IndexError) as exc:
+        print(f"deepvideo {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"deepvideo {args.command}: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # output piped into `head` and closed early
-        sys.stderr.close()
-        return 0
     return 0
 
 

@@ -150,3 +150,26 @@ def test_flow_and_flow_extract(capsys, tiny_motion_root, tmp_path):
     code, _, err = run(capsys, "flow-extract", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "flow"))
     assert code == 2
     one_line_error(err, "none")
+
+
+def test_device_and_output_path_errors(capsys, tiny_motion_root, tmp_path):
+    code, _, err = run(capsys, "train", "--model", "small3d", "--data", str(tiny_motion_root),
+                       "--out", str(tmp_path / "r"), "--device", "gpu")
+    assert code == 2
+    one_line_error(err, "--device gpu")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err = run(capsys, "train", "--model", "small3d", "--model-opt", "widths=[4]", "--data",
+                       str(tiny_motion_root), "--out", str(blocker / "run"), "--epochs", "1")
+    assert code == 2
+    one_line_error(err, "file")
+
+
+def test_worker_errors_keep_their_cause():
+    from deepvideo.cli import _one_line
+
+    wrapped = RuntimeError("Caught VideoDecodeError in DataLoader worker process 0.\n"
+                           "Original Traceback (most recent call last):\n  File x\n"
+                           "deepvideo.io.decode.VideoDecodeError: none of the 4 videos could be decoded")
+    assert _one_line(wrapped).endswith("none of the 4 videos could be decoded")
+    assert _one_line(ValueError("first\nsecond")) == "first"

@@ -98,3 +98,28 @@ def test_kill_and_resume_ends_where_uninterrupted_run_ends(tiny_motion_root, tmp
         torch.testing.assert_close(resumed["model"][key], value, atol=1e-5, rtol=1e-5, msg=key)
     assert [r["train_loss"] for r in resumed["history"]] == pytest.approx(
         [r["train_loss"] for r in full["history"]], rel=1e-5)
+
+
+def test_resume_refuses_another_recipe(tiny_motion_root, tmp_path):
+    data = DataSpec(format="folder", root=str(tiny_motion_root))
+    train(tiny_recipe(), data, TrainConfig(epochs=1, batch_size=4, progress=False), tmp_path)
+    other = tiny_recipe()
+    other.model_kwargs = {"widths": [4, 16]}
+    with pytest.raises(ValueError, match="another model_kwargs"):
+        train(other, data, TrainConfig(epochs=2, batch_size=4, progress=False), tmp_path, resume=True)
+
+
+def test_evaluate_counts_a_replaced_video_once(tiny_motion_root, tmp_path):
+    root = tmp_path / "data"
+    for cls in ("left", "right"):
+        (root / "test" / cls).mkdir(parents=True)
+        for video in sorted((tiny_motion_root / "test" / cls).glob("*.mp4"))[:2]:
+            (root / "test" / cls / video.name).write_bytes(video.read_bytes())
+    (root / "test" / "left" / "zz_broken.mp4").write_text("not a video")
+    recipe = tiny_recipe()
+    recipe.classes = ["left", "right"]
+    test_set = DataSpec(format="folder", root=str(root)).build("test", recipe.sampler(False), recipe.transform(False))
+    with pytest.warns(UserWarning, match="zz_broken"):
+        metrics = evaluate(recipe.build_model(), test_set, batch_size=2)
+    assert metrics["num_videos"] == 4 and metrics["num_clips"] == 4 * recipe.test_clips
+    assert len(metrics["bad_videos"]) == 1

@@ -135,9 +135,17 @@ class VideoDataset(Dataset):
         """How many videos were found undecodable so far (in any worker)."""
         return int(self._bad.sum())
 
+    def mark_bad(self, indices: Sequence[int]) -> None:
+        """Flag videos as unreadable without trying them (e.g. when resuming a run)."""
+        self._bad[list(indices)] = True
+
+    def bad_indices(self) -> list[int]:
+        """Indices of the videos found undecodable so far (in any worker)."""
+        return torch.nonzero(self._bad).flatten().tolist()
+
     def bad_videos(self) -> list[Path]:
         """Paths of the videos found undecodable so far (in any worker)."""
-        return [self.paths[i] for i in torch.nonzero(self._bad).flatten().tolist()]
+        return [self.paths[i] for i in self.bad_indices()]
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
         """``(clip, label, video_index)``: clip ``(C,T,H,W)`` or ``(K,C,T,H,W)`` float32."""
@@ -347,6 +355,9 @@ def parse_hmdb51(root: PathLike, split_dir: PathLike, split: int = 1, train: boo
                                  f"got {text!r}")
             if parts[1] == wanted:
                 samples.append((root / name / parts[0], label))
+    if not samples:
+        raise ValueError(f"{split_dir}: no videos marked {'train (1)' if train else 'test (2)'} "
+                         f"in the split {split} files")
     return samples, classes
 
 

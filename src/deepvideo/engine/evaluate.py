@@ -39,18 +39,22 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 8,
     probs: dict[int, np.ndarray] = {}
     labels: dict[int, int] = {}
     loss_sum, clip_correct, clip_count = 0.0, 0, 0
+    position = 0
     for clips, target, index in tqdm(loader, desc="evaluate", leave=False, disable=not progress):
         views = clips.shape[1] if clips.dim() == 6 else 1
         flat = clips.flatten(0, 1) if clips.dim() == 6 else clips
         with autocast(device, amp):
             logits = model(prepare_input(flat, device, channels_last))
-        logits = logits.float().cpu()
-        clip_target = target.repeat_interleave(views)
-        loss_sum += F.cross_entropy(logits, clip_target, reduction="sum").item()
-        clip_correct += int((logits.argmax(1) == clip_target).sum())
+        logits = logits.float().cpu().view(len(target), views, -1)
+        # a replacement for an unreadable video comes back under its own index: count it once
+        own = index == torch.arange(position, position + len(index))
+        position += len(index)
+        clip_logits, clip_target = logits[own].flatten(0, 1), target[own].repeat_interleave(views)
+        loss_sum += F.cross_entropy(clip_logits, clip_target, reduction="sum").item()
+        clip_correct += int((clip_logits.argmax(1) == clip_target).sum())
         clip_count += len(clip_target)
-        video_probs = F.softmax(logits, dim=1).view(len(target), views, -1).mean(dim=1)
-        for i, p, y in zip(index.tolist(), video_probs.numpy(), target.tolist()):
+        video_probs = F.softmax(logits[own], dim=2).mean(dim=1)
+        for i, p, y in zip(index[own].tolist(), video_probs.numpy(), target[own].tolist()):
             probs[i], labels[i] = p, y
     order = sorted(probs)
     matrix = np.stack([probs[i] for i in order])

@@ -11,7 +11,6 @@ with the same weights as an uninterrupted run.
 from __future__ import annotations
 
 import math
-import shutil
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -64,6 +63,8 @@ class TrainConfig:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
         if self.lr <= 0:
             raise ValueError(f"--lr must be positive, got {self.lr}")
+        if self.weight_decay < 0 or (self.clip_grad is not None and self.clip_grad < 0):
+            raise ValueError("--weight-decay and --clip-grad must be >= 0")
         if self.workers < 0:
             raise ValueError(f"--workers must be >= 0, got {self.workers}")
 
@@ -138,14 +139,19 @@ def train(recipe: Recipe, data: DataSpec, config: TrainConfig, out_dir: str | Pa
     last, best_path = out_dir / "last.pt", out_dir / "best.pt"
 
     if resume and last.is_file():
-        state = load_checkpoint(last, required=("model", "optimizer", "scheduler", "epoch"))
-        if state["recipe"]["model"] != recipe.model:
-            raise ValueError(f"{last}: was trained as {state['recipe']['model']!r}, "
-                             f"not {recipe.model!r}; use another --out")
+        state = load_checkpoint(last, required=("model", "optimizer", "scheduler", "scaler", "epoch",
+                                                "rng", "recipe", "history", "best_val_acc",
+                                                "bad_train_videos"))
+        for key in ("model", "model_kwargs", "classes"):
+            if state["recipe"][key] != recipe.to_dict()[key]:
+                raise ValueError(f"{last}: was trained with another {key} "
+                                 f"({state['recipe'][key]!r}); use another --out")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
         _set_rng_state(state["rng"], device)
+        train_set.mark_bad(state["bad_train_videos"])
         history, best, start_epoch = state["history"], state["best_val_acc"], state["epoch"]
         print(f"resuming {last} after epoch {start_epoch}/{config.epochs}")
     elif resume:
@@ -167,13 +173,14 @@ def train(recipe: Recipe, data: DataSpec, config: TrainConfig, out_dir: str | Pa
         row.update(val_loss=val["loss"], val_acc=val["clip_acc"], val_video_acc=val["video_acc1"])
         history.append(row)
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                 "scheduler": scheduler.state_dict(), "epoch": epoch + 1,
+                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch + 1,
                  "rng": _rng_state(device), "recipe": recipe.to_dict(), "config": asdict(config),
-                 "history": history, "best_val_acc": max(best, row["val_video_acc"])}
-        save_checkpoint(last, state)
-        if row["val_video_acc"] > best:
+                 "history": history, "best_val_acc": max(best, row["val_video_acc"]),
+                 "bad_train_videos": train_set.bad_indices()}
+        if row["val_video_acc"] > best:  # best first: a crash between the two loses nothing
             best = row["val_video_acc"]
-            shutil.copyfile(last, best_path)
+            save_checkpoint(best_path, state)
+        save_checkpoint(last, state)
         write_metrics_csv(out_dir / "metrics.csv", history)
         plot_curves(out_dir / "curves.png", history, title=recipe.model)
         if config.progress:
