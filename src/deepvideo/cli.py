@@ -7,6 +7,7 @@ as one line on stderr and exits with status 2, without a traceback.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 import time
@@ -152,6 +153,10 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--csv", help="Kinetics-style csv (kinetics format)")
     for subset in ("train", "val", "test"):
         group.add_argument(f"--{subset}-list", help=f"'path label' list of the {subset} videos (list format)")
+    group.add_argument("--flow-dir", help="optical-flow cache written by `deepvideo flow-extract --data DATA "
+                       "--out FLOW_DIR` (flow modality; without it flow is computed on the fly)")
+    group.add_argument("--flow-method", default="farneback",
+                       help="flow method when computing on the fly (default %(default)s)")
 
 
 def _data_spec(args: argparse.Namespace):
@@ -159,7 +164,7 @@ def _data_spec(args: argparse.Namespace):
 
     lists = {s: getattr(args, f"{s}_list") for s in ("train", "val", "test") if getattr(args, f"{s}_list")}
     return DataSpec(format=args.format, root=args.data, splits=args.splits, split=args.split,
-                    csv=args.csv, lists=lists)
+                    csv=args.csv, lists=lists, flow_dir=args.flow_dir, flow_method=args.flow_method)
 
 
 def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
@@ -187,6 +192,12 @@ def _add_clip_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-flip", action="store_true",
                        help="no random horizontal flips (needed when left/right is part of the "
                        "label, as in the motion dataset)")
+    group.add_argument("--modality", default="rgb", choices=("rgb", "flow"),
+                       help="rgb frames, or stacks of --clip-len optical-flow fields for a temporal "
+                       "stream (see --flow-dir; default %(default)s)")
+    group.add_argument("--flow-scale", type=_positive_float, default=20.0,
+                       help="flow modality: divide flow by this many pixels, after subtracting each "
+                       "field's mean (default %(default)s; use about the largest motion)")
 
 
 def _train_config(args: argparse.Namespace, **overrides):
@@ -195,7 +206,9 @@ def _train_config(args: argparse.Namespace, **overrides):
     values = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
                   weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs,
                   clip_grad=args.clip_grad or None, workers=args.workers, amp=args.amp,
-                  channels_last=args.channels_last, seed=args.seed, device=args.device)
+                  channels_last=args.channels_last, seed=args.seed, device=args.device,
+                  prefetch=args.prefetch, accumulate=args.accumulate, compile=args.compile,
+                  sync_bn=args.sync_bn)
     values.update(overrides)
     return TrainConfig(**values)
 
@@ -209,52 +222,98 @@ def _add_optim_options(parser: argparse.ArgumentParser, epochs: int, lr: float) 
     group.add_argument("--warmup-epochs", type=float, default=1.0)
     group.add_argument("--clip-grad", type=float, default=1.0, help="max gradient norm, 0 = off")
     group.add_argument("--seed", type=int, default=0)
+    group.add_argument("--accumulate", type=_positive_int, default=1,
+                       help="gradient accumulation: batches per optimiser step (default %(default)s)")
+    group.add_argument("--prefetch", type=_positive_int, default=2,
+                       help="batches each DataLoader worker loads ahead (default %(default)s)")
+    group.add_argument("--compile", action="store_true",
+                       help="torch.compile the model: faster steps after a one-time compilation "
+                       "that takes minutes on the CPU (worth it only for long runs)")
+    group.add_argument("--sync-bn", action="store_true",
+                       help="SyncBatchNorm across torchrun processes (CUDA only)")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
     from deepvideo.engine.recipe import Recipe
+    from deepvideo.engine.distributed import launch_rank
     from deepvideo.engine.train import train
     from deepvideo.models import create_model
+    from deepvideo.models.registry import model_builder
 
     data = _data_spec(args)
-    recipe = Recipe(model=args.model, classes=[], model_kwargs=dict(args.model_opt or []),
+    model_kwargs = dict(args.model_opt or [])
+    if args.modality == "flow" and "flow_frames" in inspect.signature(model_builder(args.model)).parameters:
+        model_kwargs.setdefault("flow_frames", args.clip_len)  # a temporal stream takes the whole stack
+    recipe = Recipe(model=args.model, classes=[], model_kwargs=model_kwargs,
                     clip_len=args.clip_len, frame_stride=args.frame_stride, size=args.size,
-                    resize=args.resize, test_clips=args.test_clips, flip=not args.no_flip)
+                    resize=args.resize, test_clips=args.test_clips, flip=not args.no_flip,
+                    modality=args.modality, flow_scale=args.flow_scale)
     create_model(args.model, num_classes=2, **recipe.model_kwargs)  # fail fast on a bad name or option
     result = train(recipe, data, _train_config(args), args.out, resume=args.resume)
-    print(f"best validation video accuracy {result['best_val_acc']:.3f}; checkpoint {result['checkpoint']}")
+    if launch_rank() == 0:
+        print(f"best validation video accuracy {result['best_val_acc']:.3f}; checkpoint {result['checkpoint']}")
 
 
 # ----------------------------------------------------------------------------- eval
-def cmd_eval(args: argparse.Namespace) -> None:
+def _evaluate_checkpoint(path: Path, args: argparse.Namespace, device) -> tuple[Any, dict[str, Any]]:
+    """(recipe, metrics) of one checkpoint on ``args``' data, with its own modality."""
     from deepvideo.engine.evaluate import evaluate
     from deepvideo.engine.recipe import load_trained
-    from deepvideo.engine.report import write_confusion
-    from deepvideo.engine.device import resolve_device
 
-    device = resolve_device(args.device)
-    recipe, model = load_trained(args.checkpoint, device=device)
-    dataset = _data_spec(args).build(args.subset, recipe.sampler(False, args.clips),
-                                     recipe.transform(False), classes=recipe.classes)
+    recipe, model = load_trained(path, device=device)
+    dataset = recipe.dataset(_data_spec(args), args.subset, train=False, num_clips=args.clips)
     if list(dataset.classes) != list(recipe.classes):
-        raise UsageError(f"--data classes {list(dataset.classes)[:3]}... differ from the "
-                         f"checkpoint's {recipe.classes[:3]}...")
+        raise UsageError(f"--data classes {list(dataset.classes)[:3]}... differ from {path}'s "
+                         f"{recipe.classes[:3]}...")
     metrics = evaluate(model, dataset, batch_size=args.batch_size, device=device, amp=args.amp,
                        channels_last=args.channels_last, workers=args.workers, progress=not args.json)
-    metrics.pop("video_probs"), metrics.pop("video_indices")
+    return recipe, metrics
+
+
+def _print_metrics(title: str, metrics: dict[str, Any]) -> None:
+    clips = f", {metrics['num_clips']} clips" if "num_clips" in metrics else ""
+    print(f"{title}: {metrics['num_videos']} videos{clips}")
+    for key in ("clip_acc", "video_acc1", "video_acc5", "mean_class_acc", "loss"):
+        if key in metrics:
+            print(f"  {key:<15}{metrics[key]:.4f}")
+    if metrics.get("bad_videos"):
+        print(f"  skipped {len(metrics['bad_videos'])} unreadable videos")
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from deepvideo.engine.device import resolve_device
+    from deepvideo.engine.distributed import launch_rank, process_group
+    from deepvideo.engine.evaluate import fuse_results
+    from deepvideo.engine.report import write_confusion
+
+    paths = [args.checkpoint, *(args.fuse or [])]
+    if args.fusion_weights is not None and len(args.fusion_weights) != len(paths):
+        raise UsageError(f"--fusion-weights: {len(args.fusion_weights)} weights for {len(paths)} checkpoints")
+    with process_group(resolve_device(args.device)) as device:  # under torchrun: videos sharded
+        runs = [_evaluate_checkpoint(path, args, device) for path in paths]
+    if launch_rank() != 0:
+        return
+    recipe = runs[0][0]
+    if any(r.classes != recipe.classes for r, _ in runs):
+        raise UsageError("--fuse: the checkpoints were trained on different classes")
+    results = {f"{path} ({r.model}, {r.modality})": m for path, (r, m) in zip(paths, runs)}
+    if len(runs) > 1:
+        results["fused"] = fuse_results([m for _, m in runs], args.fusion_weights)
+    for metrics in results.values():
+        for key in ("video_probs", "video_indices", "video_labels"):
+            metrics.pop(key)
+    report = results if len(runs) > 1 else runs[0][1]
+    final = results.get("fused", runs[0][1])
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        write_confusion(out / "confusion", metrics["confusion"], recipe.classes)
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        write_confusion(out / "confusion", final["confusion"], recipe.classes)
+        (out / "metrics.json").write_text(json.dumps(report, indent=2))
     if args.json:
-        _print_json(metrics)
+        _print_json(report)
         return
-    print(f"{args.subset}: {metrics['num_videos']} videos, {metrics['num_clips']} clips")
-    for key in ("clip_acc", "video_acc1", "video_acc5", "mean_class_acc", "loss"):
-        print(f"  {key:<15}{metrics[key]:.4f}")
-    if metrics["bad_videos"]:
-        print(f"  skipped {len(metrics['bad_videos'])} unreadable videos")
+    for title, metrics in results.items():
+        _print_metrics(f"{args.subset} {title}" if len(runs) > 1 else args.subset, metrics)
 
 
 # ----------------------------------------------------------------------------- predict
@@ -351,7 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model on a video dataset",
                        description="Train MODEL on DATA; writes OUT/metrics.csv, OUT/curves.png, "
                        "OUT/last.pt (every epoch, atomically) and OUT/best.pt. --resume continues "
-                       "from OUT/last.pt.")
+                       "from OUT/last.pt. Data-parallel on N processes: torchrun "
+                       "--nproc_per_node=N -m deepvideo train ... (--batch-size is per process; "
+                       "multi-node: add --nnodes, --node_rank, --rdzv_endpoint).")
     p.add_argument("--model", required=True, help="a name from `deepvideo models`")
     p.add_argument("--model-opt", type=_model_option, action="append", metavar="KEY=VALUE",
                    help="model option, repeatable (e.g. --model-opt dropout=0.5)")
@@ -363,15 +424,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runtime_options(p)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("eval", help="evaluate a checkpoint (clip and video accuracy)",
+    p = sub.add_parser("eval", help="evaluate a checkpoint (clip and video accuracy), or fuse several",
                        description="Video accuracy by averaging softmax over --clips uniform "
-                       "clips per video; clip accuracy; mean class accuracy; confusion matrix.")
+                       "clips per video; clip accuracy; mean class accuracy; confusion matrix. "
+                       "With --fuse: each checkpoint (each with its own modality: rgb or flow) "
+                       "and their late fusion.")
     p.add_argument("--checkpoint", type=_existing_file, required=True)
     p.add_argument("--subset", default="test", choices=("train", "val", "test"))
     p.add_argument("--clips", type=_positive_int, default=None,
                    help="clips per video (default: the recipe's test clips)")
     p.add_argument("--out", type=Path, help="folder for metrics.json and confusion.csv/png")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument("--fuse", type=_existing_file, nargs="+", metavar="CHECKPOINT",
+                   help="late fusion: also evaluate these checkpoints (e.g. the temporal stream "
+                   "of a two-stream pair) and average the video class probabilities of all")
+    p.add_argument("--fusion-weights", type=_positive_float, nargs="+", metavar="W",
+                   help="one weight per checkpoint for a weighted average (default: equal)")
     _add_data_options(p)
     _add_runtime_options(p)
     p.set_defaults(func=cmd_eval)

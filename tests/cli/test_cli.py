@@ -173,3 +173,39 @@ def test_worker_errors_keep_their_cause():
                            "deepvideo.io.decode.VideoDecodeError: none of the 4 videos could be decoded")
     assert _one_line(wrapped).endswith("none of the 4 videos could be decoded")
     assert _one_line(ValueError("first\nsecond")) == "first"
+
+
+def test_two_stream_training_and_fused_evaluation(capsys, tiny_motion_root, tmp_path):
+    """Each stream trains alone through `train`; `eval --fuse` reports both and the fusion."""
+    flow = tmp_path / "flow"
+    code, _, err = run(capsys, "flow-extract", "--data", str(tiny_motion_root), "--out", str(flow),
+                       "--method", "dis")
+    assert code == 0, err
+    common = ["--data", str(tiny_motion_root), "--size", "24", "--resize", "32", "--batch-size", "4",
+              "--no-flip", "--test-clips", "2", "--lr", "3e-3", "--model-opt", "widths=[8,16]"]
+    code, _, err = run(capsys, "train", "--model", "temporal_stream", "--modality", "flow", "--flow-dir",
+                       str(flow), "--clip-len", "4", "--flow-scale", "1", "--epochs", "6", "--out", str(tmp_path / "t"),
+                       *common)
+    assert code == 0, err
+    code, _, err = run(capsys, "train", "--model", "spatial_stream", "--clip-len", "1", "--epochs", "1",
+                       "--out", str(tmp_path / "s"), *common[:-2], "--model-opt", "widths=[8,16]")
+    assert code == 0, err
+    code, out, err = run(capsys, "eval", "--checkpoint", str(tmp_path / "s" / "best.pt"), "--fuse",
+                         str(tmp_path / "t" / "best.pt"), "--fusion-weights", "1", "2", "--data",
+                         str(tiny_motion_root), "--flow-dir", str(flow), "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    spatial, temporal, fused = report.values()
+    assert list(report)[1].endswith("(temporal_stream, flow)") and list(report)[2] == "fused"
+    assert spatial["num_videos"] == temporal["num_videos"] == fused["num_videos"] == 6
+    assert temporal["num_clips"] == 12
+    assert temporal["video_acc1"] >= 5 / 6                # left vs right is all motion
+    assert fused["video_acc1"] >= 5 / 6
+    code, _, err = run(capsys, "eval", "--checkpoint", str(tmp_path / "s" / "best.pt"), "--fuse",
+                       str(tmp_path / "t" / "best.pt"), "--fusion-weights", "1", "--data", str(tiny_motion_root))
+    assert code == 2
+    one_line_error(err, "--fusion-weights")
+    code, _, err = run(capsys, "train", "--model", "temporal_stream", "--modality", "flow", "--flow-dir",
+                       str(tmp_path / "nowhere"), "--data", str(tiny_motion_root), "--out", str(tmp_path / "x"))
+    assert code == 2
+    one_line_error(err, "--flow-dir", "nowhere")

@@ -246,3 +246,54 @@ def test_real_video_train_pipeline_flips_motion(make_video):
     red = (clip[0] > 0.8) & (clip[2] < 0.35)  # the square's pixels, (T, H, W)
     centres = [float(torch.nonzero(mask)[:, 1].float().mean()) for mask in red]
     assert all(b < a for a, b in zip(centres, centres[1:]))
+
+
+# ------------------------------------------------------------------------ optical flow
+
+
+def constant_flow(length=3, h=48, w=64, dx=3.0, dy=-2.0) -> np.ndarray:
+    flow = np.empty((length, h, w, 2), np.float32)
+    flow[..., 0], flow[..., 1] = dx, dy
+    return flow
+
+
+def test_flow_resize_scales_vectors_with_the_image():
+    from deepvideo.data.transforms import FlowResizeShort
+
+    out = FlowResizeShort(24)(constant_flow())          # 48x64 -> 24x32: both sides halve
+    assert out.shape == (3, 24, 32, 2)
+    np.testing.assert_allclose(out[..., 0], 1.5, atol=1e-5)
+    np.testing.assert_allclose(out[..., 1], -1.0, atol=1e-5)
+    wide = FlowResizeShort(24)(constant_flow(h=48, w=48))[..., 0]  # square: 0.5 both ways
+    np.testing.assert_allclose(wide, 1.5, atol=1e-5)
+    same = constant_flow(h=24, w=32)
+    assert FlowResizeShort(24)(same) is same
+
+
+def test_flow_flip_mirrors_and_negates_dx():
+    from deepvideo.data.transforms import FlowHorizontalFlip
+
+    flow = np.random.default_rng(0).normal(size=(2, 5, 7, 2)).astype(np.float32)
+    flipped = FlowHorizontalFlip(p=1.0)(flow)
+    np.testing.assert_array_equal(flipped[..., 0], -flow[:, :, ::-1, 0])
+    np.testing.assert_array_equal(flipped[..., 1], flow[:, :, ::-1, 1])
+    assert FlowHorizontalFlip(p=0.0)(flow) is flow
+
+
+def test_flow_pipeline_layout_mean_subtraction_and_scale():
+    from deepvideo.data.transforms import FlowToTensor, build_flow_transform
+
+    flow = constant_flow(length=4)
+    flow[:, 10:20, 10:20, 0] += 10.0                     # an object moving right on a panning camera
+    clip = build_flow_transform(True, size=32, resize=48, flip=False)(flow, np.random.default_rng(0))
+    assert clip.shape == (2, 4, 32, 32) and clip.dtype == torch.float32
+    np.testing.assert_allclose(clip.mean(dim=(-2, -1)).numpy(), 0.0, atol=1e-5)  # camera motion removed
+    raw = FlowToTensor(scale=2.0, subtract_mean=False)(flow)
+    assert raw.shape == (2, 4, 48, 64)
+    assert raw[0, 0, 0, 0] == pytest.approx(1.5) and raw[1, 0, 0, 0] == pytest.approx(-1.0)
+    views = build_flow_transform(False, size=32, resize=40, three_crop=True)(flow)
+    assert views.shape == (3, 2, 4, 32, 32)
+    with pytest.raises(ValueError, match="resize"):
+        build_flow_transform(True, size=32, resize=16)
+    with pytest.raises(ValueError, match=r"\(\.\.\., L, H, W, 2\)"):
+        FlowToTensor()(np.zeros((4, 8, 8, 3), np.float32))

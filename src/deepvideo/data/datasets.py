@@ -50,6 +50,11 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".m
 Samples = list[tuple[Path, int]]
 Transform = Callable[[np.ndarray, np.random.Generator], torch.Tensor]
 PathLike = str | os.PathLike
+Opener = Callable[[Path, int], VideoReader]
+
+
+def _open_video(path: Path, threads: int) -> VideoReader:
+    return VideoReader(path, threads=threads)
 
 
 class BadVideoWarning(UserWarning):
@@ -72,6 +77,11 @@ class VideoDataset(Dataset):
         time_ranges: per sample ``(start, end)`` seconds or ``None``; frames are sampled
             only from ``[start, end)`` (an untrimmed Kinetics video, for example).
         decode_threads: decoder threads per item (1 suits DataLoader workers).
+        opener: ``opener(path, threads)`` returns the context-managed reader of a video
+            (``num_frames``, ``frame_times``, ``duration``, ``read(indices)``); default
+            :class:`~deepvideo.io.VideoReader`.  A reader of other per-frame data (the
+            optical flow of :class:`deepvideo.flow.dataset.FlowOpener`, say) makes the same
+            dataset serve that data; its ``read`` gives what ``transform`` takes.
 
     The returned clip is ``(C, T, H, W)`` when the sampler gives one clip and the
     transform one view, else ``(K, C, T, H, W)`` with all clips' views along ``K``.
@@ -90,7 +100,7 @@ class VideoDataset(Dataset):
     def __init__(self, samples: Sequence[tuple[PathLike, int]], classes: Sequence[str],
                  sampler: ClipSampler, transform: Transform, seed: int = 0,
                  time_ranges: Sequence[tuple[float, float] | None] | None = None,
-                 decode_threads: int = 1) -> None:
+                 decode_threads: int = 1, opener: Opener | None = None) -> None:
         if not samples:
             raise ValueError("VideoDataset: no samples")
         if seed < 0:
@@ -109,6 +119,7 @@ class VideoDataset(Dataset):
         self.transform = transform
         self.seed = int(seed)
         self.decode_threads = decode_threads
+        self.opener = opener or _open_video
         # Shared memory: workers (forked or spawned) and the main process see one copy.
         self._bad = torch.zeros(len(samples), dtype=torch.bool).share_memory_()
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
@@ -172,7 +183,7 @@ class VideoDataset(Dataset):
         if self._bad[i]:
             return None
         try:
-            with VideoReader(self.paths[i], threads=self.decode_threads) as reader:
+            with self.opener(self.paths[i], self.decode_threads) as reader:
                 first, count = self._frame_span(i, reader)
                 indices = np.asarray(self.sampler(count, rng), dtype=np.int64) + first
                 # One read for all clips: the reader decodes each wanted frame once.
@@ -450,7 +461,7 @@ def folder_dataset(root: PathLike, classes: Sequence[str] | None = None, *,
                    extensions: Sequence[str] = VIDEO_EXTENSIONS, **kw) -> VideoDataset:
     """:class:`VideoDataset` over ``root/<class>/<video>`` (see :func:`parse_folder`).
 
-    ``kw`` goes to :class:`VideoDataset` (``seed``, ``decode_threads``).
+    ``kw`` goes to :class:`VideoDataset` (``seed``, ``decode_threads``, ``opener``).
     """
     samples, classes = parse_folder(root, extensions, classes)
     return VideoDataset(samples, classes, sampler, transform, **kw)

@@ -22,6 +22,13 @@ channel axis ``-4``.  A dataset returns such a sample whole, a batch is then
 A crop larger than the frame first resizes the frame up (aspect ratio kept, bilinear) until
 the crop fits, so a small video never stops an epoch; :func:`build_transform`
 rejects ``resize < size``, a configuration that would always do that.
+
+Optical-flow stacks for a temporal stream go through :func:`build_flow_transform`:
+``(L, H, W, 2)`` float32 ``(dx, dy)`` pixels -> ``(2, L, size, size)`` float32.  The same
+crops apply; resizing also scales the vectors (:class:`FlowResizeShort`), a flip also
+negates ``dx`` (:class:`FlowHorizontalFlip`), and :class:`FlowToTensor` subtracts each
+field's mean displacement (Simonyan & Zisserman's camera-motion compensation) and divides
+by a scale.
 """
 
 from __future__ import annotations
@@ -38,7 +45,8 @@ from deepvideo.data.sampling import _positive_int, _rng
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "INTERPOLATIONS", "KINETICS_MEAN", "KINETICS_STD",
            "CenterCrop", "Compose", "HorizontalFlip", "Normalize", "RandomCrop",
            "RandomResizedCrop", "ResizeShort", "ThreeCrop", "ToTensor", "build_transform",
-           "resize_frames"]
+           "resize_frames", "FlowHorizontalFlip", "FlowResizeShort", "FlowToTensor",
+           "build_flow_transform"]
 
 # Per-channel RGB statistics of the torchvision video models (Kinetics-400) and of ImageNet.
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
@@ -365,4 +373,85 @@ def build_transform(train: bool, size: int = 112, resize: int | None = 128,
     steps.append(ToTensor(scale))
     if mean is not None:
         steps.append(Normalize(mean, std))
+    return Compose(steps)
+
+
+# ------------------------------------------------------------------------ optical flow
+
+
+class FlowResizeShort(ResizeShort):
+    """:class:`ResizeShort` for flow fields ``(..., H, W, 2)`` float32: the vectors are
+    scaled with the image (``dx`` by the width ratio, ``dy`` by the height ratio)."""
+
+    def __call__(self, flow: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        h, w = flow.shape[-3:-1]
+        out = super().__call__(flow, rng)
+        if out is flow:
+            return flow
+        ratio = np.array([out.shape[-2] / w, out.shape[-3] / h], dtype=np.float32)
+        return out * ratio
+
+    def __repr__(self) -> str:
+        return "Flow" + super().__repr__()
+
+
+class FlowHorizontalFlip(HorizontalFlip):
+    """:class:`HorizontalFlip` for flow fields ``(..., H, W, 2)``: mirrored fields also point
+    the other way, so ``dx`` changes sign."""
+
+    def __call__(self, flow: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        out = super().__call__(flow, rng)
+        return out if out is flow else out * np.array([-1.0, 1.0], dtype=np.float32)
+
+    def __repr__(self) -> str:
+        return "Flow" + super().__repr__()
+
+
+class FlowToTensor:
+    """Flow ``(..., L, H, W, 2)`` float32 pixels -> ``(..., 2, L, H, W)`` float32.
+
+    With ``subtract_mean`` each field's mean ``(dx, dy)`` is removed first (global camera
+    motion, Simonyan & Zisserman 2014, section 3.1); values are then divided by ``scale``
+    (pixels; the default 20 maps the usual flow clipping bound to ±1).
+    """
+
+    def __init__(self, scale: float = 20.0, subtract_mean: bool = True) -> None:
+        if not scale > 0:
+            raise ValueError(f"flow scale must be positive, got {scale!r}")
+        self.scale, self.subtract_mean = float(scale), subtract_mean
+
+    def __call__(self, flow: np.ndarray, rng: np.random.Generator | None = None) -> torch.Tensor:
+        if flow.ndim < 4 or flow.shape[-1] != 2:
+            raise ValueError(f"FlowToTensor expects (..., L, H, W, 2) flow, got shape {flow.shape}")
+        out = torch.from_numpy(np.ascontiguousarray(flow, dtype=np.float32)).movedim(-1, -4)
+        if self.subtract_mean:
+            out = out - out.mean(dim=(-2, -1), keepdim=True)
+        return out.div(self.scale).contiguous()
+
+    def __repr__(self) -> str:
+        return f"FlowToTensor(scale={self.scale}, subtract_mean={self.subtract_mean})"
+
+
+def build_flow_transform(train: bool, size: int = 112, resize: int = 128, flip: bool = True,
+                         three_crop: bool = False, scale: float = 20.0,
+                         subtract_mean: bool = True) -> Compose:
+    """The temporal stream's pipeline: ``(L, H, W, 2)`` float32 flow ->
+    ``(2, L, size, size)`` float32 (``(3, 2, L, size, size)`` with ``three_crop``).
+
+    As :func:`build_transform`: resize the short side to ``resize`` (vectors scaled), then
+    a random crop and a random flip (``dx`` negated) in training, the centre crop (or three
+    crops) in evaluation; then :class:`FlowToTensor` with ``scale`` and ``subtract_mean``.
+    ``resize`` is required: upsizing a field to fit a crop must scale its vectors too.
+    """
+    crop = _pair("size", size)
+    if _positive_int("resize", resize) < max(crop):
+        raise ValueError(f"resize ({resize}) must be at least the crop size ({size})")
+    steps: list[Transform] = [FlowResizeShort(resize)]
+    if train:
+        steps.append(RandomCrop(crop))
+        if flip:
+            steps.append(FlowHorizontalFlip())
+    else:
+        steps.append(ThreeCrop(crop) if three_crop else CenterCrop(crop))
+    steps.append(FlowToTensor(scale, subtract_mean))
     return Compose(steps)

@@ -81,7 +81,7 @@ def run_demo(out: str | Path = "deepvideo-demo", synth: SyntheticConfig | None =
         train(recipe, data, config, out / name)
         train_seconds = time.perf_counter() - tic
         recipe, model = load_trained(out / name / "best.pt")
-        test_set = data.build("test", recipe.sampler(False), recipe.transform(False), seed=seed)
+        test_set = recipe.dataset(data, "test", train=False, seed=seed)
         metrics = evaluate(model, test_set, batch_size=16, amp=amp, workers=workers)
         write_confusion(out / name / "confusion", np.array(metrics["confusion"]), recipe.classes)
         results["classes"] = recipe.classes

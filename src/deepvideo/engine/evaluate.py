@@ -7,7 +7,7 @@ as the video's prediction.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -17,9 +17,10 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from deepvideo.engine.device import autocast, prepare_input
+from deepvideo.engine.distributed import all_gather_objects, all_sum, is_main, rank, world_size
 from deepvideo.engine.metrics import video_metrics
 
-__all__ = ["evaluate"]
+__all__ = ["evaluate", "fuse_results"]
 
 
 @torch.no_grad()
@@ -30,24 +31,31 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 8,
 
     ``clips`` is ``(C, T, H, W)`` (one clip per video) or ``(K, C, T, H, W)`` (K clips or
     views).  Returns the metrics of :func:`deepvideo.engine.metrics.video_metrics` plus
-    ``loss`` (mean clip cross-entropy), ``bad_videos`` and ``video_probs`` ``(V, classes)``.
+    ``loss`` (mean clip cross-entropy), ``bad_videos``, ``video_probs`` ``(V, classes)`` and,
+    per row, ``video_indices`` (dataset indices) and ``video_labels``.
     A video that could not be decoded is reported in ``bad_videos`` and left out.
+
+    Under ``torch.distributed`` (see :mod:`deepvideo.engine.distributed`) the processes
+    share the videos and every process returns the metrics of all of them.
     """
     device = torch.device(device)
     model.eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
+    # Under torch.distributed each process scores the videos rank, rank + world, ...: no
+    # DistributedSampler padding, so every video is scored exactly once, then gathered.
+    requested = list(range(rank(), len(dataset), world_size()))
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=requested, num_workers=workers)
     probs: dict[int, np.ndarray] = {}
     labels: dict[int, int] = {}
     loss_sum, clip_correct, clip_count = 0.0, 0, 0
     position = 0
-    for clips, target, index in tqdm(loader, desc="evaluate", leave=False, disable=not progress):
+    for clips, target, index in tqdm(loader, desc="evaluate", leave=False, disable=not progress or not is_main()):
         views = clips.shape[1] if clips.dim() == 6 else 1
         flat = clips.flatten(0, 1) if clips.dim() == 6 else clips
         with autocast(device, amp):
             logits = model(prepare_input(flat, device, channels_last))
         logits = logits.float().cpu().view(len(target), views, -1)
         # a replacement for an unreadable video comes back under its own index: count it once
-        own = index == torch.arange(position, position + len(index))
+        own = index == torch.tensor(requested[position:position + len(index)])
         position += len(index)
         clip_logits, clip_target = logits[own].flatten(0, 1), target[own].repeat_interleave(views)
         loss_sum += F.cross_entropy(clip_logits, clip_target, reduction="sum").item()
@@ -56,10 +64,48 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 8,
         video_probs = F.softmax(logits[own], dim=2).mean(dim=1)
         for i, p, y in zip(index[own].tolist(), video_probs.numpy(), target[own].tolist()):
             probs[i], labels[i] = p, y
+    bad = dataset.bad_videos() if hasattr(dataset, "bad_videos") else []
+    if world_size() > 1:
+        for part_probs, part_labels, part_bad in all_gather_objects((probs, labels, bad)):
+            probs.update(part_probs), labels.update(part_labels)
+            bad = sorted(set(bad) | set(part_bad))
+        loss_sum, clip_correct, clip_count = all_sum([loss_sum, clip_correct, clip_count])
+        clip_correct, clip_count = int(clip_correct), int(clip_count)
     order = sorted(probs)
     matrix = np.stack([probs[i] for i in order])
     result = video_metrics(matrix, np.array([labels[i] for i in order]), clip_correct, clip_count)
-    bad = dataset.bad_videos() if hasattr(dataset, "bad_videos") else []
     result.update(loss=loss_sum / max(clip_count, 1), bad_videos=[str(p) for p in bad],
-                  video_probs=matrix, video_indices=order)
+                  video_probs=matrix, video_indices=order, video_labels=[labels[i] for i in order])
     return result
+
+
+def fuse_results(results: Sequence[dict[str, Any]], weights: Sequence[float] | None = None
+                 ) -> dict[str, Any]:
+    """Late fusion of several models' evaluations of the same videos (two-stream fusion).
+
+    Each result is :func:`evaluate`'s (its ``video_probs`` ``(V, classes)``, the mean softmax
+    over a video's clips); the fused probabilities are their ``weights``-weighted average
+    (equal weights by default), over the videos every model could read.  Returns the video
+    metrics of :func:`~deepvideo.engine.metrics.video_metrics` (no clip accuracy: fusion
+    works per video) with ``video_probs``, ``video_indices`` and ``video_labels``.
+    """
+    weights = [1.0] * len(results) if weights is None else [float(w) for w in weights]
+    if len(weights) != len(results) or min(weights) <= 0:
+        raise ValueError(f"need one positive fusion weight per model, got {weights} for {len(results)}")
+    common = sorted(set.intersection(*(set(r["video_indices"]) for r in results)))
+    if not common:
+        raise ValueError("the evaluations share no video: nothing to fuse")
+    fused = np.zeros((len(common), results[0]["video_probs"].shape[1]))
+    labels = None
+    for result, weight in zip(results, weights):
+        rows = [result["video_indices"].index(i) for i in common]
+        fused += weight * result["video_probs"][rows]
+        these = np.asarray(result["video_labels"])[rows]
+        if labels is not None and not np.array_equal(labels, these):
+            raise ValueError("the evaluations label the same videos differently: not the same dataset")
+        labels = these
+    fused /= sum(weights)
+    metrics = video_metrics(fused, labels, 0, 0)
+    del metrics["clip_acc"], metrics["num_clips"]
+    metrics.update(video_probs=fused, video_indices=common, video_labels=labels.tolist())
+    return metrics

@@ -1,9 +1,9 @@
 """What a run is made of: the data source and the model/clip recipe stored in checkpoints.
 
 A :class:`Recipe` holds everything needed to rebuild a trained model and its test-time
-input pipeline from a checkpoint alone (model name and options, class names, clip
-length, frame stride, crop size, normalisation).  A :class:`DataSpec` says where the
-videos and their labels are.
+input pipeline from a checkpoint alone (model name and options, class names, input
+modality, clip length, frame stride, crop size, normalisation).  A :class:`DataSpec` says
+where the videos, their labels and (for the flow modality) their optical flow are.
 """
 
 from __future__ import annotations
@@ -16,19 +16,26 @@ import torch.nn as nn
 
 from deepvideo.data import datasets
 from deepvideo.data.sampling import ClipSampler, RandomClipSampler, UniformClipSampler
-from deepvideo.data.transforms import KINETICS_MEAN, KINETICS_STD, build_transform
+from deepvideo.data.transforms import KINETICS_MEAN, KINETICS_STD, build_flow_transform, build_transform
 from deepvideo.engine.checkpoint import CheckpointError, load_checkpoint
 from deepvideo.models import create_model
 
-__all__ = ["Recipe", "DataSpec", "DATA_FORMATS", "load_trained"]
+__all__ = ["Recipe", "DataSpec", "DATA_FORMATS", "MODALITIES", "load_trained"]
 
 DATA_FORMATS = ("folder", "list", "ucf101", "hmdb51", "kinetics")
 SUBSETS = ("train", "val", "test")
+MODALITIES = ("rgb", "flow")
 
 
 @dataclass
 class Recipe:
-    """Model and clip settings; ``to_dict``/``from_dict`` round-trip through checkpoints."""
+    """Model and clip settings; ``to_dict``/``from_dict`` round-trip through checkpoints.
+
+    ``modality="rgb"``: clips of ``clip_len`` frames ``(3, T, H, W)``, normalised by
+    ``mean``/``std``.  ``"flow"``: stacks of ``clip_len`` consecutive optical-flow fields
+    ``(2, L, H, W)`` (a temporal stream's input, see :func:`build_flow_transform`), divided
+    by ``flow_scale`` pixels after mean-flow subtraction.
+    """
 
     model: str
     classes: list[str]
@@ -41,8 +48,14 @@ class Recipe:
     std: tuple[float, float, float] = KINETICS_STD
     flip: bool = True
     test_clips: int = 5
+    modality: str = "rgb"
+    flow_scale: float = 20.0
 
     def __post_init__(self) -> None:
+        if self.modality not in MODALITIES:
+            raise ValueError(f"--modality must be one of {', '.join(MODALITIES)}, got {self.modality!r}")
+        if self.modality == "flow" and self.resize is None:
+            raise ValueError("the flow modality needs --resize (resizing scales the flow vectors)")
         for name in ("clip_len", "frame_stride", "size", "test_clips"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -63,8 +76,18 @@ class Recipe:
         return UniformClipSampler(self.clip_len, num_clips or self.test_clips, stride=self.frame_stride)
 
     def transform(self, train: bool):
+        if self.modality == "flow":
+            return build_flow_transform(train, size=self.size, resize=self.resize, flip=self.flip,
+                                        scale=self.flow_scale)
         return build_transform(train, size=self.size, resize=self.resize, mean=self.mean, std=self.std,
                                flip=self.flip)
+
+    def dataset(self, data: "DataSpec", subset: str, train: bool, seed: int = 0,
+                num_clips: int | None = None) -> datasets.VideoDataset:
+        """``data``'s ``subset`` with this recipe's sampler, transform and modality; the
+        classes are the recipe's (or, while ``classes`` is empty, the data's own)."""
+        return data.build(subset, self.sampler(train, num_clips), self.transform(train), seed=seed,
+                          classes=self.classes or None, modality=self.modality)
 
     def to_dict(self) -> dict[str, Any]:
         state = asdict(self)
@@ -88,6 +111,10 @@ class DataSpec:
     - ``ucf101`` / ``hmdb51``: videos under ``root``, official split files in ``splits``,
       split number ``split``; "val" and "test" both mean the official test list.
     - ``kinetics``: a csv (label, youtube_id, time_start, time_end, split), videos under ``root``.
+
+    Optical flow (for a recipe of the flow modality): ``flow_dir`` is the cache that
+    ``deepvideo flow-extract --data ROOT --out FLOW_DIR`` wrote, mirroring ``root``; without
+    it flow is computed on the fly with ``flow_method`` (``flow_weights`` for learned ones).
     """
 
     format: str = "folder"
@@ -96,6 +123,9 @@ class DataSpec:
     split: int = 1
     csv: str | None = None
     lists: dict[str, str] = field(default_factory=dict)
+    flow_dir: str | None = None
+    flow_method: str = "farneback"
+    flow_weights: str | None = None
 
     def __post_init__(self) -> None:
         if self.format not in DATA_FORMATS:
@@ -108,11 +138,16 @@ class DataSpec:
                 raise ValueError(f"--format {self.format} needs {option}")
 
     def build(self, subset: str, sampler: ClipSampler, transform, seed: int = 0,
-              classes: list[str] | None = None) -> datasets.VideoDataset:
-        """The dataset of one subset ("train", "val" or "test")."""
+              classes: list[str] | None = None, modality: str = "rgb") -> datasets.VideoDataset:
+        """The dataset of one subset ("train", "val" or "test") serving ``modality``'s data:
+        decoded frames for "rgb", flow fields (:mod:`deepvideo.flow.dataset`) for "flow"."""
         if subset not in SUBSETS:
             raise ValueError(f"subset must be one of {SUBSETS}, got {subset!r}")
         common = dict(sampler=sampler, transform=transform, seed=seed)
+        if modality == "flow":
+            from deepvideo.flow.dataset import FlowOpener
+
+            common["opener"] = FlowOpener(self.flow_dir, self.root, self.flow_method, self.flow_weights)
         if self.format == "folder":
             folder = Path(self.root) / subset
             if not folder.is_dir():

@@ -6,6 +6,12 @@
 atomically (model, optimizer, scheduler, epoch, RNG states, history), plus ``best.pt``
 when validation accuracy improves.  ``resume=True`` continues from ``last.pt`` and ends
 with the same weights as an uninterrupted run.
+
+Under ``torchrun`` the same call trains data-parallel (:mod:`deepvideo.engine.distributed`):
+DistributedDataParallel averages gradients, a DistributedSampler gives each process its
+share of every epoch's permutation (the permutation a single process would use, so N
+processes with batch B take the steps of one process with batch N*B), validation is
+sharded and gathered, and only rank 0 prints and writes files.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -20,11 +27,14 @@ from typing import Any
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, RandomSampler
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from deepvideo.engine.checkpoint import load_checkpoint, save_checkpoint
 from deepvideo.engine.device import AMP_MODES, autocast, prepare_input, prepare_model, resolve_device
+from deepvideo.engine.distributed import (all_gather_objects, all_sum, is_main, process_group, rank,
+                                          world_size)
 from deepvideo.engine.evaluate import evaluate
 from deepvideo.engine.recipe import DataSpec, Recipe
 from deepvideo.engine.report import plot_curves, write_metrics_csv
@@ -34,7 +44,13 @@ __all__ = ["TrainConfig", "train"]
 
 @dataclass
 class TrainConfig:
-    """Optimisation settings.  ``amp``: "none", "bf16" (CPU or CUDA) or "fp16" (CUDA only)."""
+    """Optimisation settings.  ``amp``: "none", "bf16" (CPU or CUDA) or "fp16" (CUDA only).
+
+    ``batch_size`` is per process; ``accumulate`` sums the gradients of that many batches
+    before each optimiser step (effective batch ``batch_size * accumulate * processes``).
+    ``compile`` runs the model through ``torch.compile`` (a large one-time cost on the
+    CPU); ``sync_bn`` converts BatchNorm to SyncBatchNorm in data-parallel CUDA runs.
+    """
 
     epochs: int = 10
     batch_size: int = 8
@@ -46,8 +62,11 @@ class TrainConfig:
     clip_grad: float | None = 1.0
     workers: int = 0
     prefetch: int = 2
+    accumulate: int = 1
     amp: str = "none"
     channels_last: bool = False
+    compile: bool = False
+    sync_bn: bool = False
     seed: int = 0
     device: str = "cpu"
     val_clips: int = 1
@@ -58,7 +77,7 @@ class TrainConfig:
             raise ValueError(f"--optimizer must be adamw or sgd, got {self.optimizer!r}")
         if self.amp not in AMP_MODES:
             raise ValueError(f"--amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
-        for name in ("epochs", "batch_size", "val_clips"):
+        for name in ("epochs", "batch_size", "val_clips", "accumulate", "prefetch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
         if self.lr <= 0:
@@ -113,24 +132,46 @@ def train(recipe: Recipe, data: DataSpec, config: TrainConfig, out_dir: str | Pa
     Videos that cannot be decoded are skipped (with a warning), replaced by other videos,
     and counted per epoch in the ``bad_videos`` column of ``metrics.csv``.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(config.device)
+    with process_group(resolve_device(config.device)) as device:
+        return _train(recipe, data, config, Path(out_dir), resume, device)
+
+
+def _build_model(recipe: Recipe, config: TrainConfig, device: torch.device) -> nn.Module:
+    model = recipe.build_model()
+    if config.sync_bn and world_size() > 1:
+        if device.type != "cuda":
+            raise ValueError("--sync-bn needs CUDA: PyTorch's SyncBatchNorm runs on GPUs only "
+                             "(on the CPU use a model without BatchNorm, e.g. small3d norm=group)")
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return prepare_model(model, device, config.channels_last)
+
+
+def _bad_union(dataset) -> list[int]:
+    """Indices of the videos any process found unreadable; every process flags them all."""
+    bad = sorted(set().union(*all_gather_objects(dataset.bad_indices())))
+    dataset.mark_bad(bad)
+    return bad
+
+
+def _train(recipe: Recipe, data: DataSpec, config: TrainConfig, out_dir: Path, resume: bool,
+           device: torch.device) -> dict[str, Any]:
+    main = is_main()
+    if main:
+        out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
-    train_set = data.build("train", recipe.sampler(True), recipe.transform(True), seed=config.seed,
-                           classes=recipe.classes or None)
+    train_set = recipe.dataset(data, "train", train=True, seed=config.seed)
     if not recipe.classes:
         recipe.classes = list(train_set.classes)
-    val_set = data.build("val", recipe.sampler(False, config.val_clips), recipe.transform(False),
-                         seed=config.seed, classes=recipe.classes)
-    model = prepare_model(recipe.build_model(), device, config.channels_last)
+    val_set = recipe.dataset(data, "val", train=False, seed=config.seed, num_clips=config.val_clips)
+    model = _build_model(recipe, config, device)
     optimizer = _optimizer(model, config)
-    sampler_rng = torch.Generator()
-    loader = DataLoader(train_set, batch_size=config.batch_size, sampler=RandomSampler(
-        train_set, generator=sampler_rng), num_workers=config.workers, drop_last=False,
-        prefetch_factor=config.prefetch if config.workers else None,
-        pin_memory=device.type == "cuda")
-    steps_per_epoch = len(loader)
+    # one process: the permutation RandomSampler would draw from this seed; N processes: its shares
+    sampler = DistributedSampler(train_set, num_replicas=world_size(), rank=rank(), shuffle=True,
+                                 seed=config.seed * 100_003)
+    loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler, num_workers=config.workers,
+                        prefetch_factor=config.prefetch if config.workers else None,
+                        persistent_workers=config.workers > 0, pin_memory=device.type == "cuda")
+    steps_per_epoch = math.ceil(len(loader) / config.accumulate)
     scheduler = _schedule(optimizer, round(config.warmup_epochs * steps_per_epoch),
                           config.epochs * steps_per_epoch)
     scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")
@@ -153,69 +194,84 @@ def train(recipe: Recipe, data: DataSpec, config: TrainConfig, out_dir: str | Pa
         _set_rng_state(state["rng"], device)
         train_set.mark_bad(state["bad_train_videos"])
         history, best, start_epoch = state["history"], state["best_val_acc"], state["epoch"]
-        print(f"resuming {last} after epoch {start_epoch}/{config.epochs}")
-    elif resume:
+        if main:
+            print(f"resuming {last} after epoch {start_epoch}/{config.epochs}")
+    elif resume and main:
         print(f"nothing to resume in {out_dir}: starting from scratch")
 
+    net: nn.Module = model
+    if world_size() > 1:
+        net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    if config.compile:
+        net = torch.compile(net)
+    bad = _bad_union(train_set)
     for epoch in range(start_epoch, config.epochs):
-        sampler_rng.manual_seed(config.seed * 100_003 + epoch)
+        sampler.set_epoch(epoch)
         train_set.set_epoch(epoch)
-        bad_before = train_set.num_bad
         row = {"epoch": epoch + 1, "lr": scheduler.get_last_lr()[0]}
-        row.update(_train_epoch(model, loader, optimizer, scheduler, scaler, device, config,
+        row.update(_train_epoch(net, loader, optimizer, scheduler, scaler, device, config,
                                 f"epoch {epoch + 1}/{config.epochs}"))
-        row["bad_videos"] = train_set.num_bad - bad_before
-        if row["bad_videos"]:
+        bad_before, bad = bad, _bad_union(train_set)
+        row["bad_videos"] = len(bad) - len(bad_before)
+        if row["bad_videos"] and main:
             warnings.warn(f"epoch {epoch + 1}: skipped {row['bad_videos']} unreadable videos "
-                          f"(all so far: {', '.join(map(str, train_set.bad_videos()))})")
+                          f"(all so far: {', '.join(str(train_set.paths[i]) for i in bad)})")
         val = evaluate(model, val_set, batch_size=config.batch_size, device=device, amp=config.amp,
                        channels_last=config.channels_last, workers=config.workers)
         row.update(val_loss=val["loss"], val_acc=val["clip_acc"], val_video_acc=val["video_acc1"])
         history.append(row)
-        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch + 1,
-                 "rng": _rng_state(device), "recipe": recipe.to_dict(), "config": asdict(config),
-                 "history": history, "best_val_acc": max(best, row["val_video_acc"]),
-                 "bad_train_videos": train_set.bad_indices()}
-        if row["val_video_acc"] > best:  # best first: a crash between the two loses nothing
-            best = row["val_video_acc"]
-            save_checkpoint(best_path, state)
-        save_checkpoint(last, state)
-        write_metrics_csv(out_dir / "metrics.csv", history)
-        plot_curves(out_dir / "curves.png", history, title=recipe.model)
-        if config.progress:
-            print(f"epoch {epoch + 1}: loss {row['train_loss']:.3f} acc {row['train_acc']:.3f} | "
-                  f"val loss {row['val_loss']:.3f} acc {row['val_acc']:.3f} | "
-                  f"{row['clips_per_s']:.1f} clips/s")
+        improved = row["val_video_acc"] > best
+        best = max(best, row["val_video_acc"])
+        if main:
+            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch + 1,
+                     "rng": _rng_state(device), "recipe": recipe.to_dict(), "config": asdict(config),
+                     "history": history, "best_val_acc": best, "bad_train_videos": bad}
+            if improved:  # best first: a crash between the two loses nothing
+                save_checkpoint(best_path, state)
+            save_checkpoint(last, state)
+            write_metrics_csv(out_dir / "metrics.csv", history)
+            plot_curves(out_dir / "curves.png", history, title=recipe.model)
+            if config.progress:
+                print(f"epoch {epoch + 1}: loss {row['train_loss']:.3f} acc {row['train_acc']:.3f} | "
+                      f"val loss {row['val_loss']:.3f} acc {row['val_acc']:.3f} | "
+                      f"{row['clips_per_s']:.1f} clips/s")
     return {"history": history, "best_val_acc": best, "checkpoint": best_path}
 
 
-def _train_epoch(model: nn.Module, loader: DataLoader, optimizer, scheduler, scaler,
+def _train_epoch(net: nn.Module, loader: DataLoader, optimizer, scheduler, scaler,
                  device: torch.device, config: TrainConfig, desc: str) -> dict[str, float]:
-    model.train()
+    """One epoch; loss, accuracy and clips/s are over all processes."""
+    net.train()
     total_loss, correct, seen = 0.0, 0, 0
     start = time.perf_counter()
-    bar = tqdm(loader, desc=desc, leave=False, disable=not config.progress, unit="batch")
-    for clips, labels, _ in bar:
+    bar = tqdm(loader, desc=desc, leave=False, disable=not config.progress or not is_main(), unit="batch")
+    optimizer.zero_grad(set_to_none=True)
+    for step, (clips, labels, _) in enumerate(bar, 1):
         clips = prepare_input(clips, device, config.channels_last)
-        labels = labels.to(device)
+        labels = labels.to(device, non_blocking=True)
         with autocast(device, config.amp):
-            logits = model(clips)
+            logits = net(clips)
         loss = F.cross_entropy(logits.float(), labels)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if config.clip_grad:
-            scaler.unscale_(optimizer)
-            nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
+        stepping = step % config.accumulate == 0 or step == len(loader)
+        # DDP: gradients are averaged over processes only on the batch that steps
+        with nullcontext() if stepping or not hasattr(net, "no_sync") else net.no_sync():
+            scaler.scale(loss / config.accumulate).backward()
+        if stepping:
+            if config.clip_grad:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(net.parameters(), config.clip_grad)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
         total_loss += loss.item() * len(labels)
         correct += int((logits.argmax(1) == labels).sum())
         seen += len(labels)
         rate = seen / (time.perf_counter() - start)
         bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}",
-                        clips_s=f"{rate:.1f}")
+                        clips_s=f"{rate * world_size():.1f}")
     elapsed = time.perf_counter() - start
+    total_loss, correct, seen = all_sum([total_loss, correct, seen])
     return {"train_loss": total_loss / seen, "train_acc": correct / seen,
             "clips_per_s": seen / elapsed, "epoch_s": elapsed}

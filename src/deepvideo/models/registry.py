@@ -51,16 +51,21 @@ def _close(word: str, options: list[str]) -> str:
     return f" (did you mean {match[0]}?)" if match else ""
 
 
+def model_builder(name: str) -> Callable[..., nn.Module]:
+    """The builder registered as ``name``; ``ValueError`` naming a close match if unknown."""
+    _load_all()
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}{_close(name, list(_REGISTRY))}; "
+                         f"see `deepvideo models`")
+    return _REGISTRY[name]
+
+
 def create_model(name: str, num_classes: int = 400, **kwargs) -> nn.Module:
     """Build a registered model.  Input and output layouts are in each builder's docstring.
 
     Raises ``ValueError`` naming a close match for an unknown model name or keyword.
     """
-    _load_all()
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}{_close(name, list(_REGISTRY))}; "
-                         f"see `deepvideo models`")
-    builder = _REGISTRY[name]
+    builder = model_builder(name)
     params = inspect.signature(builder).parameters
     if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
         allowed = [p for p in params if p != "num_classes"]
