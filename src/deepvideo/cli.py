@@ -355,23 +355,46 @@ def cmd_flow(args: argparse.Namespace) -> None:
     print(f"{out}: frames beside their colour-coded {args.method} flow")
 
 
-def cmd_flow_extract(args: argparse.Namespace) -> None:
+def _video_files(data: str) -> tuple[Path, list[Path]]:
+    """``--data`` and the video files under it (recursively); one-line errors when none."""
     from deepvideo.data.datasets import VIDEO_EXTENSIONS
-    from deepvideo.flow import extract_flow_dataset
 
-    root = Path(args.data)
+    root = Path(data)
     if not root.is_dir():
         raise UsageError(f"--data {root}: no such folder")
     videos = sorted(p for p in root.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
     if not videos:
         raise UsageError(f"--data {root}: no video files ({', '.join(VIDEO_EXTENSIONS)}) found")
+    return root, videos
+
+
+def _print_skipped(failed: list[tuple[Path, str]]) -> None:
+    for video, reason in failed:
+        print(f"  skipped {video}: {reason}")
+
+
+def cmd_flow_extract(args: argparse.Namespace) -> None:
+    from deepvideo.flow import extract_flow_dataset
+
+    root, videos = _video_files(args.data)
     summary = extract_flow_dataset(videos, args.out, method=args.method, bound=args.bound,
                                    workers=args.workers, progress=True, root=root,
                                    weights=args.weights, device=args.device)
     print(f"{args.out}: {summary.written} written, {summary.skipped} already done, "
           f"{len(summary.failed)} unreadable")
-    for video, reason in summary.failed:
-        print(f"  skipped {video}: {reason}")
+    _print_skipped(summary.failed)
+
+
+# ----------------------------------------------------------------------------- pack
+def cmd_pack(args: argparse.Namespace) -> None:
+    from deepvideo.data.pack import pack_dataset
+
+    root, videos = _video_files(args.data)
+    summary = pack_dataset(videos, args.out, root=root, format=args.format, size=args.size,
+                           workers=args.workers, progress=True, quality=args.quality)
+    print(f"{args.out}: {summary.written} packed, {summary.skipped} already done, "
+          f"{len(summary.failed)} unreadable")
+    _print_skipped(summary.failed)
 
 
 # ----------------------------------------------------------------------------- demo
@@ -490,6 +513,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_nonneg_int, default=0, help="videos processed side by side")
     _add_flow_options(p)
     p.set_defaults(func=cmd_flow_extract)
+
+    p = sub.add_parser("pack", help="convert a dataset's videos to a format built for fast random clip reads",
+                       description="Mirror every video under DATA into OUT in a packed format "
+                       "(resumable: finished files are skipped). Datasets, training and predict "
+                       "read the result like videos: train with --data OUT.")
+    p.add_argument("--data", required=True, help="folder of videos (searched recursively)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (mirrors DATA)")
+    p.add_argument("--format", default="jpeg", choices=("jpeg", "raw", "mp4", "folder"),
+                   help="jpeg: one .tar of JPEG frames per video (default); raw: uncompressed "
+                   "frames (fastest, large: for small --size); mp4: h264 with a keyframe every "
+                   "8 frames; folder: a folder of JPEG frames per video")
+    p.add_argument("--size", type=_positive_int, help="resize the short side to SIZE pixels")
+    p.add_argument("--quality", type=_positive_int, default=90, help="JPEG quality (default %(default)s)")
+    p.add_argument("--workers", type=_nonneg_int, default=0, help="videos packed side by side")
+    p.set_defaults(func=cmd_pack)
 
     p = sub.add_parser("models", help="list the registered models")
     p.add_argument("--json", action="store_true")

@@ -209,3 +209,28 @@ def test_two_stream_training_and_fused_evaluation(capsys, tiny_motion_root, tmp_
                        str(tmp_path / "nowhere"), "--data", str(tiny_motion_root), "--out", str(tmp_path / "x"))
     assert code == 2
     one_line_error(err, "--flow-dir", "nowhere")
+
+
+def test_pack_then_train_and_predict_on_packed_videos(capsys, tiny_motion_root, tmp_path):
+    packed = tmp_path / "packed"
+    code, out, err = run(capsys, "pack", "--data", str(tiny_motion_root), "--out", str(packed))
+    assert code == 0, err
+    assert out.startswith(f"{packed}: 22 packed, 0 already done, 0 unreadable")
+    assert len(list(packed.rglob("*.tar"))) == 22
+    code, out, _ = run(capsys, "pack", "--data", str(tiny_motion_root), "--out", str(packed))
+    assert "0 packed, 22 already done" in out
+    code, _, err = run(capsys, "train", "--model", "small3d", "--model-opt", "widths=[4,8]", "--data", str(packed),
+                       "--out", str(tmp_path / "run"), "--epochs", "1", "--clip-len", "4", "--size", "24",
+                       "--resize", "32", "--batch-size", "4")
+    assert code == 0, err
+    tar = next((packed / "test" / "left").glob("*.tar"))
+    code, out, err = run(capsys, "predict", str(tar), "--checkpoint", str(tmp_path / "run" / "best.pt"))
+    assert code == 0, err
+    assert json.loads(out)["num_frames"] == 8
+    frames = tmp_path / "frames"
+    code, _, err = run(capsys, "pack", "--data", str(tiny_motion_root / "val"), "--out", str(frames),
+                       "--format", "folder")
+    assert code == 0, err
+    from deepvideo.data.datasets import parse_folder
+    samples, classes = parse_folder(frames)                # frame folders are videos too
+    assert len(samples) == 4 and all(path.is_dir() for path, _ in samples) and classes == ["left", "right"]

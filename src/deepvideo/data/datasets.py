@@ -33,7 +33,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from deepvideo.io import VideoDecodeError, VideoReader
+from deepvideo.io import PACKED_SUFFIX, VideoDecodeError, is_frame_folder, open_video
+from deepvideo.io.open import AnyReader
 
 if TYPE_CHECKING:
     from deepvideo.data.sampling import ClipSampler
@@ -50,11 +51,7 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".m
 Samples = list[tuple[Path, int]]
 Transform = Callable[[np.ndarray, np.random.Generator], torch.Tensor]
 PathLike = str | os.PathLike
-Opener = Callable[[Path, int], VideoReader]
-
-
-def _open_video(path: Path, threads: int) -> VideoReader:
-    return VideoReader(path, threads=threads)
+Opener = Callable[[Path, int], AnyReader]
 
 
 class BadVideoWarning(UserWarning):
@@ -79,7 +76,7 @@ class VideoDataset(Dataset):
         decode_threads: decoder threads per item (1 suits DataLoader workers).
         opener: ``opener(path, threads)`` returns the context-managed reader of a video
             (``num_frames``, ``frame_times``, ``duration``, ``read(indices)``); default
-            :class:`~deepvideo.io.VideoReader`.  A reader of other per-frame data (the
+            :func:`~deepvideo.io.open_video` (video files, frame folders, packed videos).  A reader of other per-frame data (the
             optical flow of :class:`deepvideo.flow.dataset.FlowOpener`, say) makes the same
             dataset serve that data; its ``read`` gives what ``transform`` takes.
 
@@ -119,7 +116,7 @@ class VideoDataset(Dataset):
         self.transform = transform
         self.seed = int(seed)
         self.decode_threads = decode_threads
-        self.opener = opener or _open_video
+        self.opener = opener or open_video
         # Shared memory: workers (forked or spawned) and the main process see one copy.
         self._bad = torch.zeros(len(samples), dtype=torch.bool).share_memory_()
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
@@ -193,7 +190,7 @@ class VideoDataset(Dataset):
             return None
         return frames.reshape(*indices.shape, *frames.shape[1:])
 
-    def _frame_span(self, i: int, reader: VideoReader) -> tuple[int, int]:
+    def _frame_span(self, i: int, reader: AnyReader) -> tuple[int, int]:
         """First frame and frame count of the part of video ``i`` to sample from."""
         span = self.time_ranges[i] if self.time_ranges is not None else None
         if span is None:
@@ -241,9 +238,11 @@ def parse_folder(root: PathLike, extensions: Sequence[str] = VIDEO_EXTENSIONS,
     ``classes`` fixes the class list (the training set's, so that a validation tree that
     lacks a class keeps the same labels); a folder not in it is a ``ValueError``.
 
-    Videos are the files (searched recursively) whose suffix is in ``extensions``
-    (case-insensitive); hidden class folders and files (``.ipynb_checkpoints``, macOS
-    ``._clip.mp4``) are left out.  Raises ``ValueError`` for a missing root or one without videos.
+    Videos (searched recursively) are the files whose suffix is in ``extensions``
+    (case-insensitive), packed videos (``.tar``, see ``deepvideo pack``) and frame folders
+    (folders of images, one per frame); hidden class folders and files
+    (``.ipynb_checkpoints``, macOS ``._clip.mp4``) are left out.  Raises ``ValueError``
+    for a missing root or one without videos.
     """
     root = Path(root)
     if not root.is_dir():
@@ -255,13 +254,27 @@ def parse_folder(root: PathLike, extensions: Sequence[str] = VIDEO_EXTENSIONS,
     elif unknown := sorted(set(folders) - set(classes)):
         raise ValueError(f"{root / unknown[0]}: folder is not one of the {len(classes)} "
                          f"given classes")
+    suffixes.add(PACKED_SUFFIX)
     samples = [(path, label) for label, name in enumerate(classes)
-               for path in sorted((root / name).rglob("*"))
-               if path.suffix.lower() in suffixes and path.name[0] != "." and path.is_file()]
+               for path in _find_videos(root / name, suffixes)]
     if not samples:
         raise ValueError(f"{root}: no videos ({', '.join(sorted(suffixes))}) in "
                          f"class folders root/<class>/")
     return samples, list(classes)
+
+
+def _find_videos(folder: Path, suffixes: set[str]) -> list[Path]:
+    """Video files and frame folders under ``folder`` (not inside frame folders), sorted."""
+    found = []
+    for parent, dirs, files in os.walk(folder):
+        here = Path(parent)
+        if here != folder and is_frame_folder(here):
+            found.append(here)
+            dirs.clear()
+            continue
+        dirs[:] = [d for d in dirs if d[0] != "."]
+        found += [here / f for f in files if f[0] != "." and Path(f).suffix.lower() in suffixes]
+    return sorted(found)
 
 
 def parse_list_file(list_file: PathLike, root: PathLike | None = None,
@@ -444,12 +457,12 @@ def parse_kinetics_csv(csv_file: PathLike, root: PathLike, split: str | None = N
 def _present(samples: Samples, time_ranges: list | None, source: Path
              ) -> tuple[Samples, list | None]:
     """Drop listed videos that do not exist, with one warning; all missing is an error."""
-    keep = [i for i, (path, _) in enumerate(samples) if path.is_file()]
+    keep = [i for i, (path, _) in enumerate(samples) if path.exists()]
     if not keep:
         raise ValueError(f"{source}: none of the {len(samples)} listed videos exists "
                          f"(first: {samples[0][0]})")
     if len(keep) < len(samples):
-        first = next(p for p, _ in samples if not p.is_file())
+        first = next(p for p, _ in samples if not p.exists())
         warnings.warn(f"{source}: {len(samples) - len(keep)} of {len(samples)} listed videos "
                       f"are missing and skipped (first: {first})", BadVideoWarning, stacklevel=3)
     return ([samples[i] for i in keep],

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from deepvideo.data.sampling import SlidingWindowSampler
 from deepvideo.engine.device import autocast, prepare_input
 from deepvideo.engine.recipe import Recipe
-from deepvideo.io import VideoReader
+from deepvideo.io import open_video
 
 __all__ = ["predict_video", "predictions_to_csv"]
 
@@ -48,7 +48,7 @@ def predict_video(model: nn.Module, path: str | os.PathLike, recipe: Recipe, ste
     sampler = SlidingWindowSampler(recipe.clip_len, stride=recipe.frame_stride, step=step)
     windows: list[dict[str, Any]] = []
     all_probs = []
-    with VideoReader(path) as reader:
+    with open_video(path) as reader:
         indices = sampler(reader.num_frames)
         frame_step = 1.0 / reader.fps if reader.fps else 0.0
         rng = np.random.default_rng(0)

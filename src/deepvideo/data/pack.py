@@ -1,0 +1,235 @@
+"""Convert a video dataset once into a format built for fast random clip reads.
+
+Decoding compressed video starves training: a random clip decodes from the keyframe
+before it through its whole span.  :func:`pack_dataset` converts every video once,
+mirroring the dataset's folders, into one of ``PACK_FORMATS`` (numbers from
+``benchmarks/formats.py``, which times the training input pipeline on each):
+
+* ``"jpeg"`` (default): a packed ``.tar`` of JPEG frames
+  (:mod:`deepvideo.io.packed`): a clip costs only its own frames; ~10x an h264 file's size.
+* ``"raw"``: a packed ``.tar`` of raw RGB frames read without decoding: fastest and
+  largest (``H * W * 3`` bytes a frame), for small frames (use ``size=128`` or less).
+* ``"mp4"``: h264 re-encoded with a keyframe every ``keyframe_interval`` frames: about
+  the original's size, faster clip reads than long-GOP originals.
+* ``"folder"``: a frame folder ``<video>/img_00001.jpg ...`` plus ``meta.json`` (fps),
+  the layout many tools expect (:class:`deepvideo.io.frames.FrameFolderReader`).
+
+Any source :func:`deepvideo.io.open_video` reads can be converted (a video file, a frame
+folder, a packed file), optionally with its short side resized to ``size``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from deepvideo.data.transforms import ResizeShort
+from deepvideo.io import PackedReader, VideoDecodeError, open_video, write_packed, write_video
+from deepvideo.io.frames import DEFAULT_FPS, META_FILE
+from deepvideo.io.packed import PACKED_CODECS
+
+__all__ = ["PACK_FORMATS", "PackSummary", "pack_dataset", "pack_target", "pack_video"]
+
+PACK_FORMATS = ("jpeg", "raw", "mp4", "folder")
+_SUFFIX = {"jpeg": ".tar", "raw": ".tar", "mp4": ".mp4", "folder": ""}
+
+PathLike = str | os.PathLike
+
+
+@dataclass
+class PackSummary:
+    """What :func:`pack_dataset` did: outputs written, outputs found already done, and
+    ``(video, reason)`` for every video that could not be decoded."""
+
+    written: int = 0
+    skipped: int = 0
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def pack_target(video: PathLike, out_dir: PathLike, root: PathLike | None = None,
+                format: str = "jpeg") -> Path:
+    """Where :func:`pack_dataset` puts ``video``: ``out_dir/<name><suffix>``, or with ``root``
+    its path under ``root`` mirrored into ``out_dir`` (``root/a/b.mp4 -> out_dir/a/b.tar``).
+
+    The suffix is ``.tar`` for ``jpeg``/``raw``, ``.mp4`` for ``mp4``, none for ``folder``
+    (a source frame folder keeps its name).
+    """
+    video = Path(video)
+    if root is None:
+        relative = Path(video.name)
+    else:
+        absolute, root = Path(os.path.abspath(video)), Path(os.path.abspath(root))
+        if not absolute.is_relative_to(root):
+            raise ValueError(f"{video} is not under the videos root {root}")
+        relative = absolute.relative_to(root)
+    if not video.is_dir():
+        relative = relative.with_suffix(_SUFFIX[format])
+    elif _SUFFIX[format]:
+        relative = relative.with_name(relative.name + _SUFFIX[format])
+    return Path(out_dir) / relative
+
+
+def _check_options(format: str, size: int | None, quality: int, keyframe_interval: int) -> None:
+    if format not in PACK_FORMATS:
+        raise ValueError(f"format must be one of {', '.join(PACK_FORMATS)}, got {format!r}")
+    if size is not None and (int(size) != size or size < 1):
+        raise ValueError(f"size must be a positive integer (short side in pixels), got {size}")
+    if not 1 <= quality <= 100:
+        raise ValueError(f"quality must be in 1..100 (JPEG quality), got {quality}")
+    if int(keyframe_interval) != keyframe_interval or keyframe_interval < 1:
+        raise ValueError(f"keyframe_interval must be a positive integer, got {keyframe_interval}")
+
+
+def _frames(frames: Iterable[np.ndarray], size: int | None, even: bool) -> Iterator[np.ndarray]:
+    """Frames ``(H, W, 3)`` uint8 one at a time, short side resized to ``size``; with
+    ``even``, the last row/column dropped where a side is odd (for yuv420p encoding)."""
+    resize = ResizeShort(size) if size is not None else None
+    for frame in frames:
+        if resize is not None:
+            frame = resize(frame)
+        if even:
+            frame = frame[:frame.shape[0] // 2 * 2, :frame.shape[1] // 2 * 2]
+        yield frame
+
+
+def _write_folder(target: Path, frames: Iterable[np.ndarray], fps: float, quality: int) -> Path:
+    """A frame folder ``target/img_00001.jpg ...`` + ``meta.json``, built under a hidden
+    temporary name and renamed into place, so that a finished folder is always complete."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.tmp"
+    tmp.mkdir()  # permissions from the umask (tempfile.mkdtemp's are owner-only)
+    try:
+        for i, frame in enumerate(frames, start=1):
+            _, data = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR),
+                                   [cv2.IMWRITE_JPEG_QUALITY, quality])
+            (tmp / f"img_{i:05d}.jpg").write_bytes(data.tobytes())
+        (tmp / META_FILE).write_text(json.dumps({"fps": fps}), encoding="utf-8")
+        os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def pack_video(video: PathLike, target: PathLike, format: str = "jpeg", size: int | None = None,
+               quality: int = 90, keyframe_interval: int = 8, threads: int = 1) -> Path:
+    """Convert one video (file, frame folder or packed file) to ``format`` at ``target``.
+
+    Frames stream through one at a time (``mp4`` excepted: ``write_video`` takes the whole
+    ``(T, H, W, 3)`` array).  The output appears atomically: a failure leaves nothing.
+    The frame rate is the source's (``DEFAULT_FPS`` where it has none); variable frame
+    timing is not kept.  ``threads`` goes to :func:`~deepvideo.io.open_video`.  Returns
+    ``target``.
+
+    Raises:
+        VideoDecodeError: ``video`` cannot be decoded.
+        ValueError: a bad option.
+    """
+    _check_options(format, size, quality, keyframe_interval)
+    target = Path(target)
+    with open_video(video, threads=threads) as reader:
+        fps = reader.fps or DEFAULT_FPS
+        frames = _frames(reader, size, even=format == "mp4")
+        if format == "folder":
+            return _write_folder(target, frames, fps, quality)
+        if format == "mp4":
+            return write_video(target, np.stack(list(frames)), fps,
+                               keyframe_interval=keyframe_interval)
+        return write_packed(target, frames, reader.num_frames, fps, format, quality)
+
+
+def _check_done(target: Path, format: str, size: int | None) -> None:
+    """A finished packed file must hold what this run would write (cheap: reads its header)."""
+    with PackedReader(target) as reader:
+        short = min(reader.width, reader.height)
+        if reader.codec != format or (size is not None and short != size):
+            raise ValueError(f"{target} holds {reader.codec} frames with short side {short}, not "
+                             f"{format}{f' at {size}' if size else ''}: use another output folder")
+
+
+def _plan(videos: list[Path], out_dir: Path, root: Path | None, format: str, size: int | None
+          ) -> tuple[list[tuple[Path, Path]], int]:
+    """``(video, target)`` pairs still to do, and how many targets exist already (packed
+    files among them are checked to match ``format`` and ``size``)."""
+    todo, done, seen = [], 0, {}
+    for video in videos:
+        target = pack_target(video, out_dir, root, format)
+        if target in seen:
+            hint = "" if root else " (give the videos' root folder to mirror their sub-folders)"
+            raise ValueError(f"{seen[target]} and {video} would both write {target}{hint}")
+        if os.path.abspath(target) == os.path.abspath(video):
+            raise ValueError(f"{video}: packing would overwrite the video itself; use another "
+                             f"output folder")
+        seen[target] = video
+        if target.exists():
+            if format in PACKED_CODECS:
+                _check_done(target, format, size)
+            done += 1
+        else:
+            todo.append((video, target))
+    return todo, done
+
+
+def pack_dataset(videos: list[PathLike], out_dir: PathLike, root: PathLike | None = None,
+                 format: str = "jpeg", size: int | None = None, workers: int = 0,
+                 progress: bool = True, quality: int = 90, keyframe_interval: int = 8
+                 ) -> PackSummary:
+    """Convert every video once to ``format`` under ``out_dir``, resumably.
+
+    Each output goes to :func:`pack_target` ``(video, out_dir, root, format)``: mirroring
+    the sub-folders under ``root`` when given (needed when file names repeat), else flat.
+    Outputs are written under a temporary name and renamed when complete, so an
+    interrupted run leaves only finished outputs, and a second run skips them (it refuses
+    packed files of another codec or size; hidden ``.*.tmp`` leftovers of a killed run
+    may be deleted).  Videos that
+    cannot be decoded are skipped with a warning and listed in the summary.
+
+    Args:
+        format: one of ``PACK_FORMATS`` (see the module docstring).
+        size: resize the short side to ``size`` pixels (aspect kept); ``None`` keeps it.
+        workers: threads packing different videos side by side (decoders and JPEG
+            encoders release the GIL); 0 works in the calling thread.
+        quality: JPEG quality (``jpeg`` and ``folder``).
+        keyframe_interval: frames between keyframes (``mp4``).
+    """
+    _check_options(format, size, quality, keyframe_interval)
+    videos = [Path(v) for v in videos]
+    if not videos:
+        raise ValueError("no videos to pack")
+    todo, done = _plan(videos, Path(out_dir), Path(root) if root is not None else None, format,
+                       size)
+    summary = PackSummary(skipped=done)
+    threads = 0 if workers == 0 else 1  # one video at a time may use every core
+
+    def pack(video: Path, target: Path) -> str | None:
+        try:
+            pack_video(video, target, format, size, quality, keyframe_interval, threads)
+        except VideoDecodeError as exc:
+            return str(exc)
+        return None
+
+    bar = tqdm(total=len(videos), initial=done, desc=f"pack ({format})", unit="video",
+               disable=not progress)
+    with ThreadPoolExecutor(max(workers, 1)) as pool:
+        errors = (pool.map if workers > 0 else map)(lambda job: pack(*job), todo)
+        for (video, _), error in zip(todo, errors):
+            if error is None:
+                summary.written += 1
+            else:
+                warnings.warn(f"skipped {error}", stacklevel=2)
+                summary.failed.append((video, error))
+                bar.set_postfix(failed=len(summary.failed))
+            bar.update()
+    bar.close()
+    return summary

@@ -1,0 +1,139 @@
+"""Packed videos: exact (raw) and bounded (jpeg) round trips, a valid tar, streaming writes,
+open_video dispatch, truncated / foreign / short inputs."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import tracemalloc
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import moving_square_frames, real_videos
+from deepvideo.io import (FrameFolderReader, PackedReader, VideoDecodeError, VideoReader, open_video,
+                          read_video, write_packed)
+
+
+@pytest.fixture
+def frames() -> np.ndarray:
+    return moving_square_frames(num_frames=20, size=40, seed=1)
+
+
+def test_raw_round_trip_is_bit_exact(tmp_path, frames):
+    path = write_packed(tmp_path / "v.tar", iter(frames), len(frames), fps=12.5, codec="raw")
+    rng = np.random.default_rng(0)
+    with PackedReader(path) as reader:
+        assert (reader.num_frames, reader.width, reader.height, reader.codec) == (20, 40, 40, "raw")
+        assert reader.fps == 12.5 and reader.duration == pytest.approx(1.6)
+        np.testing.assert_array_equal(reader.keyframes, np.arange(20))
+        for indices in (rng.integers(0, 20, 10), [19, 0, 19, 7, 7], np.arange(20)):
+            np.testing.assert_array_equal(reader.read(indices), frames[np.asarray(indices)])
+        np.testing.assert_array_equal(np.stack(list(reader)), frames)
+        np.testing.assert_array_equal(reader.read_time(0.4, 0.6), frames[5:8])
+
+
+def test_jpeg_round_trip_and_tar_layout(tmp_path, frames):
+    frames = np.stack([cv2.GaussianBlur(f, (0, 0), 1.5) for f in frames])  # natural-image-like
+    path = write_packed(tmp_path / "v.tar", frames, len(frames), fps=10, codec="jpeg", quality=90)
+    with open_video(path, threads=2) as reader:
+        assert isinstance(reader, PackedReader) and reader.codec == "jpeg"
+        ours = reader.read([3, 17, 3, 0])
+    # each frame is the JPEG OpenCV writes at that quality, decoded the same way
+    _, jpeg = cv2.imencode(".jpg", frames[17][..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])
+    np.testing.assert_array_equal(ours[1], cv2.imdecode(jpeg, cv2.IMREAD_COLOR)[..., ::-1])
+    assert np.abs(ours.astype(int) - frames[[3, 17, 3, 0]]).mean() < 3  # measured 1.9
+    # a plain tar: meta.json, index.npy, then the frames; extracted, a frame folder
+    with tarfile.open(path) as tar:
+        names = tar.getnames()
+        assert names[:3] == ["meta.json", "index.npy", "000000.jpg"] and len(names) == 22
+        assert tar.extractfile("000017.jpg").read() == jpeg.tobytes()
+        index = np.load(io.BytesIO(tar.extractfile("index.npy").read()))
+        assert index.shape == (20, 2) and index[17, 1] == jpeg.size
+        tar.extractall(tmp_path / "folder", filter="data")
+    with FrameFolderReader(tmp_path / "folder") as folder:
+        assert folder.fps == 10 and folder.num_frames == 20
+        np.testing.assert_array_equal(folder.read([3, 17, 3, 0]), ours)
+
+
+def test_open_video_dispatch(tmp_path, make_video, frames):
+    video = make_video("clip.mp4")
+    with open_video(video) as reader:
+        assert isinstance(reader, VideoReader)
+    packed = write_packed(tmp_path / "p.tar", frames, len(frames), 10, "raw")
+    with open_video(packed) as reader:
+        assert isinstance(reader, PackedReader)
+    with pytest.raises(VideoDecodeError, match="no such file"):
+        open_video(tmp_path / "missing.tar")
+
+
+def test_writing_streams_and_reading_holds_only_the_clip(tmp_path):
+    """Peak memory while writing or reading does not grow with the video's length."""
+    frame = np.full((64, 64, 3), 7, np.uint8)
+
+    def peak_bytes(num_frames: int) -> tuple[int, int]:
+        path = tmp_path / f"{num_frames}.tar"
+        tracemalloc.start()
+        write_packed(path, (frame for _ in range(num_frames)), num_frames, 25, "raw")
+        write_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        with PackedReader(path) as reader:
+            reader.read(np.arange(8))
+        read_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return write_peak, read_peak
+
+    short, long = peak_bytes(10), peak_bytes(400)  # the long video: 4.9 MB of frames
+    assert long[0] < short[0] + 100_000 and long[1] < short[1] + 100_000
+    assert long[0] < 1_000_000
+
+
+def test_bad_inputs_give_one_line_errors(tmp_path, frames):
+    with pytest.raises(VideoDecodeError, match=r"got 20 frames to pack, expected 25"):
+        write_packed(tmp_path / "short.tar", frames, 25, 10)
+    assert not list(tmp_path.iterdir())  # nothing left behind, not even a temp file
+    with pytest.raises(ValueError, match=r"frames must be \(H, W, 3\) uint8"):
+        write_packed(tmp_path / "f.tar", frames.astype(np.float32), 20, 10)
+    with pytest.raises(ValueError, match="codec must be one of jpeg, raw"):
+        write_packed(tmp_path / "c.tar", frames, 20, 10, codec="png")
+
+    good = write_packed(tmp_path / "good.tar", frames, len(frames), 10, "jpeg").read_bytes()
+    (tmp_path / "empty.tar").write_bytes(b"")
+    (tmp_path / "cut.tar").write_bytes(good[: len(good) // 2])
+    with tarfile.open(tmp_path / "foreign.tar", "w") as tar:
+        tar.add(tmp_path / "empty.tar", arcname="hello.txt")
+    (tmp_path / "noise.tar").write_bytes(np.random.default_rng(0).bytes(4096))
+    cases = {"empty.tar": "truncated packed file", "cut.tar": "truncated packed file \\(frames end",
+             "foreign.tar": "not a packed video \\(expected tar member 'meta.json'",
+             "noise.tar": "not a packed video"}
+    for name, message in cases.items():
+        with pytest.raises(VideoDecodeError, match=rf"{name}: {message}"):
+            PackedReader(tmp_path / name)
+    # a frame's bytes damaged after packing: that read fails, naming file and frame
+    damaged = bytearray(good)
+    with PackedReader(tmp_path / "good.tar") as reader:
+        offset, size = reader._index[4]
+    damaged[offset:offset + size] = b"\0" * size
+    (tmp_path / "damaged.tar").write_bytes(damaged)
+    with PackedReader(tmp_path / "damaged.tar") as reader:
+        assert reader.read([3]).shape == (1, 40, 40, 3)
+        with pytest.raises(VideoDecodeError, match=r"damaged\.tar: frame 4: not a readable image"):
+            reader.read([3, 4])
+        with pytest.raises(IndexError, match="frame index 20 out of range"):
+            reader.read([20])
+
+
+@pytest.mark.parametrize("video", real_videos()[:2], ids=lambda p: p.name)
+def test_real_video_packs_exactly(tmp_path, shared_data, video):
+    """Raw packing of a real video keeps every decoded frame, bit for bit."""
+    with VideoReader(video) as reader:
+        path = write_packed(tmp_path / "v.tar", reader, reader.num_frames, reader.fps, "raw")
+        fps = reader.fps
+    decoded = read_video(video)
+    rng = np.random.default_rng(5)
+    with PackedReader(path) as packed:
+        assert packed.num_frames == len(decoded) and packed.fps == fps
+        for start in rng.integers(0, len(decoded) - 16, 3):
+            clip = np.arange(start, start + 32, 2) % len(decoded)
+            np.testing.assert_array_equal(packed.read(clip), decoded[clip])
