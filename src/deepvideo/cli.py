@@ -157,6 +157,8 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
                        "--out FLOW_DIR` (flow modality; without it flow is computed on the fly)")
     group.add_argument("--flow-method", default="farneback",
                        help="flow method when computing on the fly (default %(default)s)")
+    group.add_argument("--feature-dir", help="features written by `deepvideo extract-features --data DATA "
+                       "--out FEATURE_DIR` (features modality)")
 
 
 def _data_spec(args: argparse.Namespace):
@@ -164,7 +166,8 @@ def _data_spec(args: argparse.Namespace):
 
     lists = {s: getattr(args, f"{s}_list") for s in ("train", "val", "test") if getattr(args, f"{s}_list")}
     return DataSpec(format=args.format, root=args.data, splits=args.splits, split=args.split,
-                    csv=args.csv, lists=lists, flow_dir=args.flow_dir, flow_method=args.flow_method)
+                    csv=args.csv, lists=lists, flow_dir=args.flow_dir, flow_method=args.flow_method,
+                    feature_dir=args.feature_dir)
 
 
 def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
@@ -192,9 +195,10 @@ def _add_clip_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-flip", action="store_true",
                        help="no random horizontal flips (needed when left/right is part of the "
                        "label, as in the motion dataset)")
-    group.add_argument("--modality", default="rgb", choices=("rgb", "flow"),
-                       help="rgb frames, or stacks of --clip-len optical-flow fields for a temporal "
-                       "stream (see --flow-dir; default %(default)s)")
+    group.add_argument("--modality", default="rgb", choices=("rgb", "flow", "features"),
+                       help="rgb frames; stacks of --clip-len optical-flow fields for a temporal "
+                       "stream (see --flow-dir); or --clip-len cached feature rows for a temporal "
+                       "head (see --feature-dir; default %(default)s)")
     group.add_argument("--flow-scale", type=_positive_float, default=20.0,
                        help="flow modality: divide flow by this many pixels, after subtracting each "
                        "field's mean (default %(default)s; use about the largest motion)")
@@ -233,6 +237,18 @@ def _add_optim_options(parser: argparse.ArgumentParser, epochs: int, lr: float) 
                        help="SyncBatchNorm across torchrun processes (CUDA only)")
 
 
+def _feature_dim(feature_dir: str | None) -> int:
+    """The feature dimension of the first file in ``--feature-dir``."""
+    from deepvideo.data.features import FEATURE_SUFFIX, load_features
+
+    if feature_dir is None:
+        raise UsageError("--modality features needs --feature-dir")
+    first = next(iter(sorted(Path(feature_dir).rglob(f"*{FEATURE_SUFFIX}"))), None)
+    if first is None:
+        raise UsageError(f"--feature-dir {feature_dir}: no feature files (run deepvideo extract-features)")
+    return int(load_features(first)[0].shape[1])
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from deepvideo.engine.recipe import Recipe
     from deepvideo.engine.distributed import launch_rank
@@ -242,8 +258,11 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     data = _data_spec(args)
     model_kwargs = dict(args.model_opt or [])
-    if args.modality == "flow" and "flow_frames" in inspect.signature(model_builder(args.model)).parameters:
+    options = inspect.signature(model_builder(args.model)).parameters
+    if args.modality == "flow" and "flow_frames" in options:
         model_kwargs.setdefault("flow_frames", args.clip_len)  # a temporal stream takes the whole stack
+    if args.modality == "features" and "feature_dim" in options and "feature_dim" not in model_kwargs:
+        model_kwargs["feature_dim"] = _feature_dim(args.feature_dir)
     recipe = Recipe(model=args.model, classes=[], model_kwargs=model_kwargs,
                     clip_len=args.clip_len, frame_stride=args.frame_stride, size=args.size,
                     resize=args.resize, test_clips=args.test_clips, flip=not args.no_flip,
@@ -385,6 +404,21 @@ def cmd_flow_extract(args: argparse.Namespace) -> None:
     _print_skipped(summary.failed)
 
 
+# ----------------------------------------------------------------------------- features
+def cmd_extract_features(args: argparse.Namespace) -> None:
+    from deepvideo.engine.device import resolve_device
+    from deepvideo.engine.features import build_backbone, extract_features
+
+    root, videos = _video_files(args.data)
+    backbone = build_backbone(args.backbone, args.weights, args.size, args.clip_len)
+    summary = extract_features(videos, args.out, backbone, root=root, batch_size=args.batch_size,
+                               every=args.every, device=resolve_device(args.device))
+    dim = f"; {summary.dim} features per {'clip' if backbone.clip_len else 'frame'}" if summary.dim else ""
+    print(f"{args.out}: {summary.written} written, {summary.skipped} already done, "
+          f"{len(summary.failed)} unreadable{dim}")
+    _print_skipped(summary.failed)
+
+
 # ----------------------------------------------------------------------------- pack
 def cmd_pack(args: argparse.Namespace) -> None:
     from deepvideo.data.pack import pack_dataset
@@ -513,6 +547,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_nonneg_int, default=0, help="videos processed side by side")
     _add_flow_options(p)
     p.set_defaults(func=cmd_flow_extract)
+
+    p = sub.add_parser("extract-features", help="run a frozen backbone once over every video and cache features",
+                       description="One .npz of float16 features per video under OUT (mirroring DATA; "
+                       "resumable). A 2D torchvision classifier gives a row per frame, a video model "
+                       "(or a checkpoint file) a row per clip. Then train a temporal head on them: "
+                       "deepvideo train --modality features --feature-dir OUT --model lstm_head|tcn_head|"
+                       "transformer_head.")
+    p.add_argument("--data", required=True, help="folder of videos (searched recursively)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (mirrors DATA)")
+    p.add_argument("--backbone", default="resnet18",
+                   help="torchvision image classifier (resnet18, ...), a model of `deepvideo models`, "
+                   "or a deepvideo checkpoint file (default %(default)s)")
+    p.add_argument("--weights", type=_existing_file, help="local state_dict for a named backbone "
+                   "(random weights without it)")
+    p.add_argument("--size", type=_positive_int, help="input side (default 224 for 2D, 112 for video models)")
+    p.add_argument("--clip-len", type=_positive_int, default=16, help="frames per clip for video models")
+    p.add_argument("--every", type=_positive_int, default=1, help="2D backbones: every N-th frame")
+    p.add_argument("--batch-size", type=_positive_int, default=32, help="frames (or clips) per forward")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_extract_features)
 
     p = sub.add_parser("pack", help="convert a dataset's videos to a format built for fast random clip reads",
                        description="Mirror every video under DATA into OUT in a packed format "

@@ -16,6 +16,7 @@ import torch.nn as nn
 
 from deepvideo.data import datasets
 from deepvideo.data.sampling import ClipSampler, RandomClipSampler, UniformClipSampler
+from deepvideo.data.features import FeatureOpener, features_to_clip
 from deepvideo.data.transforms import KINETICS_MEAN, KINETICS_STD, build_flow_transform, build_transform
 from deepvideo.engine.checkpoint import CheckpointError, load_checkpoint
 from deepvideo.models import create_model
@@ -24,7 +25,7 @@ __all__ = ["Recipe", "DataSpec", "DATA_FORMATS", "MODALITIES", "load_trained"]
 
 DATA_FORMATS = ("folder", "list", "ucf101", "hmdb51", "kinetics")
 SUBSETS = ("train", "val", "test")
-MODALITIES = ("rgb", "flow")
+MODALITIES = ("rgb", "flow", "features")
 
 
 @dataclass
@@ -34,7 +35,9 @@ class Recipe:
     ``modality="rgb"``: clips of ``clip_len`` frames ``(3, T, H, W)``, normalised by
     ``mean``/``std``.  ``"flow"``: stacks of ``clip_len`` consecutive optical-flow fields
     ``(2, L, H, W)`` (a temporal stream's input, see :func:`build_flow_transform`), divided
-    by ``flow_scale`` pixels after mean-flow subtraction.
+    by ``flow_scale`` pixels after mean-flow subtraction.  ``"features"``: sequences of
+    ``clip_len`` cached feature rows as ``(D, T, 1, 1)`` clips (:mod:`deepvideo.data.features`)
+    for a temporal head; crops and normalisation do not apply.
     """
 
     model: str
@@ -76,6 +79,8 @@ class Recipe:
         return UniformClipSampler(self.clip_len, num_clips or self.test_clips, stride=self.frame_stride)
 
     def transform(self, train: bool):
+        if self.modality == "features":
+            return features_to_clip
         if self.modality == "flow":
             return build_flow_transform(train, size=self.size, resize=self.resize, flip=self.flip,
                                         scale=self.flow_scale)
@@ -115,6 +120,8 @@ class DataSpec:
     Optical flow (for a recipe of the flow modality): ``flow_dir`` is the cache that
     ``deepvideo flow-extract --data ROOT --out FLOW_DIR`` wrote, mirroring ``root``; without
     it flow is computed on the fly with ``flow_method`` (``flow_weights`` for learned ones).
+    Features (for the features modality): ``feature_dir`` is what ``deepvideo
+    extract-features --data ROOT --out FEATURE_DIR`` wrote.
     """
 
     format: str = "folder"
@@ -126,6 +133,7 @@ class DataSpec:
     flow_dir: str | None = None
     flow_method: str = "farneback"
     flow_weights: str | None = None
+    feature_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.format not in DATA_FORMATS:
@@ -140,7 +148,8 @@ class DataSpec:
     def build(self, subset: str, sampler: ClipSampler, transform, seed: int = 0,
               classes: list[str] | None = None, modality: str = "rgb") -> datasets.VideoDataset:
         """The dataset of one subset ("train", "val" or "test") serving ``modality``'s data:
-        decoded frames for "rgb", flow fields (:mod:`deepvideo.flow.dataset`) for "flow"."""
+        decoded frames for "rgb", flow fields (:mod:`deepvideo.flow.dataset`) for "flow",
+        cached feature rows for "features"."""
         if subset not in SUBSETS:
             raise ValueError(f"subset must be one of {SUBSETS}, got {subset!r}")
         common = dict(sampler=sampler, transform=transform, seed=seed)
@@ -148,6 +157,10 @@ class DataSpec:
             from deepvideo.flow.dataset import FlowOpener
 
             common["opener"] = FlowOpener(self.flow_dir, self.root, self.flow_method, self.flow_weights)
+        elif modality == "features":
+            if self.feature_dir is None:
+                raise ValueError("the features modality needs --feature-dir (see deepvideo extract-features)")
+            common["opener"] = FeatureOpener(self.feature_dir, self.root)
         if self.format == "folder":
             folder = Path(self.root) / subset
             if not folder.is_dir():

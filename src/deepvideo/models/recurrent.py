@@ -51,6 +51,7 @@ import torch.nn as nn
 import torchvision
 
 from deepvideo.models.frame import frame_features, small_cnn2d
+from deepvideo.models.heads import as_sequence
 from deepvideo.models.registry import register_model
 from deepvideo.models.weights import load_weights
 
@@ -116,7 +117,9 @@ class LSTMHead(nn.Module):
         self.fc = nn.Linear(hidden_size, num_classes)
 
     def step_outputs(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(B, T, feature_dim) -> (logits (B, T, num_classes), updates (B, T))``."""
+        """``(B, T, feature_dim)`` (or a feature clip ``(B, feature_dim, T, 1, 1)``) ->
+        ``(logits (B, T, num_classes), updates (B, T))``."""
+        features = as_sequence(features)
         if self.skip:
             hidden, updates = self.lstm(features)
         else:

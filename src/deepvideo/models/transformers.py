@@ -221,8 +221,8 @@ class TimeSformer(nn.Module):
 class ClassTokenEncoder(nn.Module):
     """Transformer encoder that prepends a class token and returns its final state.
 
-    ``(N, L, dim) -> (N, dim)``; learned position embeddings for ``1 + length`` tokens;
-    a final LayerNorm.
+    ``(N, L, dim) -> (N, dim)`` for ``L <= length``; learned position embeddings for
+    ``1 + length`` tokens (the first ``1 + L`` used); a final LayerNorm.
     """
 
     def __init__(self, length: int, dim: int, depth: int, heads: int, mlp_ratio: float = 4.0,
@@ -236,8 +236,10 @@ class ClassTokenEncoder(nn.Module):
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([self.cls_token.expand(tokens.shape[0], 1, -1), tokens], dim=1) + self.pos_embed
-        return self.norm(self.blocks(x))[:, 0]
+        if tokens.shape[1] >= self.pos_embed.shape[1]:
+            raise ValueError(f"at most {self.pos_embed.shape[1] - 1} tokens, got {tokens.shape[1]}")
+        x = torch.cat([self.cls_token.expand(tokens.shape[0], 1, -1), tokens], dim=1)
+        return self.norm(self.blocks(x + self.pos_embed[:, :x.shape[1]]))[:, 0]
 
 
 class ViViT(nn.Module):

@@ -1,0 +1,109 @@
+"""Cached per-frame (or per-clip) features as a video dataset's data: the course's memory tip.
+
+``deepvideo extract-features`` runs a frozen backbone once over every video and stores one
+``.npz`` per video (mirroring the videos' folders) holding ``features`` ``(N, D)`` float16
+(a row per frame, or per clip for a 3D backbone) and ``times`` ``(N,)`` float64 (the start
+time of each row, seconds).  A :class:`FeatureReader` reads such a file like a video whose
+"frames" are feature rows, so :class:`~deepvideo.data.datasets.VideoDataset` with
+``opener=FeatureOpener(...)`` and :func:`features_to_clip` samples and serves sequences
+of features with the usual clip samplers.
+
+A feature sequence is served as a clip ``(D, T, 1, 1)`` float32: the ``(C, T, H, W)``
+layout with the feature dimension as channels, so batching, multi-clip evaluation and
+checkpoints work unchanged; the temporal heads (:mod:`deepvideo.models.heads`,
+``lstm_head``) take ``(B, D, T, 1, 1)`` or ``(B, T, D)``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deepvideo.io import VideoDecodeError
+
+__all__ = ["FEATURE_SUFFIX", "FeatureOpener", "FeatureReader", "feature_target", "features_to_clip",
+           "load_features"]
+
+FEATURE_SUFFIX = ".npz"
+
+
+def feature_target(video: str | os.PathLike, out_dir: str | os.PathLike, root: str | os.PathLike | None = None
+                   ) -> Path:
+    """Where a video's features go: ``out_dir/<path under root>.npz`` (``out_dir/<name>.npz``
+    without ``root``)."""
+    video = Path(os.path.abspath(video))
+    if root is None:
+        return Path(out_dir) / video.with_suffix(FEATURE_SUFFIX).name
+    root = Path(os.path.abspath(root))
+    if not video.is_relative_to(root):
+        raise ValueError(f"{video} is not under the videos root {root}")
+    return Path(out_dir) / video.relative_to(root).with_suffix(FEATURE_SUFFIX)
+
+
+def load_features(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """``(features (N, D) float16, times (N,) float64)`` of a file written by extract-features;
+    :class:`~deepvideo.io.VideoDecodeError` naming it when missing or of another kind."""
+    path = Path(path)
+    if not path.is_file():
+        raise VideoDecodeError(f"{path}: no such feature file (run deepvideo extract-features)")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            features, times = archive["features"], archive["times"]
+    except (ValueError, KeyError, OSError, EOFError) as exc:
+        raise VideoDecodeError(f"{path}: not a feature file ({exc})") from None
+    if features.ndim != 2 or times.shape != (len(features),) or not len(features):
+        raise VideoDecodeError(f"{path}: not a feature file (features {features.shape}, times {times.shape})")
+    return features, times
+
+
+class FeatureReader:
+    """A video's cached features, read like frames: ``read(indices) -> (N, D)`` float32."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._features, self.frame_times = load_features(self.path)
+        self.num_frames = len(self._features)
+
+    @property
+    def duration(self) -> float:
+        step = float(np.median(np.diff(self.frame_times))) if self.num_frames > 1 else 0.0
+        return float(self.frame_times[-1]) + step
+
+    def read(self, indices: np.ndarray) -> np.ndarray:
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if indices.size and (indices.min() < 0 or indices.max() >= self.num_frames):
+            raise IndexError(f"{self.path}: feature row {int(indices.max())} out of range ({self.num_frames} rows)")
+        return self._features[indices].astype(np.float32)
+
+    def __enter__(self) -> "FeatureReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+class FeatureOpener:
+    """``opener(video, threads) -> FeatureReader`` over the cache in ``feature_dir`` made from
+    the videos under ``root`` (see :func:`feature_target`)."""
+
+    def __init__(self, feature_dir: str | os.PathLike, root: str | os.PathLike | None = None) -> None:
+        self.feature_dir = Path(feature_dir)
+        if not self.feature_dir.is_dir():
+            raise ValueError(f"--feature-dir {self.feature_dir}: no such folder")
+        self.root = root
+
+    def __call__(self, video: Path, threads: int = 1) -> FeatureReader:
+        return FeatureReader(feature_target(video, self.feature_dir, self.root))
+
+    def __repr__(self) -> str:
+        return f"FeatureOpener({str(self.feature_dir)!r})"
+
+
+def features_to_clip(features: np.ndarray, rng: np.random.Generator | None = None) -> torch.Tensor:
+    """A sampled feature sequence ``(T, D)`` -> clip ``(D, T, 1, 1)`` float32 (a dataset transform)."""
+    if features.ndim != 2:
+        raise ValueError(f"features_to_clip expects (T, D) features, got shape {features.shape}")
+    return torch.from_numpy(np.ascontiguousarray(features.T, dtype=np.float32))[:, :, None, None]

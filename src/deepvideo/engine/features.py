@@ -1,0 +1,146 @@
+"""``deepvideo extract-features``: a frozen backbone run once over every video, features cached.
+
+Two kinds of backbone:
+
+* a torchvision 2D image classifier by name (``resnet18``, ``resnet50``, ``mobilenet_v3_large``,
+  ...) with weights from a local file (e.g. torchvision's ImageNet ``.pth``), run on every
+  ``every``-th frame (short side resized to ``size``, centre crop, ImageNet normalisation):
+  one row per frame;
+* a deepvideo video model by name (``r2plus1d_18``, ``r3d_18``, ``small3d``, ... with
+  torchvision-layout local weights), or the path of a ``deepvideo train`` checkpoint (its
+  recipe gives clip length, size and normalisation), run on consecutive non-overlapping
+  clips of ``clip_len`` frames (Kinetics normalisation by default): one row per clip.
+
+The classifier (``fc``, ``classifier``, ``head`` or ``heads``) is replaced by the identity,
+so a row is the pooled feature vector.  Videos are decoded in chunks of ``batch_size``
+frames (or clips), never whole, and each video's features are written atomically to
+:func:`~deepvideo.data.features.feature_target` as float16, so a killed run resumes where it
+stopped.  Unreadable videos are skipped and reported.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torchvision
+from tqdm import tqdm
+
+from deepvideo.data.features import feature_target
+from deepvideo.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
+from deepvideo.engine.recipe import load_trained
+from deepvideo.io import VideoDecodeError, open_video
+from deepvideo.io.atomic import atomic_write
+from deepvideo.models import create_model, list_models
+from deepvideo.models.weights import load_weights
+
+__all__ = ["FeatureSummary", "build_backbone", "extract_features", "video_features"]
+
+HEADS = ("fc", "classifier", "head", "heads")
+
+
+@dataclass
+class FeatureSummary:
+    """Files written, files already there, ``(video, reason)`` of unreadable videos, and
+    the feature dimension."""
+
+    written: int = 0
+    skipped: int = 0
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    dim: int | None = None
+
+
+@dataclass
+class Backbone:
+    """A headless network and how to feed it: ``clip_len`` None means per frame (2D)."""
+
+    net: nn.Module
+    transform: Callable
+    clip_len: int | None
+
+
+def _drop_head(net: nn.Module, name: str) -> nn.Module:
+    for attr in HEADS:
+        if isinstance(getattr(net, attr, None), nn.Module):
+            setattr(net, attr, nn.Identity())
+            return net
+    raise ValueError(f"backbone {name!r} has no classifier to remove (none of {', '.join(HEADS)})")
+
+
+def build_backbone(name: str, weights: str | os.PathLike | None = None, size: int | None = None,
+                   clip_len: int = 16) -> Backbone:
+    """The headless backbone ``name`` (see the module docstring) in eval mode; ``weights``
+    is a local state_dict file for a named model."""
+    if Path(name).is_file():
+        recipe, net = load_trained(name)
+        return Backbone(_drop_head(net, recipe.model).eval(), recipe.transform(False), recipe.clip_len)
+    if name in list_models():
+        net = create_model(name)
+        if weights is not None:
+            load_weights(net, weights)
+        size = size or 112
+        return Backbone(_drop_head(net, name).eval(), build_transform(False, size=size, resize=size), clip_len)
+    if name not in torchvision.models.list_models(module=torchvision.models):
+        raise ValueError(f"unknown backbone {name!r}: a torchvision image classifier (resnet18, ...), "
+                         f"a model of `deepvideo models` or a checkpoint file")
+    net = torchvision.models.get_model(name, weights=None)
+    if weights is not None:
+        load_weights(net, weights)
+    size = size or 224
+    transform = build_transform(False, size=size, resize=size, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    return Backbone(_drop_head(net, name).eval(), transform, None)
+
+
+@torch.no_grad()
+def video_features(video: str | os.PathLike, backbone: Backbone, batch_size: int = 32, every: int = 1,
+                   device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """``(features (N, D) float32, times (N,) seconds)`` of one video, decoded in chunks.
+
+    Per frame (2D backbone): frames ``0, every, 2 * every, ...``; per clip (3D): the
+    consecutive clips ``[k * clip_len, (k + 1) * clip_len)``.  A video shorter than one
+    clip raises ``IndexError``.
+    """
+    step = backbone.clip_len or 1
+    rows, times = [], []
+    with open_video(video) as reader:
+        starts = np.arange(0, reader.num_frames - step + 1, step if backbone.clip_len else every)
+        if not len(starts):
+            raise IndexError(f"{video}: {reader.num_frames} frames, fewer than one clip of {step}")
+        for chunk in np.array_split(starts, -(-len(starts) // batch_size)):
+            frames = reader.read((chunk[:, None] + np.arange(step)).reshape(-1))
+            if backbone.clip_len:        # (K * T, H, W, 3) -> K clips (3, T, h, w)
+                clips = torch.stack([backbone.transform(c) for c in frames.reshape(len(chunk), step, *frames.shape[1:])])
+            else:                        # the frames as one clip, then (T, 3, h, w) images
+                clips = backbone.transform(frames).transpose(0, 1)
+            rows.append(backbone.net(clips.to(device)).flatten(1).float().cpu().numpy())
+            times.append(reader.frame_times[chunk])
+    return np.concatenate(rows), np.concatenate(times)
+
+
+def extract_features(videos: list[str | os.PathLike], out_dir: str | os.PathLike, backbone: Backbone,
+                     root: str | os.PathLike | None = None, batch_size: int = 32, every: int = 1,
+                     device: torch.device | str = "cpu", progress: bool = True) -> FeatureSummary:
+    """Features of every video into ``out_dir`` (see the module docstring); finished files are
+    skipped, so a second run only does what is missing."""
+    summary = FeatureSummary()
+    backbone.net.to(device)
+    bar = tqdm(videos, desc="features", unit="video", disable=not progress)
+    for video in bar:
+        target = feature_target(video, out_dir, root)
+        if target.is_file():
+            summary.skipped += 1
+            continue
+        try:
+            features, times = video_features(video, backbone, batch_size, every, device)
+        except (VideoDecodeError, IndexError) as exc:
+            summary.failed.append((Path(video), str(exc)))
+            continue
+        atomic_write(target, lambda fh: np.savez(fh, features=features.astype(np.float16), times=times))
+        summary.written += 1
+        summary.dim = features.shape[1]
+    return summary

@@ -1,0 +1,100 @@
+"""extract-features: frozen backbones over real videos, cached rows, temporal heads on them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+from deepvideo.cli import main
+from deepvideo.data.features import FeatureReader, feature_target, features_to_clip, load_features
+from deepvideo.engine.features import build_backbone, extract_features
+from deepvideo.io import VideoDecodeError, read_video
+from deepvideo.models import create_model
+from deepvideo.models.heads import as_sequence
+
+
+def test_2d_features_equal_the_backbone_on_decoded_frames(tiny_motion_root, tmp_path):
+    weights = tmp_path / "resnet18.pth"
+    torch.manual_seed(0)
+    reference = torchvision.models.resnet18().eval()
+    torch.save(reference.state_dict(), weights)               # a user's local torchvision checkpoint
+    backbone = build_backbone("resnet18", weights, size=32)
+    videos = sorted((tiny_motion_root / "val").rglob("*.mp4"))
+    broken = tmp_path / "videos" / "broken.mp4"
+    broken.parent.mkdir()
+    broken.write_text("not a video")
+    out = tmp_path / "features"
+    summary = extract_features([*videos, broken], out, backbone, batch_size=3, every=2, progress=False)
+    assert (summary.written, summary.skipped, summary.dim) == (4, 0, 512)
+    assert [p for p, _ in summary.failed] == [broken]
+    features, times = load_features(feature_target(videos[0], out))
+    assert features.shape == (4, 512) and features.dtype == np.float16      # frames 0, 2, 4, 6
+    np.testing.assert_allclose(times, np.arange(0, 8, 2) / 8)
+    frames = read_video(videos[0])[::2]
+    clip = backbone.transform(frames).transpose(0, 1)            # (T, 3, 32, 32) images
+    reference.fc = torch.nn.Identity()
+    with torch.no_grad():
+        expected = reference(clip).numpy()
+    np.testing.assert_allclose(features.astype(np.float32), expected, rtol=2e-3, atol=2e-3)
+    again = extract_features(videos, out, backbone, progress=False)
+    assert (again.written, again.skipped) == (0, 4)
+    reader = FeatureReader(feature_target(videos[0], out))
+    assert reader.num_frames == 4 and reader.read([3, 0]).shape == (2, 512)
+    with pytest.raises(IndexError, match="feature row 4"):
+        reader.read([4])
+    with pytest.raises(VideoDecodeError, match="no such feature file"):
+        FeatureReader(tmp_path / "none.npz")
+    with pytest.raises(ValueError, match="unknown backbone 'resnet_18'"):
+        build_backbone("resnet_18")
+
+
+def test_heads_take_sequences_and_feature_clips():
+    clip = features_to_clip(np.random.default_rng(0).normal(size=(6, 10)).astype(np.float32))
+    assert clip.shape == (10, 6, 1, 1)
+    batch = torch.stack([clip, clip])
+    assert torch.equal(as_sequence(batch), batch.flatten(2).transpose(1, 2))
+    for name in ("lstm_head", "tcn_head", "transformer_head"):
+        head = create_model(name, num_classes=3, feature_dim=10).eval()
+        torch.testing.assert_close(head(batch), head(as_sequence(batch)))
+        assert head(batch).shape == (2, 3)
+    with pytest.raises(ValueError, match="max_len=4"):
+        create_model("transformer_head", num_classes=3, feature_dim=10, max_len=4)(batch)
+    with pytest.raises(ValueError, match=r"\(B, T, D\)"):
+        as_sequence(torch.zeros(2, 10, 6, 2, 2))
+
+
+@pytest.mark.parametrize("name", ["tcn_head", "transformer_head"])
+def test_heads_learn_the_order_of_a_sequence(name):
+    """Two classes with the same features in opposite temporal order: only time tells them apart."""
+    torch.manual_seed(0)
+    ramp = torch.linspace(-1, 1, 8)[:, None] * torch.randn(1, 6)
+    inputs = torch.stack([ramp, ramp.flip(0)] * 4) + 0.05 * torch.randn(8, 8, 6)
+    labels = torch.tensor([0, 1] * 4)
+    head = create_model(name, num_classes=2, feature_dim=6, dropout=0.0)
+    optimizer = torch.optim.Adam(head.parameters(), lr=3e-3)
+    for _ in range(60):
+        loss = torch.nn.functional.cross_entropy(head(inputs), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    head.eval()
+    assert (head(inputs).argmax(1) == labels).all()
+
+
+def test_cli_extract_features_then_train_a_head(capsys, tiny_motion_root, tmp_path):
+    out = tmp_path / "features"
+    assert main(["extract-features", "--data", str(tiny_motion_root), "--out", str(out), "--backbone",
+                 "resnet18", "--size", "32"]) == 0
+    assert "22 written, 0 already done, 0 unreadable; 512 features per frame" in capsys.readouterr().out
+    assert main(["train", "--model", "tcn_head", "--model-opt", "widths=[16]", "--modality", "features",
+                 "--feature-dir", str(out), "--data", str(tiny_motion_root), "--clip-len", "6", "--epochs", "1",
+                 "--out", str(tmp_path / "run"), "--test-clips", "2"]) == 0
+    state = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
+    assert state["recipe"]["modality"] == "features" and state["recipe"]["model_kwargs"]["feature_dim"] == 512
+    capsys.readouterr()
+    (tmp_path / "empty").mkdir()
+    assert main(["train", "--model", "tcn_head", "--modality", "features", "--feature-dir", str(tmp_path / "empty"),
+                 "--data", str(tiny_motion_root), "--out", str(tmp_path / "x")]) == 2
+    assert "no feature files" in capsys.readouterr().err
