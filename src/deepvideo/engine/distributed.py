@@ -69,6 +69,9 @@ def process_group(device: torch.device, timeout_s: float = 1800.0) -> Iterator[t
                             timeout=timedelta(seconds=timeout_s))
     try:
         yield device
+        # every process reaches this point before any tears gloo down: leaving while a peer
+        # still talks to it aborts the process ("terminate called without an active exception")
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
