@@ -26,21 +26,24 @@ from deepvideo.io import VideoDecodeError, VideoReader, write_video
 __all__ = ["ALL_METHODS", "ExtractSummary", "make_estimator", "video_flows", "flow_video",
            "flow_target", "extract_flow_dataset"]
 
-ALL_METHODS = (*FLOW_METHODS, "raft")
+ALL_METHODS = (*FLOW_METHODS, "raft", "tinyflow")
 
 Estimator = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def _estimator_factory(method: str, weights: str | os.PathLike | None, device: str | None
                        ) -> Callable[[], Estimator]:
-    """Checks ``method`` now; the factory gives each worker its own estimator (one RAFT shared)."""
-    if method == "raft":
+    """Checks ``method`` now; the factory gives each worker its own estimator (one network shared)."""
+    if method in ("raft", "tinyflow"):
         if weights is None:
-            raise ValueError("flow method 'raft' needs weights: a local raft_small state_dict file")
-        from deepvideo.flow.learned import load_raft  # torchvision's RAFT only when asked for
-
-        raft = load_raft(weights, device=device)
-        return lambda: raft
+            kind = "a local raft_small state_dict file" if method == "raft" else "a file from train_tinyflow"
+            raise ValueError(f"flow method {method!r} needs weights: {kind}")
+        if method == "raft":
+            from deepvideo.flow.learned import load_raft as load  # torchvision's RAFT only when asked for
+        else:
+            from deepvideo.flow.tinyflow import load_tinyflow as load
+        network = load(weights, device=device)
+        return lambda: network
     flow_estimator(method)  # raises now for an unknown or unavailable method
     return lambda: flow_estimator(method)
 
@@ -48,7 +51,8 @@ def _estimator_factory(method: str, weights: str | os.PathLike | None, device: s
 def make_estimator(method: str = "farneback", weights: str | os.PathLike | None = None,
                    device: str | None = None) -> Estimator:
     """``(frame1, frame2) -> (2, H, W)`` float32 flow for any of ``ALL_METHODS``; frames
-    ``(H, W, 3)`` uint8 RGB.  ``"raft"`` needs ``weights`` (a local raft_small state_dict)."""
+    ``(H, W, 3)`` uint8 RGB.  ``"raft"`` needs ``weights`` (a local raft_small state_dict),
+    ``"tinyflow"`` a file written by :func:`deepvideo.flow.tinyflow.train_tinyflow`."""
     return _estimator_factory(method, weights, device)()
 
 
