@@ -1,0 +1,130 @@
+"""Detections for tracking real videos: a MOT detection file, background subtraction, or a
+torchvision detector.
+
+Every detector is called once per frame as ``detector(frame, number) -> (M, 5)`` with the
+frame ``(H, W, 3)`` uint8 RGB and its number counted from 1 (as in MOT files), and returns
+rows ``x, y, w, h, score`` (pixels, top-left corner) -- what the trackers take.
+
+* :class:`FileDetections` -- precomputed detections (MOTChallenge ``det.txt``).
+* :class:`MOG2Detector` -- static cameras: OpenCV's Gaussian-mixture background model
+  (Zivkovic, "Improved Adaptive Gaussian Mixture Model for Background Subtraction", ICPR
+  2004) marks moving pixels; after a morphological opening (noise) and closing (holes),
+  each outer contour of the foreground big enough is a box whose score is the fraction of
+  it that is foreground.
+* :class:`TorchvisionDetector` -- a torchvision Faster R-CNN built without any pretrained
+  weights and loaded from a local state_dict file (nothing is downloaded).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torchvision
+
+from deepvideo.models.weights import load_weights
+from deepvideo.track.motio import frames_of, read_mot
+
+__all__ = ["DETECTORS", "TORCHVISION_DETECTORS", "FileDetections", "MOG2Detector",
+           "TorchvisionDetector", "make_detector"]
+
+DETECTORS = ("dets", "mog2", "torchvision")
+TORCHVISION_DETECTORS = ("fasterrcnn_mobilenet_v3_large_320_fpn", "fasterrcnn_mobilenet_v3_large_fpn",
+                         "fasterrcnn_resnet50_fpn", "fasterrcnn_resnet50_fpn_v2", "retinanet_resnet50_fpn",
+                         "fcos_resnet50_fpn", "ssdlite320_mobilenet_v3_large")
+
+
+class FileDetections:
+    """Detections read from a MOTChallenge file (or given as ``(N, >=7)`` MOT rows);
+    those scoring below ``min_score`` are dropped."""
+
+    def __init__(self, dets: str | os.PathLike | np.ndarray, min_score: float = -np.inf) -> None:
+        rows = read_mot(dets) if isinstance(dets, (str, os.PathLike)) else np.asarray(dets, np.float64)
+        self.by_frame = {k: v[v[:, 6] >= min_score, 2:7] for k, v in frames_of(rows).items()}
+        self.last_frame = max(self.by_frame, default=0)
+
+    def __call__(self, frame: np.ndarray | None, number: int) -> np.ndarray:
+        return self.by_frame.get(number, np.empty((0, 5)))
+
+
+class MOG2Detector:
+    """Moving objects in front of a static camera.
+
+    Args:
+        history: frames the background model remembers.
+        var_threshold: squared Mahalanobis distance for a pixel to be foreground.
+        min_area: smallest box area in pixels.
+        kernel: size of the square structuring element of the opening and closing.
+        detect_shadows: model shadows (they are then not foreground).
+    """
+
+    def __init__(self, history: int = 200, var_threshold: float = 16.0, min_area: int = 100,
+                 kernel: int = 3, detect_shadows: bool = True) -> None:
+        self.subtractor = cv2.createBackgroundSubtractorMOG2(history, var_threshold, detect_shadows)
+        self.min_area = min_area
+        self.kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel, kernel))
+
+    def __call__(self, frame: np.ndarray, number: int = 0) -> np.ndarray:
+        mask = (self.subtractor.apply(frame) == 255).astype(np.uint8)  # shadows are 127
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, self.kernel)
+        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, self.kernel, iterations=2)
+        contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        rows = []
+        for contour in contours:
+            x, y, w, h = cv2.boundingRect(contour)
+            if w * h >= self.min_area:
+                rows.append([x, y, w, h, mask[y:y + h, x:x + w].mean()])
+        return np.array(rows, np.float64).reshape(-1, 5)
+
+
+class TorchvisionDetector:
+    """A torchvision detection model with weights from a local file.
+
+    Args:
+        weights: a state_dict file (``.pth`` or ``.safetensors``) of ``arch`` with
+            ``num_classes`` classes, e.g. torchvision's COCO checkpoint saved beforehand.
+        arch: a builder of ``torchvision.models.detection`` (see ``TORCHVISION_DETECTORS``).
+        labels: class indices kept (COCO: 1 is person); ``None`` keeps all.
+        score_threshold: smallest score kept.
+    """
+
+    def __init__(self, weights: str | os.PathLike, arch: str = "fasterrcnn_mobilenet_v3_large_320_fpn",
+                 num_classes: int = 91, labels: tuple[int, ...] | None = (1,),
+                 score_threshold: float = 0.5, device: str = "cpu") -> None:
+        if arch not in TORCHVISION_DETECTORS:
+            raise ValueError(f"arch: unknown detector {arch!r}; one of {', '.join(TORCHVISION_DETECTORS)}")
+        if weights is None or not Path(weights).is_file():
+            raise ValueError(f"weights: detector weights file {weights} does not exist "
+                             f"(give a local state_dict of {arch}; nothing is downloaded)")
+        builder = getattr(torchvision.models.detection, arch)
+        model = builder(weights=None, weights_backbone=None, num_classes=num_classes)
+        self.model = load_weights(model, weights).to(device).eval()
+        self.labels, self.score_threshold, self.device = labels, score_threshold, device
+
+    @torch.no_grad()
+    def __call__(self, frame: np.ndarray, number: int = 0) -> np.ndarray:
+        image = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).float().div(255)
+        out = self.model([image.to(self.device)])[0]
+        keep = out["scores"] >= self.score_threshold
+        if self.labels is not None:
+            keep &= torch.isin(out["labels"], torch.tensor(self.labels, device=out["labels"].device))
+        boxes, scores = out["boxes"][keep].cpu().double().numpy(), out["scores"][keep].cpu().double().numpy()
+        return np.column_stack([boxes[:, :2], boxes[:, 2:] - boxes[:, :2], scores]).reshape(-1, 5)
+
+
+def make_detector(name: str, dets: str | os.PathLike | np.ndarray | None = None,
+                  weights: str | os.PathLike | None = None, **options):
+    """``"dets"`` (needs ``dets``, a MOT file), ``"mog2"`` or ``"torchvision"`` (needs
+    ``weights``); ``options`` go to the detector's constructor."""
+    if name == "dets":
+        if dets is None:
+            raise ValueError("detector 'dets' needs a detections file (dets=...)")
+        return FileDetections(dets, **options)
+    if name == "mog2":
+        return MOG2Detector(**options)
+    if name == "torchvision":
+        return TorchvisionDetector(weights, **options)
+    raise ValueError(f"detector: unknown detector {name!r}; one of {', '.join(DETECTORS)}")

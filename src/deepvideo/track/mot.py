@@ -1,0 +1,172 @@
+"""Multi-object tracking end to end: detections in, MOTChallenge rows (and an annotated
+video) out.
+
+Tracking-by-detection runs online, one frame at a time: the detector (``deepvideo.track.
+detect``) gives boxes, the tracker (SORT, ByteTrack-style or DeepSORT) links them into
+tracks.  :func:`track_detections` runs a tracker over precomputed detections;
+:func:`track_video` decodes a video frame by frame (never holding it whole), detects, tracks
+and optionally encodes a copy with every track's box and id drawn in a colour fixed by the
+id.  Results are ``(N, 10)`` MOT rows ``frame, id, x, y, w, h, 1, -1, -1, -1`` (frames and
+ids from 1), for :func:`deepvideo.track.motio.write_mot` and
+:func:`deepvideo.track.mot_metrics.evaluate_mot`.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import os
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Mapping, Union
+
+import av
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from deepvideo.io import VideoReader
+from deepvideo.track.deepsort import AppearanceEncoder, DeepSort, load_embedding
+from deepvideo.track.detect import make_detector
+from deepvideo.track.motio import frames_of
+from deepvideo.track.sort import ByteTrack, Sort
+
+__all__ = ["TRACKERS", "draw_tracks", "make_tracker", "track_detections", "track_video"]
+
+TRACKERS = ("sort", "bytetrack", "deepsort")
+Tracker = Union[Sort, ByteTrack, DeepSort]
+Detector = Callable[[np.ndarray, int], np.ndarray]
+
+
+def make_tracker(name: str, embedder: str | os.PathLike | None = None, device: str = "cpu",
+                 **options) -> Tracker:
+    """A tracker by name: ``"sort"``, ``"bytetrack"`` or ``"deepsort"`` (its appearance
+    network from the ``embedder`` file written by ``deepsort.save_embedding``; without one
+    DeepSORT associates by motion alone).  ``options`` go to the tracker's constructor."""
+    if name == "sort":
+        return Sort(**options)
+    if name == "bytetrack":
+        return ByteTrack(**options)
+    if name == "deepsort":
+        encoder = AppearanceEncoder(load_embedding(embedder), device) if embedder is not None else None
+        return DeepSort(encoder, **options)
+    raise ValueError(f"tracker: unknown tracker {name!r}; one of {', '.join(TRACKERS)}")
+
+
+def _rows(number: int, tracks: np.ndarray) -> np.ndarray:
+    """Tracker output ``(K, 5)`` ``x, y, w, h, id`` of frame ``number`` -> MOT rows ``(K, 10)``."""
+    rows = np.full((len(tracks), 10), -1.0)
+    rows[:, 0], rows[:, 1], rows[:, 2:6], rows[:, 6] = number, tracks[:, 4], tracks[:, :4], 1
+    return rows
+
+
+def track_detections(dets_by_frame: Mapping[int, np.ndarray] | np.ndarray, tracker: str | Tracker = "sort",
+                     num_frames: int | None = None, progress: bool = False) -> np.ndarray:
+    """Run a tracker over precomputed detections (no frames: DeepSORT then uses motion only).
+
+    Args:
+        dets_by_frame: ``{frame number: MOT rows (M, >=7)}`` (``motio.frames_of`` of a
+            ``det.txt``), or the ``(N, >=7)`` rows themselves.
+        tracker: a name of ``TRACKERS`` (default settings) or a tracker object.
+        num_frames: frames ``1..num_frames`` are run (default: up to the last with a detection).
+
+    Returns the tracks as ``(N, 10)`` MOT rows.
+    """
+    if not isinstance(dets_by_frame, Mapping):
+        dets_by_frame = frames_of(np.asarray(dets_by_frame, np.float64))
+    tracker = make_tracker(tracker) if isinstance(tracker, str) else tracker
+    last = num_frames if num_frames is not None else max(dets_by_frame, default=0)
+    out = [_rows(number, tracker.update(dets_by_frame.get(number, np.empty((0, 7)))[:, 2:7]))
+           for number in tqdm(range(1, last + 1), desc="track", unit="frame", disable=not progress)]
+    return np.concatenate(out) if out else np.empty((0, 10))
+
+
+def _colour(track_id: int) -> tuple[int, int, int]:
+    """A bright RGB colour fixed by the id (hues spread by the golden ratio)."""
+    r, g, b = colorsys.hsv_to_rgb((track_id * 0.618033988749895) % 1.0, 0.85, 1.0)
+    return int(255 * r), int(255 * g), int(255 * b)
+
+
+def draw_tracks(frame: np.ndarray, tracks: np.ndarray) -> np.ndarray:
+    """A copy of ``frame`` ``(H, W, 3)`` uint8 RGB with tracks ``(K, 5)`` ``x, y, w, h, id``
+    drawn as boxes labelled by id."""
+    out = np.ascontiguousarray(frame).copy()
+    for x, y, w, h, track_id in tracks:
+        colour = _colour(int(track_id))
+        p0, p1 = (int(round(x)), int(round(y))), (int(round(x + w)), int(round(y + h)))
+        cv2.rectangle(out, p0, p1, colour, 2)
+        label = str(int(track_id))
+        (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+        top = max(p0[1], th + 4)
+        cv2.rectangle(out, (p0[0], top - th - 4), (p0[0] + tw + 4, top), colour, -1)
+        cv2.putText(out, label, (p0[0] + 2, top - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1,
+                    cv2.LINE_AA)
+    return out
+
+
+class _VideoSink:
+    """Encode frames one at a time (h264, yuv420p; odd sizes padded by a pixel), as
+    ``deepvideo.io.write_video`` does for a whole array; a failed run leaves no file."""
+
+    def __init__(self, path: Path, fps: float, width: int, height: int) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.container = av.open(str(path), mode="w")
+        self.stream = self.container.add_stream("libx264", rate=Fraction(fps or 25).limit_denominator(1001))
+        self.stream.width, self.stream.height = width + width % 2, height + height % 2
+        self.stream.pix_fmt = "yuv420p"
+
+    def write(self, frame: np.ndarray) -> None:
+        pad = (0, self.stream.height - frame.shape[0], 0, self.stream.width - frame.shape[1])
+        if any(pad):
+            frame = cv2.copyMakeBorder(frame, *pad, cv2.BORDER_REPLICATE)
+        self.container.mux(self.stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+
+    def close(self, failed: bool = False) -> None:
+        if not failed:
+            self.container.mux(self.stream.encode())
+        self.container.close()
+        if failed:
+            self.path.unlink(missing_ok=True)
+
+
+def track_video(video: str | os.PathLike, tracker: str | Tracker = "sort", detector: str | Detector = "mog2",
+                dets: str | os.PathLike | np.ndarray | None = None, weights: str | os.PathLike | None = None,
+                embedder: str | os.PathLike | None = None, video_out: str | os.PathLike | None = None,
+                progress: bool = True, device: str = "cpu") -> np.ndarray:
+    """Track the objects of a video, streaming its frames.
+
+    Args:
+        video: a video file (anything :class:`deepvideo.io.VideoReader` opens).
+        tracker: ``"sort"``, ``"bytetrack"``, ``"deepsort"`` or a tracker object.
+        detector: ``"mog2"`` (moving objects, static camera), ``"dets"`` (the MOT detection
+            file ``dets``, frame numbers from 1), ``"torchvision"`` (a Faster R-CNN whose
+            state_dict file is ``weights``; persons only), or a detector object
+            (``detector(frame, number) -> (M, 5)``, see ``deepvideo.track.detect``).
+        embedder: DeepSORT's appearance network file (``deepsort.save_embedding``).
+        video_out: where to write the video with the tracks drawn (h264 ``.mp4``/``.mkv``).
+        device: torch device of the torchvision detector and the appearance network.
+
+    Returns the tracks as ``(N, 10)`` MOT rows.
+    """
+    if isinstance(detector, str):
+        detector = make_detector(detector, dets=dets, weights=weights,
+                                 **({"device": device} if detector == "torchvision" else {}))
+    tracker = make_tracker(tracker, embedder=embedder, device=device) if isinstance(tracker, str) else tracker
+    out: list[np.ndarray] = []
+    with VideoReader(video) as reader:
+        sink = _VideoSink(Path(video_out), reader.fps, reader.width, reader.height) if video_out else None
+        try:
+            frames = tqdm(reader, total=reader.num_frames, desc=f"track {Path(video).name}",
+                          unit="frame", disable=not progress)
+            for number, frame in enumerate(frames, start=1):
+                tracks = tracker.update(detector(frame, number), frame)
+                out.append(_rows(number, tracks))
+                if sink is not None:
+                    sink.write(draw_tracks(frame, tracks))
+        except BaseException:
+            if sink is not None:
+                sink.close(failed=True)
+            raise
+        if sink is not None:
+            sink.close()
+    return np.concatenate(out) if out else np.empty((0, 10))

@@ -1,0 +1,137 @@
+"""Synthetic scenes, detectors on real (generated) video files, and track_video end to end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+from deepvideo.io import read_video
+from deepvideo.track.detect import MOG2Detector, TorchvisionDetector, make_detector
+from deepvideo.track.mot import draw_tracks, make_tracker, track_detections, track_video
+from deepvideo.track.mot_metrics import evaluate_mot, iou_matrix
+from deepvideo.track.motio import read_mot
+from deepvideo.track.scenes import crossing_scene, make_scene, noisy_detections, render_scene
+
+
+def entering_scene():
+    """Background alone for 10 frames (for the background model), then two objects
+    crossing the frame in opposite directions at 4 px/frame."""
+    t = np.arange(40)
+    boxes = np.zeros((40, 2, 4))
+    boxes[..., 2:] = [14, 36]
+    boxes[:, 0, 0], boxes[:, 0, 1] = np.where(t < 10, -100, 10 + 4 * (t - 10)), 20
+    boxes[:, 1, 0], boxes[:, 1, 1] = np.where(t < 10, -100, 140 - 4 * (t - 10)), 70
+    return render_scene(boxes, np.array([0, 1]), (120, 160), seed=0)
+
+
+def test_scene_ground_truth_has_occlusion_and_pan():
+    scene = crossing_scene()
+    assert scene.frames.shape == (40, 120, 200, 3) and scene.gt.shape == (80, 10)
+    front, back = scene.gt[scene.gt[:, 1] == 1], scene.gt[scene.gt[:, 1] == 2]
+    assert (front[:, 8] == 1).all() and back[:, 8].min() < 0.2  # id 2 passes behind id 1
+    panned = make_scene(num_objects=3, num_frames=10, speed=0.0, pan=2.0, seed=5, render=False)
+    assert panned.frames is None
+    for k in (1, 2, 3):
+        x = panned.gt[(panned.gt[:, 1] == k) & (panned.gt[:, 8] == 1), 2]
+        if len(x) > 1:  # a static object drifts left as the camera pans right
+            assert np.allclose(np.diff(x), -2)
+
+
+def test_scene_write_round_trip(tmp_path):
+    scene = make_scene(num_objects=3, num_frames=12, size=(64, 96), seed=1)
+    video, gt = scene.write(tmp_path)
+    assert read_video(video).shape == (12, 64, 96, 3)
+    np.testing.assert_allclose(read_mot(gt)[:, :7], scene.gt[:, :7])
+
+
+def test_noisy_detections_follow_visibility():
+    scene = crossing_scene()
+    dets = noisy_detections(scene.gt, seed=0, min_visibility=0.5, miss_rate=0.0, jitter=0.0,
+                            false_per_frame=1.0, size=(120, 200))
+    true = dets[dets[:, 6] >= 0.7]
+    assert len(true) == int((scene.gt[:, 8] >= 0.5).sum())
+    assert (dets[:, 1] == -1).all() and (np.diff(dets[:, 0]) >= 0).all()
+    assert ((dets[:, 6] > 0.05) & (dets[:, 6] <= 1)).all() and len(dets) > len(true)
+
+
+def test_mog2_finds_the_moving_objects():
+    scene = entering_scene()
+    detector = MOG2Detector()
+    found = []
+    for number, frame in enumerate(scene.frames, start=1):
+        dets = detector(frame, number)
+        gt = scene.gt[scene.gt[:, 0] == number]
+        if number > 15:  # the background model has settled
+            assert len(dets) == 2 and (dets[:, 4] > 0.5).all()
+            found.append(iou_matrix(gt[:, 2:6], dets[:, :4]).max(axis=1))
+    assert np.min(found) > 0.8
+
+
+def test_track_video_with_mog2_writes_an_annotated_video(make_video, tmp_path):
+    scene = entering_scene()
+    video = make_video("scene.mp4", scene.frames, crf=0)
+    out = tmp_path / "tracked.mp4"
+    rows = track_video(video, tracker="sort", detector="mog2", video_out=out, progress=False)
+    result = evaluate_mot(scene.gt, rows)
+    # of 60 boxes SORT misses each object's first 3 frames (min_hits) and the background
+    # model's first, too small boxes; the rest is found, with 2 ids throughout
+    assert result["MOTA"] > 0.7 and result["FN"] <= 12 and result["IDSW"] == 0
+    assert len(set(rows[:, 1])) == 2
+    annotated = read_video(out)
+    assert annotated.shape == scene.frames.shape
+    # the box outline of track 1 in its last frame is drawn in its colour (h264: approximately)
+    last = rows[(rows[:, 1] == 1)][-1]
+    x, y = int(round(last[2])), int(round(last[3]))
+    drawn = draw_tracks(scene.frames[int(last[0]) - 1], last[None, [2, 3, 4, 5, 1]])
+    assert np.abs(annotated[int(last[0]) - 1, y, x:x + 10].astype(int) - drawn[y, x:x + 10]).mean() < 20
+    assert np.abs(drawn[y, x:x + 10].astype(int) - scene.frames[int(last[0]) - 1, y, x:x + 10]).mean() > 40
+
+
+def test_track_video_from_a_detection_file_matches_track_detections(make_video, tmp_path):
+    scene = make_scene(num_objects=3, num_frames=15, size=(64, 96), seed=2)
+    video = make_video("scene.mp4", scene.frames)
+    dets = noisy_detections(scene.gt, seed=1)
+    for name in ("sort", "bytetrack", "deepsort"):
+        rows = track_video(video, tracker=name, detector="dets", dets=dets, progress=False)
+        np.testing.assert_allclose(rows, track_detections(dets, name, num_frames=15))
+
+
+@pytest.fixture(scope="module")
+def detector_weights(tmp_path_factory):
+    torch.manual_seed(0)
+    model = torchvision.models.detection.fasterrcnn_mobilenet_v3_large_320_fpn(
+        weights=None, weights_backbone=None, num_classes=91)
+    path = tmp_path_factory.mktemp("weights") / "frcnn.pth"
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def test_torchvision_detector_loads_a_local_state_dict(detector_weights, make_video):
+    torch.set_num_threads(1)  # one small frame at a time: faster on one thread of a busy machine
+    detector = TorchvisionDetector(detector_weights, score_threshold=0.0, labels=None)
+    frame = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    dets = detector(frame, 1)
+    assert dets.ndim == 2 and dets.shape[1] == 5 and (dets[:, 2:4] >= 0).all()
+    assert ((dets[:, 4] >= 0) & (dets[:, 4] <= 1)).all()
+    video = make_video("clip.mp4", np.repeat(frame[None], 2, axis=0))
+    rows = track_video(video, tracker="sort", detector="torchvision", weights=detector_weights,
+                       progress=False)
+    assert rows.shape[1] == 10
+
+
+def test_detector_and_tracker_errors_are_one_line(detector_weights, tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        TorchvisionDetector(tmp_path / "missing.pth")
+    state = torch.load(detector_weights, weights_only=True)
+    state.pop(next(iter(state)))
+    torch.save(state, tmp_path / "bad.pth")
+    with pytest.raises(ValueError, match=r"bad\.pth: key .* is missing"):
+        TorchvisionDetector(tmp_path / "bad.pth")
+    with pytest.raises(ValueError, match="unknown detector"):
+        make_detector("yolo")
+    with pytest.raises(ValueError, match="needs a detections file"):
+        make_detector("dets")
+    with pytest.raises(ValueError, match="unknown tracker"):
+        make_tracker("kcf")
