@@ -74,7 +74,7 @@ def main() -> None:
     print(f"\nmachine: {cpu_model()}, {torch.get_num_threads()} threads")
     print(f"flow cache ({args.method}): {summary.written} videos in {flow_seconds:.1f} s "
           f"({len(videos) / max(flow_seconds, 1e-9):.0f} videos/s; {summary.skipped} already cached)")
-    print(f"\n| stream | test video accuracy | train seconds |\n|---|---|---|")
+    print("\n| stream | test video accuracy | train seconds |\n|---|---|---|")
     for name, acc, seconds in rows:
         print(f"| {name} | {acc:.3f} | {seconds} |")
     (args.out / "results.json").write_text(json.dumps({n: a for n, a, _ in rows}, indent=2))

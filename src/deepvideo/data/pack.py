@@ -24,19 +24,16 @@ import json
 import os
 import shutil
 import uuid
-import warnings
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from deepvideo.data.transforms import ResizeShort
-from deepvideo.io import PackedReader, VideoDecodeError, open_video, write_packed, write_video
+from deepvideo.io import PackedReader, open_video, write_packed, write_video
 from deepvideo.io.frames import DEFAULT_FPS, META_FILE
+from deepvideo.io.jobs import JobSummary, plan_outputs, run_jobs
 from deepvideo.io.packed import PACKED_CODECS
 
 __all__ = ["PACK_FORMATS", "PackSummary", "pack_dataset", "pack_target", "pack_video"]
@@ -47,14 +44,7 @@ _SUFFIX = {"jpeg": ".tar", "raw": ".tar", "mp4": ".mp4", "folder": ""}
 PathLike = str | os.PathLike
 
 
-@dataclass
-class PackSummary:
-    """What :func:`pack_dataset` did: outputs written, outputs found already done, and
-    ``(video, reason)`` for every video that could not be decoded."""
-
-    written: int = 0
-    skipped: int = 0
-    failed: list[tuple[Path, str]] = field(default_factory=list)
+PackSummary = JobSummary  # what pack_dataset did (written, skipped, failed)
 
 
 def pack_target(video: PathLike, out_dir: PathLike, root: PathLike | None = None,
@@ -149,36 +139,21 @@ def pack_video(video: PathLike, target: PathLike, format: str = "jpeg", size: in
         return write_packed(target, frames, reader.num_frames, fps, format, quality)
 
 
-def _check_done(target: Path, format: str, size: int | None) -> None:
-    """A finished packed file must hold what this run would write (cheap: reads its header)."""
-    with PackedReader(target) as reader:
-        short = min(reader.width, reader.height)
-        if reader.codec != format or (size is not None and short != size):
-            raise ValueError(f"{target} holds {reader.codec} frames with short side {short}, not "
-                             f"{format}{f' at {size}' if size else ''}: use another output folder")
-
-
-def _plan(videos: list[Path], out_dir: Path, root: Path | None, format: str, size: int | None
-          ) -> tuple[list[tuple[Path, Path]], int]:
-    """``(video, target)`` pairs still to do, and how many targets exist already (packed
-    files among them are checked to match ``format`` and ``size``)."""
-    todo, done, seen = [], 0, {}
-    for video in videos:
-        target = pack_target(video, out_dir, root, format)
-        if target in seen:
-            hint = "" if root else " (give the videos' root folder to mirror their sub-folders)"
-            raise ValueError(f"{seen[target]} and {video} would both write {target}{hint}")
+def _check_done(format: str, size: int | None) -> Callable[[Path, Path], None]:
+    """An existing output must not be the video itself, and a finished packed file must hold
+    what this run would write (cheap: reads its header)."""
+    def check(video: Path, target: Path) -> None:
         if os.path.abspath(target) == os.path.abspath(video):
             raise ValueError(f"{video}: packing would overwrite the video itself; use another "
                              f"output folder")
-        seen[target] = video
-        if target.exists():
-            if format in PACKED_CODECS:
-                _check_done(target, format, size)
-            done += 1
-        else:
-            todo.append((video, target))
-    return todo, done
+        if format not in PACKED_CODECS:
+            return
+        with PackedReader(target) as reader:
+            short = min(reader.width, reader.height)
+            if reader.codec != format or (size is not None and short != size):
+                raise ValueError(f"{target} holds {reader.codec} frames with short side {short}, not "
+                                 f"{format}{f' at {size}' if size else ''}: use another output folder")
+    return check
 
 
 def pack_dataset(videos: list[PathLike], out_dir: PathLike, root: PathLike | None = None,
@@ -207,29 +182,11 @@ def pack_dataset(videos: list[PathLike], out_dir: PathLike, root: PathLike | Non
     videos = [Path(v) for v in videos]
     if not videos:
         raise ValueError("no videos to pack")
-    todo, done = _plan(videos, Path(out_dir), Path(root) if root is not None else None, format,
-                       size)
-    summary = PackSummary(skipped=done)
+    todo, done = plan_outputs(videos, lambda video: pack_target(video, out_dir, root, format),
+                              root is not None, _check_done(format, size))
     threads = 0 if workers == 0 else 1  # one video at a time may use every core
 
-    def pack(video: Path, target: Path) -> str | None:
-        try:
-            pack_video(video, target, format, size, quality, keyframe_interval, threads)
-        except VideoDecodeError as exc:
-            return str(exc)
-        return None
+    def pack(video: Path, target: Path) -> None:
+        pack_video(video, target, format, size, quality, keyframe_interval, threads)
 
-    bar = tqdm(total=len(videos), initial=done, desc=f"pack ({format})", unit="video",
-               disable=not progress)
-    with ThreadPoolExecutor(max(workers, 1)) as pool:
-        errors = (pool.map if workers > 0 else map)(lambda job: pack(*job), todo)
-        for (video, _), error in zip(todo, errors):
-            if error is None:
-                summary.written += 1
-            else:
-                warnings.warn(f"skipped {error}", stacklevel=2)
-                summary.failed.append((video, error))
-                bar.set_postfix(failed=len(summary.failed))
-            bar.update()
-    bar.close()
-    return summary
+    return run_jobs(todo, pack, PackSummary(skipped=done), f"pack ({format})", workers, progress)

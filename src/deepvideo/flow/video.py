@@ -2,16 +2,14 @@
 
 Both decode sequentially with :class:`deepvideo.io.VideoReader` and estimate flow between
 each frame and the next (``T`` frames give ``T - 1`` flow fields, flow ``t`` running from
-frame ``t`` to ``t + 1``), with any method of ``FLOW_METHODS`` or ``"raft"`` (local weights).
+frame ``t`` to ``t + 1``), with any method of ``ALL_METHODS`` (``"raft"`` and ``"tinyflow"``
+from local weights).
 """
 
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -22,6 +20,7 @@ from deepvideo.flow.classical import FLOW_METHODS, flow_estimator
 from deepvideo.flow.flowio import DEFAULT_BOUND, _check_bound, flow_file_info, quantize_flow, save_flow
 from deepvideo.flow.viz import flow_to_color
 from deepvideo.io import VideoDecodeError, VideoReader, write_video
+from deepvideo.io.jobs import JobSummary, plan_outputs, run_jobs
 
 __all__ = ["ALL_METHODS", "ExtractSummary", "make_estimator", "video_flows", "flow_video",
            "flow_target", "extract_flow_dataset"]
@@ -100,14 +99,7 @@ def flow_video(path: str | os.PathLike, out_path: str | os.PathLike, method: str
     return write_video(out_path, out, fps)
 
 
-@dataclass
-class ExtractSummary:
-    """What :func:`extract_flow_dataset` did: files written, files found already done, and
-    ``(video, reason)`` for every video that could not be decoded."""
-
-    written: int = 0
-    skipped: int = 0
-    failed: list[tuple[Path, str]] = field(default_factory=list)
+ExtractSummary = JobSummary  # what extract_flow_dataset did (written, skipped, failed)
 
 
 def flow_target(video: str | os.PathLike, out_dir: str | os.PathLike, root: str | os.PathLike | None = None
@@ -123,25 +115,14 @@ def flow_target(video: str | os.PathLike, out_dir: str | os.PathLike, root: str 
     return Path(out_dir) / video.relative_to(root).with_suffix(".npz")
 
 
-def _plan(videos: list[Path], out_dir: Path, root: Path | None, method: str, bound: float
-          ) -> tuple[list[tuple[Path, Path]], int]:
-    """``(video, target)`` pairs still to do, and how many are done; checks finished files fit."""
-    todo, done, seen = [], 0, {}
-    for video in videos:
-        target = flow_target(video, out_dir, root)
-        if target in seen:
-            hint = "" if root else " (give the videos' root folder to mirror their sub-folders)"
-            raise ValueError(f"{seen[target]} and {video} would both write {target}{hint}")
-        seen[target] = video
-        if not target.exists():
-            todo.append((video, target))
-            continue
+def _check_done(method: str, bound: float) -> Callable[[Path, Path], None]:
+    """A finished flow file must hold what this run would write (cheap: reads its header)."""
+    def check(video: Path, target: Path) -> None:
         info = flow_file_info(target)
         if info["method"] != method or not np.isclose(info["bound"], bound):
             raise ValueError(f"{target} holds {info['method']} flow with bound {info['bound']:g}, "
                              f"not {method} with bound {bound:g}: use another output folder")
-        done += 1
-    return todo, done
+    return check
 
 
 def extract_flow_dataset(videos: list[str | os.PathLike], out_dir: str | os.PathLike,
@@ -168,30 +149,14 @@ def extract_flow_dataset(videos: list[str | os.PathLike], out_dir: str | os.Path
     videos = [Path(v) for v in videos]
     if not videos:
         raise ValueError("no videos to extract flow from")
-    todo, done = _plan(videos, Path(out_dir), root, method, bound)
-    summary = ExtractSummary(skipped=done)
+    todo, done = plan_outputs(videos, lambda video: flow_target(video, out_dir, root), root is not None,
+                              _check_done(method, bound))
     make = _estimator_factory(method, weights, device) if todo else None
 
-    def extract(video: Path, target: Path) -> str | None:
-        try:
-            with VideoReader(video) as reader:
-                codes = np.stack([quantize_flow(flow, bound) for _, flow in video_flows(reader, make())])
-        except VideoDecodeError as exc:
-            return str(exc)
+    def extract(video: Path, target: Path) -> None:
+        with VideoReader(video) as reader:
+            codes = np.stack([quantize_flow(flow, bound) for _, flow in video_flows(reader, make())])
         save_flow(target, codes, bound, method)
-        return None
 
-    bar = tqdm(total=len(videos), initial=done, desc=f"flow ({method})", unit="video", disable=not progress)
-    with ThreadPoolExecutor(max(workers, 1)) as pool:
-        errors = (pool.map if workers > 0 else map)(lambda job: extract(*job), todo)
-        for (video, _), error in zip(todo, errors):
-            if error is None:
-                summary.written += 1
-            else:
-                warnings.warn(f"skipped {error}", stacklevel=2)
-                summary.failed.append((video, error))
-                bar.set_postfix(failed=len(summary.failed))
-            bar.update()
-    bar.close()
-    return summary
+    return run_jobs(todo, extract, ExtractSummary(skipped=done), f"flow ({method})", workers, progress)
 

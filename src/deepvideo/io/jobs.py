@@ -1,0 +1,87 @@
+"""Resumable per-video jobs over a dataset: one output file (or folder) for each video.
+
+``deepvideo pack`` and ``deepvideo flow-extract`` both turn every video into one output
+under an output folder.  :func:`plan_outputs` pairs the videos with their outputs (refusing
+two videos that would write the same one) and splits off those already written;
+:func:`run_jobs` works through the rest with a progress bar, in threads, and skips (with a
+warning, counted in the :class:`JobSummary`) the videos that cannot be decoded.
+"""
+
+from __future__ import annotations
+
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from tqdm import tqdm
+
+from deepvideo.io.decode import VideoDecodeError
+
+__all__ = ["JobSummary", "plan_outputs", "run_jobs"]
+
+
+@dataclass
+class JobSummary:
+    """What a dataset job did: outputs written, outputs found already done, and
+    ``(video, reason)`` for every video that could not be decoded."""
+
+    written: int = 0
+    skipped: int = 0
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def plan_outputs(videos: Iterable[Path], output_of: Callable[[Path], Path], mirrored: bool,
+                 check_done: Callable[[Path, Path], None] | None = None
+                 ) -> tuple[list[tuple[Path, Path]], int]:
+    """``(video, output)`` pairs still to do, and how many outputs exist already.
+
+    ``output_of(video)`` names each output; ``mirrored`` says whether it mirrors the
+    videos' sub-folders (only then do equal file names not collide).  ``check_done(video,
+    output)`` may raise for an existing output that another run's settings wrote.
+    """
+    todo, done, seen = [], 0, {}
+    for video in videos:
+        target = output_of(video)
+        if target in seen:
+            hint = "" if mirrored else " (give the videos' root folder to mirror their sub-folders)"
+            raise ValueError(f"{seen[target]} and {video} would both write {target}{hint}")
+        seen[target] = video
+        if not target.exists():
+            todo.append((video, target))
+            continue
+        if check_done is not None:
+            check_done(video, target)
+        done += 1
+    return todo, done
+
+
+def run_jobs(todo: list[tuple[Path, Path]], work: Callable[[Path, Path], None], summary: JobSummary,
+             desc: str, workers: int = 0, progress: bool = True) -> JobSummary:
+    """Run ``work(video, output)`` for every pair of ``todo``, counting into ``summary``.
+
+    ``workers`` threads work side by side (decoders and encoders release the GIL); 0 works
+    in the calling thread.  A :class:`VideoDecodeError` skips its video with a warning.
+    """
+    def attempt(job: tuple[Path, Path]) -> str | None:
+        try:
+            work(*job)
+        except VideoDecodeError as exc:
+            return str(exc)
+        return None
+
+    bar = tqdm(total=len(todo) + summary.skipped, initial=summary.skipped, desc=desc, unit="video",
+               disable=not progress)
+    with ThreadPoolExecutor(max(workers, 1)) as pool:
+        errors = (pool.map if workers > 0 else map)(attempt, todo)
+        for (video, _), error in zip(todo, errors):
+            if error is None:
+                summary.written += 1
+            else:
+                warnings.warn(f"skipped {error}", stacklevel=3)
+                summary.failed.append((video, error))
+                bar.set_postfix(failed=len(summary.failed))
+            bar.update()
+    bar.close()
+    return summary
