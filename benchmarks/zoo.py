@@ -45,6 +45,12 @@ MODEL_OPTIONS: dict[str, dict] = {
 # not trained here: feature-sequence heads (no video input), and models whose fixed input
 # (224 px) or size makes CPU training impractical; their variants above cover the idea
 SKIP = {"lstm_head": "takes feature sequences, not video",
+        "tcn_head": "takes feature sequences, not video",
+        "transformer_head": "takes feature sequences, not video",
+        "spatial_stream": "a two-stream half: benchmarks/two_stream.py trains it beside the temporal stream",
+        "temporal_stream": "takes flow stacks: benchmarks/two_stream.py",
+        "t3d_121": "CPU-heavy; t3d_tiny covers the architecture",
+        "t3d_169": "CPU-heavy; t3d_tiny covers the architecture",
         "mvit_v2_s": "needs 3x16x224x224 input: GPU-sized",
         "c3d": "needs clips of at least 16x32x32 (four temporal poolings)",
         "r2plus1d_34": "CPU-heavy; r2plus1d_18 covers the architecture",

@@ -66,6 +66,17 @@ def _cause(exc: BaseException) -> str:
     return text.splitlines()[0]
 
 
+def checked_indices(indices: Sequence[int] | np.ndarray, num_frames: int, path: os.PathLike | str
+                    ) -> np.ndarray:
+    """``indices`` as a flat int64 array; an ``IndexError`` naming ``path`` for one outside
+    ``[0, num_frames)``."""
+    idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+    if idx.size and (idx.min() < 0 or idx.max() >= num_frames):
+        bad = int(idx[(idx < 0) | (idx >= num_frames)][0])
+        raise IndexError(f"{path}: frame index {bad} out of range (video has {num_frames} frames)")
+    return idx
+
+
 class VideoReader:
     """Random-access reader for one video file.
 
@@ -255,11 +266,7 @@ class VideoReader:
             IndexError: an index outside ``[0, num_frames)``, naming the file.
             VideoDecodeError: a wanted frame could not be decoded.
         """
-        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-        if idx.size and (idx.min() < 0 or idx.max() >= self.num_frames):
-            bad = int(idx[(idx < 0) | (idx >= self.num_frames)][0])
-            raise IndexError(f"{self.path}: frame index {bad} out of range "
-                             f"(video has {self.num_frames} frames)")
+        idx = checked_indices(indices, self.num_frames, self.path)
         wanted, where = np.unique(idx, return_inverse=True)
         wanted = wanted.tolist()
         out = np.empty((len(wanted), self.height, self.width, 3), np.uint8)

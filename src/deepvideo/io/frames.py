@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from deepvideo.io.decode import VideoDecodeError, VideoReader
+from deepvideo.io.decode import VideoDecodeError, VideoReader, checked_indices
 
 __all__ = ["DEFAULT_FPS", "FRAME_EXTENSIONS", "META_FILE", "FrameFolderReader", "FrameReader",
            "decode_image", "is_frame_folder"]
@@ -115,11 +115,7 @@ class FrameReader:
             IndexError: an index outside ``[0, num_frames)``, naming the file.
             VideoDecodeError: a wanted frame is unreadable or of another size.
         """
-        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-        if idx.size and (idx.min() < 0 or idx.max() >= self.num_frames):
-            bad = int(idx[(idx < 0) | (idx >= self.num_frames)][0])
-            raise IndexError(f"{self.path}: frame index {bad} out of range "
-                             f"(video has {self.num_frames} frames)")
+        idx = checked_indices(indices, self.num_frames, self.path)
         wanted, where = np.unique(idx, return_inverse=True)
         out = np.empty((len(wanted), self.height, self.width, 3), np.uint8)
         jobs = list(zip(wanted.tolist(), out))
