@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import configparser
 import io
-import math
 import os
 from pathlib import Path
 
