@@ -149,3 +149,20 @@ def test_estimator_on_real_flyingchairs(shared_data, trained):
         assert endpoint_error(flow, read_flo(folder / flo)) < 20     # a flow in pixels, not garbage
     with pytest.raises(ValueError, match="'tinyflow' needs weights"):
         make_estimator("tinyflow")
+
+
+def test_multiscale_loss_checks_its_levels():
+    """A fourth level used to be dropped from the loss without a word (zip with three
+    weights), and a target of another size was silently rescaled by the wrong factor."""
+    target = torch.ones(1, 2, 32, 32)
+    flows = [torch.zeros(1, 2, 32 // 2 ** level, 32 // 2 ** level) for level in (1, 2, 3)]
+    # zero flow against a constant 1 px (dx, dy) flow: EPE sqrt(2) full-resolution px per level
+    torch.testing.assert_close(multiscale_epe(flows, target), torch.tensor(1.75 * 2 ** 0.5))
+    with pytest.raises(ValueError, match="weights: 3 loss weights for 4 flow levels"):
+        multiscale_epe([*flows, torch.zeros(1, 2, 2, 2)], target)
+    with pytest.raises(ValueError, match=r"target \(1, 2, 48, 48\) does not fit flow level 1"):
+        multiscale_epe(flows, torch.ones(1, 2, 48, 48))
+    with pytest.raises(ValueError, match=r"target must be a \(B, 2, H, W\) flow"):
+        multiscale_epe(flows, torch.ones(2, 32, 32))
+    with pytest.raises(ValueError, match="at least one level"):
+        TinyPWC(channels=())

@@ -255,3 +255,14 @@ def test_supervision_transfer_trains_the_student_only():
                for p in [*model.student.features.parameters(), *model.head.parameters()])
     assert all(torch.equal(v, teacher_state[k]) for k, v in model.teacher.state_dict().items())
     assert any(not torch.equal(v, student_before[k]) for k, v in model.student.state_dict().items())
+
+
+def test_input_shapes_are_checked():
+    model = create_model("t3d_tiny", num_classes=2)
+    with pytest.raises(ValueError, match=r"^T3D: video must be \(B, 3, T, H, W\), got shape \(3, 4, 16, 16\)"):
+        model(torch.zeros(3, 4, 16, 16))
+    transfer = SupervisionTransfer(tiny_teacher(), model, teacher_dim=16, hidden=(8,))
+    with pytest.raises(ValueError, match="SupervisionTransfer needs frames"):
+        transfer(torch.zeros(3, 3, 16, 16), torch.zeros(2, 3, 4, 16, 16))
+    with pytest.raises(ValueError, match=r"^clips must be \(B, 3, T, H, W\)"):
+        correspondence_pairs(torch.zeros(4, 3, 16, 16))

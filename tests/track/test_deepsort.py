@@ -125,3 +125,51 @@ def test_identity_crops_stream_from_a_video_file_and_its_gt(tmp_path):
 def test_train_embedding_needs_two_identities():
     with pytest.raises(ValueError, match="single identity"):
         train_embedding(np.zeros((4, 3, *CROP), np.uint8), np.ones(4), steps=1)
+
+
+def test_crops_reject_bad_frames_and_boxes():
+    frame = np.zeros((20, 30, 3), np.uint8)
+    assert crop_boxes(frame, np.empty((0, 4))).shape == (0, 3, 64, 32)
+    with pytest.raises(ValueError, match=r"^frame must be an \(H, W, 3\) uint8"):
+        crop_boxes(frame.astype(np.float32), np.array([[0.0, 0.0, 5.0, 5.0]]))
+    with pytest.raises(ValueError, match=r"^frame must be an \(H, W, 3\) uint8"):
+        crop_boxes(frame[..., 0], np.array([[0.0, 0.0, 5.0, 5.0]]))
+    # (N, 5) rows used to be reshaped into (N * 5 / 4, 4) boxes without a word
+    with pytest.raises(ValueError, match=r"^boxes must be a finite \(N, 4\) array"):
+        crop_boxes(frame, np.zeros((4, 5)))
+
+
+class FixedDescriptor:
+    """An encoder giving every box the vector ``vec * scale``."""
+
+    def __init__(self, scale: float) -> None:
+        self.scale, self.vec = scale, None
+
+    def __call__(self, frame, boxes):
+        return np.repeat(self.vec[None] * self.scale, len(boxes), axis=0).astype(np.float32)
+
+
+@pytest.mark.parametrize("scale", [1.0, 3.0])
+def test_appearance_gate_does_not_depend_on_descriptor_length(scale):
+    """A confirmed track missed for a frame (so only the appearance cascade can match it)
+    meets a detection at its place whose look differs (cosine distance 0.5 > 0.2): a new
+    track, whatever the length of the descriptors.  Unnormalised, 3x longer descriptors gave
+    a distance 1 - 9 * 0.5 < 0 that passed the gate and took over the old identity."""
+    encoder, frame = FixedDescriptor(scale), np.zeros((100, 100, 3), np.uint8)
+    tracker = DeepSort(encoder)
+    box = np.array([[30.0, 20.0, 20.0, 40.0, 0.9]])
+    encoder.vec = np.array([1.0, 0.0])
+    for _ in range(4):
+        assert tracker.update(box, frame)[:, 4].tolist() in ([], [1])
+    assert tracker.tracks[0].confirmed
+    tracker.update(np.empty((0, 5)), frame)  # missed: time_since_update 2 at the next frame
+    encoder.vec = np.array([0.5, np.sqrt(0.75)])
+    tracker.update(box, frame)
+    assert sorted(t.id for t in tracker.tracks) == [1, 2]
+    np.testing.assert_allclose(np.linalg.norm(tracker.gallery.samples[1], axis=1), 1, rtol=1e-6)
+
+
+def test_encoder_giving_the_wrong_number_of_descriptors_is_an_error():
+    tracker = DeepSort(lambda frame, boxes: np.zeros((len(boxes) + 1, 8), np.float32))
+    with pytest.raises(ValueError, match=r"^encoder: gave descriptors of shape \(3, 8\) for 2 detections"):
+        tracker.update(np.array([[0, 0, 5, 5, 0.9], [9, 9, 5, 5, 0.9]]), np.zeros((20, 20, 3), np.uint8))

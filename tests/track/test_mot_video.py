@@ -8,7 +8,7 @@ import torch
 import torchvision
 
 from deepvideo.io import read_video
-from deepvideo.track.detect import MOG2Detector, TorchvisionDetector, make_detector
+from deepvideo.track.detect import FileDetections, MOG2Detector, TorchvisionDetector, make_detector
 from deepvideo.track.mot import draw_tracks, make_tracker, track_detections, track_video
 from deepvideo.track.mot_metrics import evaluate_mot, iou_matrix
 from deepvideo.track.motio import read_mot
@@ -135,3 +135,34 @@ def test_detector_and_tracker_errors_are_one_line(detector_weights, tmp_path):
         make_detector("dets")
     with pytest.raises(ValueError, match="unknown tracker"):
         make_tracker("kcf")
+
+
+def test_mog2_gives_nothing_on_its_first_frame():
+    """The first frame only starts the background model; a black one (a fade-in) used to
+    come out all foreground: one detection over the whole frame."""
+    detector = MOG2Detector()
+    black = np.zeros((60, 80, 3), np.uint8)
+    assert detector(black, 1).shape == (0, 5) and detector(black, 2).shape == (0, 5)
+    with pytest.raises(ValueError, match=r"^frame must be an \(H, W, 3\) uint8"):
+        detector(black.astype(np.float32), 3)
+
+
+def test_detection_rows_and_drawing_errors():
+    with pytest.raises(ValueError, match=r"^dets must be MOT detection rows \(N, >=7\)"):
+        FileDetections(np.zeros((3, 6)))
+    assert FileDetections(np.empty((0, 10)))(None, 1).shape == (0, 5)
+    frame = np.zeros((30, 40, 3), np.uint8)
+    drawn = draw_tracks(frame, np.array([[5.0, 5.0, 10.0, 10.0, 1.0], [np.nan, 0.0, 5.0, 5.0, 2.0]]))
+    assert np.array_equal(drawn, draw_tracks(frame, np.array([[5.0, 5.0, 10.0, 10.0, 1.0]])))
+    assert np.array_equal(draw_tracks(frame, np.empty((0, 5))), frame)
+    with pytest.raises(ValueError, match=r"^tracks must be a \(K, 5\) array"):
+        draw_tracks(frame, np.zeros((2, 4)))
+
+
+def test_render_scene_checks_its_arguments():
+    with pytest.raises(ValueError, match=r"^boxes must be a finite \(T, N, 4\) array"):
+        render_scene(np.zeros((3, 4)), np.zeros(3), (20, 30))
+    with pytest.raises(ValueError, match=r"^depth must be \(2,\)"):
+        render_scene(np.zeros((3, 2, 4)), np.zeros(3), (20, 30))
+    with pytest.raises(ValueError, match="pan must be >= 0"):
+        render_scene(np.zeros((3, 2, 4)), np.zeros(2), (20, 30), pan=-1.0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from deepvideo.track.deepsort import DeepSort
 from deepvideo.track.mot import track_detections
 from deepvideo.track.mot_metrics import evaluate_mot
 from deepvideo.track.motio import read_mot
@@ -99,3 +100,25 @@ def test_bytetrack_beats_sort_on_both_tud_sequences(shared_data):
         sort = evaluate_mot(gt, track_detections(dets, "sort"))
         byte = evaluate_mot(gt, track_detections(dets, "bytetrack"))
         assert byte["MOTA"] > sort["MOTA"] and byte["IDF1"] > sort["IDF1"], name
+
+
+@pytest.mark.parametrize("tracker", [Sort, ByteTrack, DeepSort])
+def test_boxes_without_area_are_dropped_not_tracked(tracker):
+    """A zero-width or zero-height detection (e.g. clipped to nothing at the image border)
+    used to start a track whose box was NaN (SORT's aspect w / h) and was reported in the
+    first frames, which crashed draw_tracks and counted as a false positive."""
+    t = tracker()
+    dets = np.array([[10, 10, 0, 40, 0.9], [50, 10, 20, 0, 0.9], [80, 10, 20, 40, 0.9]])
+    for _ in range(4):
+        out = t.update(dets)
+        assert np.isfinite(out).all()
+    assert len(t.tracks) == 1 and out[:, 4].tolist() in ([], [1])
+    rows = track_detections({1: np.array([[1, -1, 10, 10, 0, 20, 0.9, -1, -1, -1]])}, tracker(), num_frames=2)
+    assert rows.shape == (0, 10)
+
+
+def test_non_finite_detections_are_an_error():
+    with pytest.raises(ValueError, match=r"dets: 1 of 2 rows hold NaN"):
+        Sort().update(np.array([[0, 0, 5, 5, 0.9], [0, np.nan, 5, 5, 0.9]]))
+    with pytest.raises(ValueError, match=r"^dets must be an \(N, 5\) array"):
+        DeepSort().update(np.zeros(5))

@@ -130,6 +130,10 @@ class TinyPWC(nn.Module):
     def __init__(self, channels: tuple[int, ...] = (16, 32, 48), widths: tuple[int, ...] = (64, 48, 32),
                  max_displacement: int = 3) -> None:
         super().__init__()
+        if not channels or not widths or max_displacement < 0:
+            raise ValueError(f"TinyPWC needs at least one level and one estimator width and "
+                             f"max_displacement >= 0, got channels={channels} widths={widths} "
+                             f"max_displacement={max_displacement}")
         self.config = {"channels": list(channels), "widths": list(widths), "max_displacement": max_displacement}
         self.max_displacement = max_displacement
         self.pyramid = nn.ModuleList(nn.Sequential(_conv(a, b, stride=2), _conv(b, b))
@@ -198,9 +202,16 @@ def multiscale_epe(flows: list[torch.Tensor], target: torch.Tensor,
     """The multi-scale training loss: sum over levels of ``weight *`` mean endpoint error (in
     full-resolution pixels) of each level's flow (``TinyPWC.forward``, finest first) against
     ``target`` ``(B, 2, H, W)`` area-downsampled and rescaled to that level."""
+    if len(weights) < len(flows):
+        raise ValueError(f"weights: {len(weights)} loss weights for {len(flows)} flow levels")
+    if target.dim() != 4 or target.shape[1] != 2:
+        raise ValueError(f"target must be a (B, 2, H, W) flow, got shape {tuple(target.shape)}")
     loss = target.new_zeros(())
     for level, (flow, weight) in enumerate(zip(flows, weights), start=1):
         scale = 2 ** level
+        if flow.shape[0] != target.shape[0] or [scale * side for side in flow.shape[-2:]] != list(target.shape[-2:]):
+            raise ValueError(f"target {tuple(target.shape)} does not fit flow level {level} "
+                             f"{tuple(flow.shape)} (1/{scale} of the target's size)")
         small = F.interpolate(target, size=flow.shape[-2:], mode="area") / scale
         loss = loss + weight * scale * (flow - small).norm(dim=1).mean()
     return loss

@@ -208,6 +208,8 @@ class T3D(nn.Module):
 
     def forward_features(self, video: torch.Tensor) -> torch.Tensor:
         """Clip descriptors ``(B, num_features)``: the final BN-ReLU maps averaged over T, H, W."""
+        if video.dim() != 5 or video.shape[1] != 3:
+            raise ValueError(f"T3D: video must be (B, 3, T, H, W), got shape {tuple(video.shape)}")
         x = F.relu(self.features(video), inplace=True)
         return F.adaptive_avg_pool3d(x, 1).flatten(1)
 
@@ -246,6 +248,9 @@ class SupervisionTransfer(nn.Module):
         return self
 
     def forward(self, frames: torch.Tensor, clips: torch.Tensor) -> torch.Tensor:
+        if frames.dim() != 4 or clips.dim() != 5 or len(frames) != len(clips):
+            raise ValueError(f"SupervisionTransfer needs frames (B, 3, H, W) and clips (B, 3, T, H, W), "
+                             f"got frames {tuple(frames.shape)} and clips {tuple(clips.shape)}")
         with torch.no_grad():
             taught = self.teacher(frames).flatten(1)
         learned = self.student.forward_features(clips)
@@ -262,6 +267,8 @@ def correspondence_pairs(clips: torch.Tensor, generator: torch.Generator | None 
     shift).  Returns frames ``(2B, 3, H, W)``, clips ``(2B, 3, T, H, W)``, labels ``(2B,)``.
     ``generator``: a CPU generator for reproducible draws.
     """
+    if clips.dim() != 5:
+        raise ValueError(f"clips must be (B, 3, T, H, W), got shape {tuple(clips.shape)}")
     batch, _, length = clips.shape[:3]
     if batch < 2:
         raise ValueError(f"correspondence pairs need a batch of at least 2 clips, got {batch}")

@@ -45,6 +45,7 @@ from tqdm import tqdm
 
 from deepvideo.io.atomic import atomic_write
 from deepvideo.models.weights import load_weights
+from deepvideo.track.detect import check_frame
 from deepvideo.track.kalman import CHI2INV95, DeepSortKalman, xyah_to_xywh, xywh_to_xyah
 from deepvideo.track.mot_metrics import iou_matrix
 from deepvideo.track.scenes import jitter_boxes
@@ -63,9 +64,15 @@ def crop_boxes(frame: np.ndarray, boxes: np.ndarray, size: tuple[int, int] = (64
     """Crops of ``boxes`` ``(N, 4)`` ``(x, y, w, h)`` from ``frame`` ``(H, W, 3)`` uint8,
     each resized to ``size`` ``(height, width)``: ``(N, 3, height, width)`` uint8.  Boxes are
     clipped to the frame; a box wholly outside it gives a black crop."""
+    frame = check_frame(frame)
+    boxes = np.asarray(boxes, np.float64)
+    if boxes.size == 0:
+        boxes = boxes.reshape(0, 4)
+    if boxes.ndim != 2 or boxes.shape[1] != 4 or not np.isfinite(boxes).all():
+        raise ValueError(f"boxes must be a finite (N, 4) array x, y, w, h; got shape {boxes.shape}")
     height, width = size
     out = np.zeros((len(boxes), 3, height, width), np.uint8)
-    for k, (x, y, w, h) in enumerate(np.asarray(boxes, np.float64).reshape(-1, 4)):
+    for k, (x, y, w, h) in enumerate(boxes):
         x0, y0 = max(int(np.floor(x)), 0), max(int(np.floor(y)), 0)
         x1, y1 = min(int(np.ceil(x + w)), frame.shape[1]), min(int(np.ceil(y + h)), frame.shape[0])
         if x1 > x0 and y1 > y0:
@@ -279,8 +286,9 @@ class DeepSort:
     """DeepSORT tracker (defaults: the reference implementation's MOT16 settings).
 
     Args:
-        encoder: ``encoder(frame, boxes) -> (N, D)`` unit descriptors (an
-            :class:`AppearanceEncoder`); ``None`` associates by motion alone.
+        encoder: ``encoder(frame, boxes) -> (N, D)`` descriptors (an
+            :class:`AppearanceEncoder`; scaled to unit length here); ``None`` associates by
+            motion alone.
         max_cosine_distance: gate on the appearance distance ``d2``.
         nn_budget: descriptors kept per track.
         max_iou_distance: largest ``1 - IoU`` of an IoU-stage match.
@@ -353,8 +361,14 @@ class DeepSort:
         uint8 they come from (for appearance; optional) -> tracks ``(K, 5)`` ``x, y, w, h, id``."""
         dets = check_detections(dets)
         dets = dets[dets[:, 4] >= self.min_confidence]
-        features = (self.encoder(frame, dets[:, :4])
-                    if self.encoder is not None and frame is not None else None)
+        features = None
+        if self.encoder is not None and frame is not None:
+            features = np.asarray(self.encoder(frame, dets[:, :4]))
+            if features.ndim != 2 or len(features) != len(dets):
+                raise ValueError(f"encoder: gave descriptors of shape {features.shape} for {len(dets)} "
+                                 f"detections; expected ({len(dets)}, D)")
+            # cosine distances need unit vectors (the reference normalises them too)
+            features = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
         if self.tracks:
             mean, cov = self.kf.predict(np.stack([t.mean for t in self.tracks]),
                                         np.stack([t.cov for t in self.tracks]))

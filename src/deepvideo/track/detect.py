@@ -29,12 +29,21 @@ from deepvideo.models.weights import load_weights
 from deepvideo.track.motio import frames_of, read_mot
 
 __all__ = ["DETECTORS", "TORCHVISION_DETECTORS", "FileDetections", "MOG2Detector",
-           "TorchvisionDetector", "make_detector"]
+           "TorchvisionDetector", "check_frame", "make_detector"]
 
 DETECTORS = ("dets", "mog2", "torchvision")
 TORCHVISION_DETECTORS = ("fasterrcnn_mobilenet_v3_large_320_fpn", "fasterrcnn_mobilenet_v3_large_fpn",
                          "fasterrcnn_resnet50_fpn", "fasterrcnn_resnet50_fpn_v2", "retinanet_resnet50_fpn",
                          "fcos_resnet50_fpn", "ssdlite320_mobilenet_v3_large")
+
+
+def check_frame(frame: np.ndarray, name: str = "frame") -> np.ndarray:
+    """``frame`` as an ``(H, W, 3)`` uint8 array; a one-line ``ValueError`` naming it otherwise."""
+    frame = np.asarray(frame)
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8 or 0 in frame.shape:
+        raise ValueError(f"{name} must be an (H, W, 3) uint8 RGB image, got shape {frame.shape} "
+                         f"dtype {frame.dtype}")
+    return frame
 
 
 class FileDetections:
@@ -43,6 +52,9 @@ class FileDetections:
 
     def __init__(self, dets: str | os.PathLike | np.ndarray, min_score: float = -np.inf) -> None:
         rows = read_mot(dets) if isinstance(dets, (str, os.PathLike)) else np.asarray(dets, np.float64)
+        if rows.size and (rows.ndim != 2 or rows.shape[1] < 7):
+            raise ValueError(f"dets must be MOT detection rows (N, >=7) frame, id, x, y, w, h, score, ...; "
+                             f"got shape {rows.shape}")
         self.by_frame = {k: v[v[:, 6] >= min_score, 2:7] for k, v in frames_of(rows).items()}
         self.last_frame = max(self.by_frame, default=0)
 
@@ -51,7 +63,8 @@ class FileDetections:
 
 
 class MOG2Detector:
-    """Moving objects in front of a static camera.
+    """Moving objects in front of a static camera.  The first frame only starts the
+    background model and gives no detections.
 
     Args:
         history: frames the background model remembers.
@@ -66,9 +79,14 @@ class MOG2Detector:
         self.subtractor = cv2.createBackgroundSubtractorMOG2(history, var_threshold, detect_shadows)
         self.min_area = min_area
         self.kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel, kernel))
+        self._started = False
 
     def __call__(self, frame: np.ndarray, number: int = 0) -> np.ndarray:
-        mask = (self.subtractor.apply(frame) == 255).astype(np.uint8)  # shadows are 127
+        mask = self.subtractor.apply(check_frame(frame))
+        if not self._started:  # no background model yet: the first mask is meaningless (all
+            self._started = True  # foreground for a black frame, i.e. one box over the whole frame)
+            return np.empty((0, 5))
+        mask = (mask == 255).astype(np.uint8)  # shadows are 127
         mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, self.kernel)
         mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, self.kernel, iterations=2)
         contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
@@ -106,7 +124,7 @@ class TorchvisionDetector:
 
     @torch.no_grad()
     def __call__(self, frame: np.ndarray, number: int = 0) -> np.ndarray:
-        image = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).float().div(255)
+        image = torch.from_numpy(np.ascontiguousarray(check_frame(frame))).permute(2, 0, 1).float().div(255)
         out = self.model([image.to(self.device)])[0]
         keep = out["scores"] >= self.score_threshold
         if self.labels is not None:

@@ -88,9 +88,13 @@ def _colour(track_id: int) -> tuple[int, int, int]:
 
 def draw_tracks(frame: np.ndarray, tracks: np.ndarray) -> np.ndarray:
     """A copy of ``frame`` ``(H, W, 3)`` uint8 RGB with tracks ``(K, 5)`` ``x, y, w, h, id``
-    drawn as boxes labelled by id."""
+    drawn as boxes labelled by id (rows with a NaN or infinite value are skipped)."""
     out = np.ascontiguousarray(frame).copy()
-    for x, y, w, h, track_id in tracks:
+    tracks = np.asarray(tracks, np.float64)
+    if tracks.size and (tracks.ndim != 2 or tracks.shape[1] != 5):
+        raise ValueError(f"tracks must be a (K, 5) array x, y, w, h, id; got shape {tracks.shape}")
+    tracks = tracks.reshape(-1, 5)
+    for x, y, w, h, track_id in tracks[np.isfinite(tracks).all(axis=1)]:
         colour = _colour(int(track_id))
         p0, p1 = (int(round(x)), int(round(y))), (int(round(x + w)), int(round(y + h)))
         cv2.rectangle(out, p0, p1, colour, 2)

@@ -79,8 +79,15 @@ def render_scene(boxes: np.ndarray, depth: np.ndarray, size: tuple[int, int], se
         noise: standard deviation of the per-frame pixel noise.
         render: paint frames (``False``: ground truth only, much faster).
     """
+    boxes = np.asarray(boxes, np.float64)
+    if boxes.ndim != 3 or boxes.shape[2] != 4 or not np.isfinite(boxes).all():
+        raise ValueError(f"boxes must be a finite (T, N, 4) array x, y, w, h, got shape {boxes.shape}")
+    if np.shape(depth) != boxes.shape[1:2]:
+        raise ValueError(f"depth must be ({boxes.shape[1]},): one per object, got shape {np.shape(depth)}")
+    if pan < 0:
+        raise ValueError(f"pan must be >= 0 (the camera moves right), got {pan}")
     rng = np.random.default_rng(seed)
-    boxes = np.rint(np.asarray(boxes, np.float64)).astype(np.int64)
+    boxes = np.rint(boxes).astype(np.int64)
     num_frames, num_objects = boxes.shape[:2]
     height, width = size
     world_width = width + int(np.ceil(pan * (num_frames - 1)))

@@ -63,13 +63,24 @@ def linear_assignment(cost: np.ndarray, max_cost: float
 
 
 def check_detections(dets: np.ndarray) -> np.ndarray:
-    """``dets`` as a float64 ``(N, 5)`` array ``x, y, w, h, score``; a clear error otherwise."""
+    """``dets`` as a float64 ``(N, 5)`` array ``x, y, w, h, score``; a clear error otherwise.
+
+    Rows without area (``w <= 0`` or ``h <= 0``, e.g. a box clipped to nothing at the image
+    border) are dropped: they overlap nothing, and as a track they would have a NaN box
+    (SORT's aspect ``w / h``) that the tracker would report.  NaN or infinite values are
+    an error.
+    """
     dets = np.asarray(dets, np.float64)
     if dets.size == 0:
         return np.empty((0, 5))
     if dets.ndim != 2 or dets.shape[1] < 5:
-        raise ValueError(f"detections must be an (N, 5) array x, y, w, h, score; got {dets.shape}")
-    return dets[:, :5]
+        raise ValueError(f"dets must be an (N, 5) array x, y, w, h, score; got shape {dets.shape}")
+    dets = dets[:, :5]
+    finite = np.isfinite(dets).all(axis=1)
+    if not finite.all():
+        raise ValueError(f"dets: {int((~finite).sum())} of {len(dets)} rows hold NaN or infinite values "
+                         f"(first: row {int(np.argmin(finite))})")
+    return dets[(dets[:, 2] > 0) & (dets[:, 3] > 0)]
 
 
 @dataclass
