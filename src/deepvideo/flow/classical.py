@@ -72,6 +72,20 @@ def _gray(frame: np.ndarray, name: str) -> np.ndarray:
     return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
 
 
+def frame_batches(frame1: np.ndarray, frame2: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Two equal ``(H, W, 3)`` or ``(B, H, W, 3)`` uint8 RGB inputs of a learned estimator as
+    ``(B, H, W, 3)`` batches, and whether they were single frames; a clear error otherwise."""
+    frame1, frame2 = np.asarray(frame1), np.asarray(frame2)
+    single = frame1.ndim == 3
+    if single:
+        frame1, frame2 = frame1[None], frame2[None]
+    if (frame1.shape != frame2.shape or frame1.ndim != 4 or frame1.shape[-1] != 3
+            or frame1.dtype != np.uint8 or frame2.dtype != np.uint8):
+        raise ValueError(f"{name} needs two equal (H, W, 3) or (B, H, W, 3) uint8 RGB arrays, "
+                         f"got {frame1.shape} {frame1.dtype} and {frame2.shape} {frame2.dtype}")
+    return frame1, frame2, single
+
+
 def flow_estimator(method: str = "farneback") -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """A function ``(frame1, frame2) -> (2, H, W)`` float32 flow for one of ``FLOW_METHODS``.
 

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.models.optical_flow import RAFT, raft_large, raft_small
 
+from deepvideo.flow.classical import frame_batches
+
 __all__ = ["RAFT_ARCHS", "RAFTFlow", "load_raft"]
 
 RAFT_ARCHS = {"raft_small": raft_small, "raft_large": raft_large}
@@ -59,14 +61,7 @@ class RAFTFlow:
 
     @torch.inference_mode()
     def __call__(self, frame1: np.ndarray, frame2: np.ndarray) -> np.ndarray:
-        frame1, frame2 = np.asarray(frame1), np.asarray(frame2)
-        single = frame1.ndim == 3
-        if single:
-            frame1, frame2 = frame1[None], frame2[None]
-        if (frame1.shape != frame2.shape or frame1.ndim != 4 or frame1.shape[-1] != 3
-                or frame1.dtype != np.uint8 or frame2.dtype != np.uint8):
-            raise ValueError(f"RAFT needs two equal (H, W, 3) or (B, H, W, 3) uint8 RGB arrays, "
-                             f"got {frame1.shape} {frame1.dtype} and {frame2.shape} {frame2.dtype}")
+        frame1, frame2, single = frame_batches(frame1, frame2, "RAFT")
         height, width = frame1.shape[1:3]
         pad_h, pad_w = (max(_MIN_SIDE, side + -side % 8) - side for side in (height, width))
         padding = (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2)

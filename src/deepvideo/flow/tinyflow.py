@@ -49,6 +49,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from deepvideo.flow.classical import frame_batches
 from deepvideo.flow.synthetic import PairConfig, pair_generator, synthetic_pairs
 from deepvideo.flow.warp import backward_warp
 from deepvideo.io.atomic import atomic_write
@@ -231,14 +232,7 @@ class TinyFlow:
 
     @torch.inference_mode()
     def __call__(self, frame1: np.ndarray, frame2: np.ndarray) -> np.ndarray:
-        frame1, frame2 = np.asarray(frame1), np.asarray(frame2)
-        single = frame1.ndim == 3
-        if single:
-            frame1, frame2 = frame1[None], frame2[None]
-        if (frame1.shape != frame2.shape or frame1.ndim != 4 or frame1.shape[-1] != 3
-                or frame1.dtype != np.uint8 or frame2.dtype != np.uint8):
-            raise ValueError(f"tinyflow needs two equal (H, W, 3) or (B, H, W, 3) uint8 RGB arrays, "
-                             f"got {frame1.shape} {frame1.dtype} and {frame2.shape} {frame2.dtype}")
+        frame1, frame2, single = frame_batches(frame1, frame2, "tinyflow")
         img1, img2 = (torch.from_numpy(np.ascontiguousarray(f)).to(self.device).permute(0, 3, 1, 2) / 255
                       for f in (frame1, frame2))
         flow = self.model.estimate(img1, img2).float().cpu().numpy()
