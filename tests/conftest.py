@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from deepvideo.io import write_video
+from deepvideo.track.scenes import render_scene
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -123,3 +124,14 @@ def assert_forward_backward(model: torch.nn.Module, inputs: torch.Tensor, out_sh
     assert logits.shape == out_shape
     logits.square().sum().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def entering_scene():
+    """A rendered MOT scene: background alone for 10 frames (MOG2's model settles), then two
+    objects crossing the 160x120 frame in opposite directions at 4 px/frame."""
+    t = np.arange(40)
+    boxes = np.zeros((40, 2, 4))
+    boxes[..., 2:] = [14, 36]
+    boxes[:, 0, 0], boxes[:, 0, 1] = np.where(t < 10, -100, 10 + 4 * (t - 10)), 20
+    boxes[:, 1, 0], boxes[:, 1, 1] = np.where(t < 10, -100, 140 - 4 * (t - 10)), 70
+    return render_scene(boxes, np.array([0, 1]), (120, 160), seed=0)

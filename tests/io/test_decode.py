@@ -171,6 +171,8 @@ def test_missing_empty_and_non_video_files(tmp_path: Path) -> None:
     expect_error(tmp_path / "empty.mp4", "empty file")
     (tmp_path / "notes.mp4").write_text("this is a text file, not a video\n" * 20)
     expect_error(tmp_path / "notes.mp4", "not a readable video")
+    (tmp_path / "gt.txt").write_text("".join(f"{k},1,75,1,5,16,1,-1,-1,-1\n" for k in range(1, 200)))
+    expect_error(tmp_path / "gt.txt", "a text file, not a video")  # FFmpeg would open it (tty demuxer)
 
 
 def test_audio_only_file(tmp_path: Path) -> None:

@@ -7,23 +7,13 @@ import pytest
 import torch
 import torchvision
 
+from conftest import entering_scene
 from deepvideo.io import read_video
 from deepvideo.track.detect import FileDetections, MOG2Detector, TorchvisionDetector, make_detector
 from deepvideo.track.mot import draw_tracks, make_tracker, track_detections, track_video
 from deepvideo.track.mot_metrics import evaluate_mot, iou_matrix
 from deepvideo.track.motio import read_mot
 from deepvideo.track.scenes import crossing_scene, make_scene, noisy_detections, render_scene
-
-
-def entering_scene():
-    """Background alone for 10 frames (for the background model), then two objects
-    crossing the frame in opposite directions at 4 px/frame."""
-    t = np.arange(40)
-    boxes = np.zeros((40, 2, 4))
-    boxes[..., 2:] = [14, 36]
-    boxes[:, 0, 0], boxes[:, 0, 1] = np.where(t < 10, -100, 10 + 4 * (t - 10)), 20
-    boxes[:, 1, 0], boxes[:, 1, 1] = np.where(t < 10, -100, 140 - 4 * (t - 10)), 70
-    return render_scene(boxes, np.array([0, 1]), (120, 160), seed=0)
 
 
 def test_scene_ground_truth_has_occlusion_and_pan():

@@ -35,6 +35,10 @@ __all__ = ["VideoDecodeError", "VideoReader", "read_video"]
 _SWS_OPTIONS = {"threads": 1} if int(av.__version__.split(".")[0]) >= 17 else {}
 
 
+# FFmpeg demuxers that turn any text file into "video" (ANSI art, subtitles): refused
+_TEXT_FORMATS = {"tty"}
+
+
 class VideoDecodeError(RuntimeError):
     """A video file that cannot be opened or decoded; the message names file and cause."""
 
@@ -113,6 +117,9 @@ class VideoReader:
             raise
 
     def _open_stream(self, threads: int) -> None:
+        if self._container.format.name in _TEXT_FORMATS:
+            raise VideoDecodeError(f"{self.path}: a text file, not a video (FFmpeg would render it "
+                                   f"as {self._container.format.name!r} text art)")
         if not self._container.streams.video:
             raise VideoDecodeError(f"{self.path}: no video stream")
         self._stream = self._container.streams.video[0]
