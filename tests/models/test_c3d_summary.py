@@ -7,7 +7,9 @@ import json
 import pytest
 import torch
 import torch.nn as nn
-from torchvision.models.video import MC3_18_Weights, R2Plus1D_18_Weights, R3D_18_Weights
+import torchvision
+from torchvision.models.video import (MC3_18_Weights, MViT_V1_B_Weights, MViT_V2_S_Weights,
+                                      R2Plus1D_18_Weights, R3D_18_Weights)
 
 from deepvideo.models import create_model
 from deepvideo.models.attention import NonLocalBlock
@@ -112,6 +114,27 @@ def test_macs_match_torchvisions_published_gflops(name, weights):
     summary = summarize(model, (3, 16, 112, 112))
     assert round(summary.total_macs / 1e9, 3) == weights.KINETICS400_V1.meta["_ops"]
     assert summary.output_shape == (400,)
+
+
+@pytest.mark.parametrize("build, weights", [
+    (lambda: create_model("mvit_v2_s"), MViT_V2_S_Weights),
+    (torchvision.models.video.mvit_v1_b, MViT_V1_B_Weights),  # no relative positions
+])
+def test_mvit_macs_match_torchvisions_published_gflops(build, weights):
+    with torch.device("meta"):
+        model = build()
+    summary = summarize(model, (3, 16, 224, 224))
+    assert summary.total_macs / 1e9 == pytest.approx(weights.KINETICS400_V1.meta["_ops"], rel=0.01)
+
+
+def test_mvit_attention_counts_pooled_and_relative_position_matmuls():
+    with torch.device("meta"):
+        model = create_model("mvit_v2_s")
+    rows = {row.name: row for row in summarize(model, (3, 16, 224, 224)).layers}
+    # block 0: one head of 96 channels, queries on the 8x56x56 grid (+ class token),
+    # keys/values pooled by 1x8x8 to 8x7x7; relative positions against 7 + 7 + 8 keys
+    queries, keys = 1 + 8 * 56 * 56, 1 + 8 * 7 * 7
+    assert rows["blocks.0.attn"].macs == 96 * (2 * queries * keys + (queries - 1) * (7 + 7 + 8))
 
 
 class Mixed(nn.Module):

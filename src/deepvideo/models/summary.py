@@ -10,6 +10,9 @@ What is counted (multiply-accumulates, per clip):
 * linear layers: ``in_features`` MACs per output value;
 * RNN/LSTM/GRU layers and cells: the input and hidden matmuls of every gate and step;
 * ``nn.MultiheadAttention``: the q/k/v/output projections and the two attention matmuls;
+* torchvision's MViT ``MultiscaleAttention``: the two attention matmuls between the
+  pooled queries and keys/values, and the relative-position matmuls (its projections and
+  pooling convolutions are Linear and Conv3d layers and count themselves);
 * a module that defines ``extra_macs(inputs, output) -> int`` adds that number for the
   work it does outside its child modules (e.g. the matmuls of a non-local block).
 
@@ -22,11 +25,13 @@ allocating or computing anything.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 import torch.nn as nn
+from torchvision.models.video.mvit import MultiscaleAttention
 
 _RNN_GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 _CELL_GATES = {nn.LSTMCell: 4, nn.GRUCell: 3, nn.RNNCell: 1}
@@ -65,6 +70,29 @@ def _arg(inputs: tuple, kwargs: dict[str, Any], index: int, name: str) -> Any:
     return inputs[index] if len(inputs) > index else kwargs[name]
 
 
+def _pooled_thw(pool: nn.Module | None, thw: tuple[int, int, int]) -> tuple[int, int, int]:
+    """The (T, H, W) token grid after an MViT ``Pool`` (a strided Conv3d) or none."""
+    if pool is None:
+        return thw
+    conv = pool.pool
+    return tuple((size + 2 * p - d * (k - 1) - 1) // s + 1 for size, k, s, p, d
+                 in zip(thw, conv.kernel_size, conv.stride, conv.padding, conv.dilation))
+
+
+def _multiscale_attention_macs(module: MultiscaleAttention, inputs: tuple,
+                               kwargs: dict[str, Any], output: tuple) -> int:
+    """QK^T and AV over the pooled (T, H, W) grids plus a class token, and the
+    decomposed relative-position matmuls: each query against every key row, column
+    and frame (``_add_rel_pos``)."""
+    x, thw = _arg(inputs, kwargs, 0, "x"), _arg(inputs, kwargs, 1, "thw")
+    q_thw, k_thw = output[1], _pooled_thw(module.pool_k, thw)
+    queries, keys = 1 + math.prod(q_thw), 1 + math.prod(k_thw)
+    per_head = 2 * queries * keys
+    if module.rel_pos_h is not None:
+        per_head += math.prod(q_thw) * sum(k_thw)
+    return x.shape[0] * module.num_heads * per_head * module.head_dim
+
+
 def _macs(module: nn.Module, inputs: tuple, kwargs: dict[str, Any], output: Any) -> int:
     """Multiply-accumulates of one call of ``module`` (see the module docstring)."""
     out = output[0] if isinstance(output, (tuple, list)) else output
@@ -101,6 +129,8 @@ def _macs(module: nn.Module, inputs: tuple, kwargs: dict[str, Any], output: Any)
         e = module.embed_dim
         projections = q_len * e * e + k_len * (module.kdim + module.vdim) * e + q_len * e * e
         macs = batch * (projections + 2 * q_len * k_len * e)
+    elif isinstance(module, MultiscaleAttention):
+        macs = _multiscale_attention_macs(module, inputs, kwargs, output)
     if hasattr(module, "extra_macs"):
         macs += int(module.extra_macs(inputs, output))
     return macs
@@ -145,7 +175,8 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...] = (3, 16, 112, 112)
             skipped.add(name)
         is_leaf = next(module.children(), None) is None
         has_own = next(module.parameters(recurse=False), None) is not None
-        if is_leaf or has_own or _opaque(module) or hasattr(module, "extra_macs"):
+        counts_itself = isinstance(module, MultiscaleAttention) or hasattr(module, "extra_macs")
+        if is_leaf or has_own or _opaque(module) or counts_itself:
             handles.append(module.register_forward_hook(hook(name or type(model).__name__),
                                                         with_kwargs=True))
 
