@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from deepvideo.flow import extract_flow_dataset
 from deepvideo.io import write_video
 from deepvideo.track.scenes import render_scene
 
@@ -84,6 +85,28 @@ def tiny_motion_root(tmp_path_factory) -> Path:
                 write_video(root / split / name / f"{name}_{n}.mp4", two_direction_frames(direction, seed),
                             fps=8, keyframe_interval=4)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_flow_cache(tiny_motion_root, tmp_path_factory) -> Path:
+    """The DIS flow cache of every ``tiny_motion_root`` video (what ``deepvideo flow-extract`` writes)."""
+    out = tmp_path_factory.mktemp("tiny_flow_cache")
+    extract_flow_dataset(sorted(tiny_motion_root.rglob("*.mp4")), out, method="dis", root=tiny_motion_root,
+                         progress=False)
+    return out
+
+
+def locate_crop(view: np.ndarray, frames: np.ndarray) -> tuple[int, int, int, bool]:
+    """Where an ``(h, w, C)`` crop lies among ``(N, H, W, C)`` frames: ``(frame, top, left,
+    mirrored)``, the unique exact match (mirrored: the crop is left-right flipped)."""
+    h, w = view.shape[:2]
+    windows = np.lib.stride_tricks.sliding_window_view(frames, (h, w), axis=(1, 2))  # (N, y, x, C, h, w)
+    found = [(int(n), int(top), int(left), mirrored)
+             for mirrored in (False, True)
+             for n, top, left in np.argwhere((windows == np.moveaxis(view[:, ::-1] if mirrored else view, -1, 0)
+                                              ).all(axis=(3, 4, 5)))]
+    assert len(found) == 1, f"the crop matches {len(found)} places"
+    return found[0]
 
 
 def train_losses(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor, steps: int = 25,

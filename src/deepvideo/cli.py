@@ -164,7 +164,7 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     for subset in ("train", "val", "test"):
         group.add_argument(f"--{subset}-list", help=f"'path label' list of the {subset} videos (list format)")
     group.add_argument("--flow-dir", help="optical-flow cache written by `deepvideo flow-extract --data DATA "
-                       "--out FLOW_DIR` (flow modality; without it flow is computed on the fly)")
+                       "--out FLOW_DIR` (flow and rgb+flow modalities; without it flow is computed on the fly)")
     group.add_argument("--flow-method", default="farneback",
                        help="flow method when computing on the fly (default %(default)s)")
     group.add_argument("--feature-dir", help="features written by `deepvideo extract-features --data DATA "
@@ -193,6 +193,8 @@ def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_clip_options(parser: argparse.ArgumentParser) -> None:
+    from deepvideo.engine.recipe import MODALITIES
+
     group = parser.add_argument_group("clips")
     group.add_argument("--clip-len", type=_positive_int, default=16, help="frames per clip (default %(default)s)")
     group.add_argument("--frame-stride", type=_positive_int, default=1,
@@ -205,13 +207,16 @@ def _add_clip_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-flip", action="store_true",
                        help="no random horizontal flips (needed when left/right is part of the "
                        "label, as in the motion dataset)")
-    group.add_argument("--modality", default="rgb", choices=("rgb", "flow", "features"),
+    group.add_argument("--modality", default="rgb", choices=MODALITIES,
                        help="rgb frames; stacks of --clip-len optical-flow fields for a temporal "
-                       "stream (see --flow-dir); or --clip-len cached feature rows for a temporal "
-                       "head (see --feature-dir; default %(default)s)")
+                       "stream (see --flow-dir); --clip-len cached feature rows for a temporal "
+                       "head (see --feature-dir); or rgb+flow: an RGB clip of --clip-len frames and "
+                       "the --clip-len flow fields starting at its first frame (field i: frame i to "
+                       "i+1), same crop and flip, for --model two_stream or two_stream_i3d, both "
+                       "streams trained at once (default %(default)s)")
     group.add_argument("--flow-scale", type=_positive_float, default=20.0,
-                       help="flow modality: divide flow by this many pixels, after subtracting each "
-                       "field's mean (default %(default)s; use about the largest motion)")
+                       help="flow and rgb+flow modalities: divide flow by this many pixels, after "
+                       "subtracting each field's mean (default %(default)s; use about the largest motion)")
 
 
 def _train_config(args: argparse.Namespace, **overrides):
@@ -269,7 +274,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     data = _data_spec(args)
     model_kwargs = dict(args.model_opt or [])
     options = inspect.signature(model_builder(args.model)).parameters
-    if args.modality == "flow" and "flow_frames" in options:
+    if args.modality in ("flow", "rgb+flow") and "flow_frames" in options:
         model_kwargs.setdefault("flow_frames", args.clip_len)  # a temporal stream takes the whole stack
     if args.modality == "features" and "feature_dim" in options and "feature_dim" not in model_kwargs:
         model_kwargs["feature_dim"] = _feature_dim(args.feature_dir)
@@ -302,9 +307,10 @@ def _evaluate_checkpoint(path: Path, args: argparse.Namespace, device) -> tuple[
 def _print_metrics(title: str, metrics: dict[str, Any]) -> None:
     clips = f", {metrics['num_clips']} clips" if "num_clips" in metrics else ""
     print(f"{title}: {metrics['num_videos']} videos{clips}")
-    for key in ("clip_acc", "video_acc1", "video_acc5", "mean_class_acc", "loss"):
+    for key in ("clip_acc", "video_acc1", "video_acc5", "mean_class_acc", "loss", "spatial_clip_acc",
+                "spatial_video_acc1", "temporal_clip_acc", "temporal_video_acc1"):
         if key in metrics:
-            print(f"  {key:<15}{metrics[key]:.4f}")
+            print(f"  {key + ' ':<15}{metrics[key]:.4f}")
     if metrics.get("bad_videos"):
         print(f"  skipped {len(metrics['bad_videos'])} unreadable videos")
 
@@ -903,7 +909,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model on a video dataset",
                        description="Train MODEL on DATA; writes OUT/metrics.csv, OUT/curves.png, "
                        "OUT/last.pt (every epoch, atomically) and OUT/best.pt. --resume continues "
-                       "from OUT/last.pt. Data-parallel on N processes: torchrun "
+                       "from OUT/last.pt. Two-stream: --model two_stream --modality rgb+flow "
+                       "[--flow-dir FLOW_DIR] trains both streams on aligned (rgb, flow) pairs, loss "
+                       "= the sum of the streams' cross-entropies. Data-parallel on N processes: torchrun "
                        "--nproc_per_node=N -m deepvideo train ... (--batch-size is per process; "
                        "multi-node: add --nnodes, --node_rank, --rdzv_endpoint).")
     p.add_argument("--model", required=True, help="a name from `deepvideo models`")
@@ -920,8 +928,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="evaluate a checkpoint (clip and video accuracy), or fuse several",
                        description="Video accuracy by averaging softmax over --clips uniform "
                        "clips per video; clip accuracy; mean class accuracy; confusion matrix. "
-                       "With --fuse: each checkpoint (each with its own modality: rgb or flow) "
-                       "and their late fusion.")
+                       "A two-stream (rgb+flow) checkpoint reports its fused prediction and each "
+                       "stream's clip and video accuracy. With --fuse: each checkpoint (each with "
+                       "its own modality: rgb, flow or rgb+flow) and their late fusion.")
     p.add_argument("--checkpoint", type=_existing_file, required=True)
     p.add_argument("--subset", default="test", choices=("train", "val", "test"))
     p.add_argument("--clips", type=_positive_int, default=None,

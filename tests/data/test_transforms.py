@@ -8,6 +8,8 @@ import pytest
 import torch
 from torchvision.transforms.v2 import functional as TF
 
+from conftest import locate_crop
+
 from deepvideo.data.sampling import RandomClipSampler, UniformClipSampler
 from deepvideo.data.transforms import (KINETICS_MEAN, KINETICS_STD, CenterCrop, Compose,
                                        HorizontalFlip, Normalize, RandomCrop,
@@ -297,3 +299,29 @@ def test_flow_pipeline_layout_mean_subtraction_and_scale():
         build_flow_transform(True, size=32, resize=16)
     with pytest.raises(ValueError, match=r"\(\.\.\., L, H, W, 2\)"):
         FlowToTensor()(np.zeros((4, 8, 8, 3), np.float32))
+
+
+def test_pair_transform_shares_one_crop_and_flip_and_negates_dx():
+    from deepvideo.data.transforms import build_pair_transform
+
+    rgb, flow = noise((3, 32, 40, 3)), np.random.default_rng(1).normal(size=(3, 32, 40, 2)).astype(np.float32)
+    transform = build_pair_transform(True, size=24, resize=32, mean=None, std=None, flow_scale=1.0,
+                                     subtract_mean=False)
+    seen = set()
+    for seed in range(16):
+        out_rgb, out_flow = transform((rgb, flow), np.random.default_rng(seed))
+        assert out_rgb.shape == (3, 3, 24, 24) and out_flow.shape == (2, 3, 24, 24)
+        view = (out_rgb * 255).round().to(torch.uint8).permute(1, 2, 3, 0).numpy()   # (T, h, w, 3)
+        frame, top, left, mirrored = locate_crop(view[1], rgb)
+        assert frame == 1
+        expected = flow[:, top:top + 24, left:left + 24]
+        if mirrored:
+            expected = expected[:, :, ::-1] * np.array([-1.0, 1.0], np.float32)  # mirrored, dx negated
+        np.testing.assert_array_equal(out_flow.permute(1, 2, 3, 0).numpy(), expected)
+        seen.add((top, left, mirrored))
+    assert {m for *_, m in seen} == {False, True} and len(seen) > 4   # random crops, both flips
+    # evaluation: the centre crop, or three crops as a view axis in front of each part
+    views_rgb, views_flow = build_pair_transform(False, size=24, resize=32, three_crop=True)((rgb, flow))
+    assert views_rgb.shape == (3, 3, 3, 24, 24) and views_flow.shape == (3, 2, 3, 24, 24)
+    with pytest.raises(ValueError, match="differ in size"):
+        transform((rgb, flow[:, :16]))

@@ -13,22 +13,14 @@ from torch.utils.data import DataLoader
 from deepvideo.data.datasets import BadVideoWarning, folder_dataset
 from deepvideo.data.sampling import RandomClipSampler
 from deepvideo.engine.recipe import DataSpec, Recipe
-from deepvideo.flow import extract_flow_dataset, flow_target, load_flow, make_estimator
+from deepvideo.flow import flow_target, load_flow, make_estimator
 from deepvideo.flow.dataset import FlowOpener, FlowReader
 from deepvideo.io import VideoDecodeError, read_video
 
 
-@pytest.fixture(scope="module")
-def flow_cache(tiny_motion_root, tmp_path_factory):
-    out = tmp_path_factory.mktemp("flow_cache")
-    videos = sorted(tiny_motion_root.rglob("*.mp4"))
-    extract_flow_dataset(videos, out, method="dis", root=tiny_motion_root, progress=False)
-    return out
-
-
-def test_cached_and_on_the_fly_readers_agree_with_their_sources(tiny_motion_root, flow_cache):
+def test_cached_and_on_the_fly_readers_agree_with_their_sources(tiny_motion_root, tiny_flow_cache):
     video = tiny_motion_root / "train" / "right" / "right_0.mp4"
-    cache = flow_target(video, flow_cache, tiny_motion_root)
+    cache = flow_target(video, tiny_flow_cache, tiny_motion_root)
     indices = np.array([4, 0, 4, 6])
     with FlowReader(video, cache=cache) as reader:
         assert reader.num_frames == 7 and len(reader.frame_times) == 7
@@ -48,9 +40,9 @@ def test_cached_and_on_the_fly_readers_agree_with_their_sources(tiny_motion_root
         reader.read([7])
 
 
-def test_flow_dataset_serves_stacks_and_skips_a_missing_cache(tiny_motion_root, flow_cache, tmp_path):
+def test_flow_dataset_serves_stacks_and_skips_a_missing_cache(tiny_motion_root, tiny_flow_cache, tmp_path):
     partial = tmp_path / "partial"
-    shutil.copytree(flow_cache, partial)
+    shutil.copytree(tiny_flow_cache, partial)
     missing = flow_target(tiny_motion_root / "train" / "left" / "left_1.mp4", partial, tiny_motion_root)
     missing.unlink()
     recipe = Recipe(model="temporal_stream", classes=[], clip_len=4, size=24, resize=32, flip=False,

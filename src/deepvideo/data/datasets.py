@@ -5,6 +5,9 @@ clip sampler for ``(K, clip_len)`` frame indices, decodes all of them in one
 :meth:`VideoReader.read <deepvideo.io.VideoReader.read>` call, and applies the transform
 to each clip.  It returns ``(clip, label, video_index)`` with ``clip`` ``(C, T, H, W)``
 float32 for one view and ``(K, C, T, H, W)`` for several (clips times transform views).
+A reader whose ``read`` gives a tuple of arrays (the ``(frames, flow)`` pairs of
+:class:`deepvideo.flow.dataset.RGBFlowReader`) makes ``clip`` a tuple of such tensors,
+one per part (``(rgb (3, T, H, W), flow (2, L, H, W))`` for a two-stream network).
 
 The builders parse the usual annotation formats into ``(samples, classes)`` with a pure
 ``parse_*`` function (testable without any video) and wrap the result:
@@ -49,7 +52,9 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".m
                     ".ogv", ".flv", ".wmv", ".3gp")
 
 Samples = list[tuple[Path, int]]
-Transform = Callable[[np.ndarray, np.random.Generator], torch.Tensor]
+Frames = np.ndarray | tuple[np.ndarray, ...]
+Clip = torch.Tensor | tuple[torch.Tensor, ...]
+Transform = Callable[[Frames, np.random.Generator], Clip]
 PathLike = str | os.PathLike
 Opener = Callable[[Path, int], AnyReader]
 
@@ -78,10 +83,14 @@ class VideoDataset(Dataset):
             (``num_frames``, ``frame_times``, ``duration``, ``read(indices)``); default
             :func:`~deepvideo.io.open_video` (video files, frame folders, packed videos).  A reader of other per-frame data (the
             optical flow of :class:`deepvideo.flow.dataset.FlowOpener`, say) makes the same
-            dataset serve that data; its ``read`` gives what ``transform`` takes.
+            dataset serve that data; its ``read`` gives what ``transform`` takes.  A ``read``
+            that returns a tuple of ``(N, ...)`` arrays (:class:`~deepvideo.flow.dataset.RGBFlowReader`'s
+            ``(frames, flow)``) gives each clip to ``transform`` as the tuple of its parts, all
+            at the same sampled indices.
 
     The returned clip is ``(C, T, H, W)`` when the sampler gives one clip and the
-    transform one view, else ``(K, C, T, H, W)`` with all clips' views along ``K``.
+    transform one view, else ``(K, C, T, H, W)`` with all clips' views along ``K``; for a
+    transform that returns a tuple of tensors, a tuple of such tensors, stacked part by part.
     ``video_index`` is the index of the video actually used (a replacement's index when
     video ``i`` could not be decoded).
 
@@ -155,15 +164,16 @@ class VideoDataset(Dataset):
         """Paths of the videos found undecodable so far (in any worker)."""
         return [self.paths[i] for i in self.bad_indices()]
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
-        """``(clip, label, video_index)``: clip ``(C,T,H,W)`` or ``(K,C,T,H,W)`` float32."""
+    def __getitem__(self, index: int) -> tuple[Clip, int, int]:
+        """``(clip, label, video_index)``: clip ``(C,T,H,W)`` or ``(K,C,T,H,W)`` float32 (or a
+        tuple of those, one per part of a tuple-reading opener)."""
         if not 0 <= index < len(self):
             raise IndexError(f"video index {index} out of range ({len(self)} videos)")
         key = [self.seed, self.epoch, index]
         target, rng = index, np.random.default_rng(key)
         tried: set[int] = set()
         chooser = None
-        while (frames := self._read_clips(target, rng)) is None:
+        while (clips := self._read_clips(target, rng)) is None:
             tried.add(target)
             if bool(self._bad.all()):
                 raise VideoDecodeError(f"none of the {len(self)} videos could be decoded "
@@ -172,11 +182,12 @@ class VideoDataset(Dataset):
             while target in tried:  # bad videos are bad for every worker: deterministic
                 target = int(chooser.integers(len(self)))
             rng = np.random.default_rng([*key, len(tried)])
-        views = [self.transform(clip, rng) for clip in frames]
+        views = [self.transform(clip, rng) for clip in clips]
         return _stack_views(views), self.labels[target], target
 
-    def _read_clips(self, i: int, rng: np.random.Generator) -> np.ndarray | None:
-        """Video ``i``'s sampled clips ``(K, clip_len, H, W, 3)`` uint8; None if it is bad."""
+    def _read_clips(self, i: int, rng: np.random.Generator) -> list[Frames] | None:
+        """Video ``i``'s ``K`` sampled clips (each ``(clip_len, H, W, 3)`` uint8, or the tuple of
+        a tuple-reading opener's parts); None if it is bad."""
         if self._bad[i]:
             return None
         try:
@@ -188,7 +199,10 @@ class VideoDataset(Dataset):
         except (VideoDecodeError, IndexError) as exc:
             self._mark_bad(i, exc)
             return None
-        return frames.reshape(*indices.shape, *frames.shape[1:])
+        if isinstance(frames, tuple):
+            parts = [part.reshape(*indices.shape, *part.shape[1:]) for part in frames]
+            return [tuple(part[k] for part in parts) for k in range(len(indices))]
+        return list(frames.reshape(*indices.shape, *frames.shape[1:]))
 
     def _frame_span(self, i: int, reader: AnyReader) -> tuple[int, int]:
         """First frame and frame count of the part of video ``i`` to sample from."""
@@ -209,8 +223,11 @@ class VideoDataset(Dataset):
                       f"({type(exc).__name__}: {cause})", BadVideoWarning, stacklevel=4)
 
 
-def _stack_views(views: list[torch.Tensor]) -> torch.Tensor:
-    """Clips' views (each ``(C,T,H,W)`` or ``(V,C,T,H,W)``) -> ``(C,T,H,W)`` or ``(K,C,T,H,W)``."""
+def _stack_views(views: list[Clip]) -> Clip:
+    """Clips' views (each ``(C,T,H,W)`` or ``(V,C,T,H,W)``) -> ``(C,T,H,W)`` or ``(K,C,T,H,W)``;
+    tuples of such tensors are stacked part by part."""
+    if isinstance(views[0], tuple):
+        return tuple(_stack_views(list(part)) for part in zip(*views))
     clip = torch.cat([v.unsqueeze(0) if v.dim() == 4 else v for v in views])
     return clip[0] if len(clip) == 1 else clip
 

@@ -29,10 +29,16 @@ crops apply; resizing also scales the vectors (:class:`FlowResizeShort`), a flip
 negates ``dx`` (:class:`FlowHorizontalFlip`), and :class:`FlowToTensor` subtracts each
 field's mean displacement (Simonyan & Zisserman's camera-motion compensation) and divides
 by a scale.
+
+A two-stream pair ``(frames (T, H, W, 3) uint8, flow (L, H, W, 2) float32)`` goes through
+:func:`build_pair_transform`: both get the same crop box and the same flip
+(:class:`PairedTransform`), then their own finishing, giving ``(rgb (3, T, s, s), flow
+(2, L, s, s))``.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Callable, Sequence
 
@@ -46,7 +52,7 @@ __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "INTERPOLATIONS", "KINETICS_MEAN", "
            "CenterCrop", "Compose", "HorizontalFlip", "Normalize", "RandomCrop",
            "RandomResizedCrop", "ResizeShort", "ThreeCrop", "ToTensor", "build_transform",
            "resize_frames", "FlowHorizontalFlip", "FlowResizeShort", "FlowToTensor",
-           "build_flow_transform"]
+           "build_flow_transform", "PairedTransform", "build_pair_transform"]
 
 # Per-channel RGB statistics of the torchvision video models (Kinetics-400) and of ImageNet.
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
@@ -338,6 +344,37 @@ class Compose:
         return "Compose([" + ", ".join(map(repr, self.transforms)) + "])"
 
 
+def _geometry(train: bool, crop: tuple[int, int], resize: int | None, flip: bool,
+              random_resized: bool, three_crop: bool, interpolation: str, flow: bool) -> list[Transform]:
+    """The resize / crop / flip steps shared by the RGB and flow pipelines (``flow``: the
+    vector-aware :class:`FlowResizeShort` and :class:`FlowHorizontalFlip`)."""
+    steps: list[Transform] = []
+    if resize is not None:
+        steps.append((FlowResizeShort if flow else ResizeShort)(resize, interpolation))
+    if train:
+        steps.append(RandomResizedCrop(crop, interpolation=interpolation) if random_resized
+                     else RandomCrop(crop))
+        if flip:
+            steps.append(FlowHorizontalFlip() if flow else HorizontalFlip())
+    else:
+        steps.append(ThreeCrop(crop) if three_crop else CenterCrop(crop))
+    return steps
+
+
+def _rgb_finish(scale: str, mean: Sequence[float] | None, std: Sequence[float] | None) -> list[Transform]:
+    """:class:`ToTensor` then, unless ``mean`` and ``std`` are None, :class:`Normalize`."""
+    if (mean is None) != (std is None):
+        raise ValueError("mean and std must both be given or both be None")
+    return [ToTensor(scale)] + ([Normalize(mean, std)] if mean is not None else [])
+
+
+def _check_sizes(size: int | Sequence[int], resize: int | None) -> tuple[int, int]:
+    crop = _pair("size", size)
+    if resize is not None and _positive_int("resize", resize) < max(crop):
+        raise ValueError(f"resize ({resize}) must be at least the crop size ({size})")
+    return crop
+
+
 def build_transform(train: bool, size: int = 112, resize: int | None = 128,
                     mean: Sequence[float] | None = KINETICS_MEAN,
                     std: Sequence[float] | None = KINETICS_STD, scale: str = "01",
@@ -357,23 +394,10 @@ def build_transform(train: bool, size: int = 112, resize: int | None = 128,
         ValueError: a bad size, ``resize < size``, an unknown scale or interpolation, or
             bad mean/std.
     """
-    crop = _pair("size", size)
-    if resize is not None and _positive_int("resize", resize) < max(crop):
-        raise ValueError(f"resize ({resize}) must be at least the crop size ({size})")
-    if (mean is None) != (std is None):
-        raise ValueError("mean and std must both be given or both be None")
-    steps: list[Transform] = [ResizeShort(resize, interpolation)] if resize is not None else []
-    if train:
-        steps.append(RandomResizedCrop(crop, interpolation=interpolation) if random_resized
-                     else RandomCrop(crop))
-        if flip:
-            steps.append(HorizontalFlip())
-    else:
-        steps.append(ThreeCrop(crop) if three_crop else CenterCrop(crop))
-    steps.append(ToTensor(scale))
-    if mean is not None:
-        steps.append(Normalize(mean, std))
-    return Compose(steps)
+    crop = _check_sizes(size, resize)
+    finish = _rgb_finish(scale, mean, std)
+    return Compose(_geometry(train, crop, resize, flip, random_resized, three_crop, interpolation,
+                             flow=False) + finish)
 
 
 # ------------------------------------------------------------------------ optical flow
@@ -443,15 +467,66 @@ def build_flow_transform(train: bool, size: int = 112, resize: int = 128, flip: 
     crops) in evaluation; then :class:`FlowToTensor` with ``scale`` and ``subtract_mean``.
     ``resize`` is required: upsizing a field to fit a crop must scale its vectors too.
     """
-    crop = _pair("size", size)
-    if _positive_int("resize", resize) < max(crop):
-        raise ValueError(f"resize ({resize}) must be at least the crop size ({size})")
-    steps: list[Transform] = [FlowResizeShort(resize)]
-    if train:
-        steps.append(RandomCrop(crop))
-        if flip:
-            steps.append(FlowHorizontalFlip())
-    else:
-        steps.append(ThreeCrop(crop) if three_crop else CenterCrop(crop))
-    steps.append(FlowToTensor(scale, subtract_mean))
-    return Compose(steps)
+    crop = _check_sizes(size, _positive_int("resize", resize))
+    return Compose(_geometry(train, crop, resize, flip, False, three_crop, "bilinear", flow=True)
+                   + [FlowToTensor(scale, subtract_mean)])
+
+
+# ------------------------------------------------------------------ RGB + flow pairs
+
+
+class PairedTransform:
+    """One RGB clip and its flow stack through the same geometry, then their own finishing.
+
+    ``pair = (frames (T, H, W, 3) uint8, flow (L, H, W, 2) float32)`` of the same video
+    size.  ``geometry`` is a list of ``(rgb_step, flow_step)`` twins (resize, crop, flip; see
+    :func:`build_pair_transform`): before each pair the generator is copied, so both steps
+    draw the same numbers from the same input size, hence the same crop box and the same
+    flip (the flow twin also negates ``dx``).  Then ``rgb_finish`` and ``flow_finish`` (to
+    tensors, normalisation) run on their own.  Returns ``(rgb (3, T, h, w), flow (2, L, h, w))``
+    float32, or ``(V, ...)`` each for a multi-view geometry (:class:`ThreeCrop`).
+
+    Raises ``ValueError`` when the frames and the flow fields differ in size.
+    """
+
+    def __init__(self, geometry: Sequence[tuple[Transform, Transform]], rgb_finish: Sequence[Transform],
+                 flow_finish: Sequence[Transform]) -> None:
+        self.geometry = [tuple(steps) for steps in geometry]
+        self.rgb_finish, self.flow_finish = Compose(rgb_finish), Compose(flow_finish)
+
+    def __call__(self, pair: tuple[np.ndarray, np.ndarray], rng: np.random.Generator | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        rgb, flow = pair
+        if rgb.shape[-3:-1] != flow.shape[-3:-1]:
+            raise ValueError(f"RGB frames {rgb.shape[-3:-1]} and flow fields {flow.shape[-3:-1]} "
+                             f"differ in size: they cannot share one crop")
+        rng = _rng(rng)
+        for rgb_step, flow_step in self.geometry:
+            twin = copy.deepcopy(rng)
+            rgb, flow = rgb_step(rgb, rng), flow_step(flow, twin)
+        return self.rgb_finish(rgb, rng), self.flow_finish(flow, rng)
+
+    def __repr__(self) -> str:
+        steps = ", ".join(f"({a!r}, {b!r})" for a, b in self.geometry)
+        return f"PairedTransform([{steps}], {self.rgb_finish!r}, {self.flow_finish!r})"
+
+
+def build_pair_transform(train: bool, size: int = 112, resize: int = 128,
+                         mean: Sequence[float] | None = KINETICS_MEAN,
+                         std: Sequence[float] | None = KINETICS_STD, flip: bool = True,
+                         three_crop: bool = False, flow_scale: float = 20.0,
+                         subtract_mean: bool = True) -> PairedTransform:
+    """The two-stream pipeline (modality ``"rgb+flow"``): ``(frames (T, H, W, 3) uint8,
+    flow (L, H, W, 2) float32)`` -> ``(rgb (3, T, size, size), flow (2, L, size, size))`` float32.
+
+    The geometry of :func:`build_transform` and :func:`build_flow_transform` (same
+    ``resize``, ``size``, ``flip``, ``three_crop``) applied identically to both (see
+    :class:`PairedTransform`); then the RGB clip is scaled to [0, 1] and normalised by
+    ``mean``/``std``, the flow is mean-subtracted (``subtract_mean``) and divided by
+    ``flow_scale`` pixels.
+    """
+    crop = _check_sizes(size, _positive_int("resize", resize))
+    twins = [_geometry(train, crop, resize, flip, False, three_crop, "bilinear", flow=flow)
+             for flow in (False, True)]
+    return PairedTransform(list(zip(*twins)), _rgb_finish("01", mean, std),
+                           [FlowToTensor(flow_scale, subtract_mean)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import nullcontext
+from typing import Sequence
 
 import torch
 import torch.nn as nn
@@ -47,7 +48,16 @@ def prepare_model(model: nn.Module, device: torch.device, channels_last: bool) -
     return model
 
 
-def prepare_input(clips: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
-    """Batch ``(B, C, T, H, W)`` to ``device``, channels_last_3d when asked."""
+def prepare_input(clips: torch.Tensor | Sequence[torch.Tensor], device: torch.device,
+                  channels_last: bool) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    """Batch ``(B, C, T, H, W)`` to ``device``, channels_last_3d when asked (for 5-D tensors).
+
+    A sequence of batches (a two-stream pair ``(rgb (B, 3, T, H, W), flow (B, 2, L, H, W))``,
+    as the DataLoader collates it) gives the tuple of each one prepared.
+    """
+    if not isinstance(clips, torch.Tensor):
+        return tuple(prepare_input(part, device, channels_last) for part in clips)
     clips = clips.to(device, non_blocking=True)
-    return clips.contiguous(memory_format=torch.channels_last_3d) if channels_last else clips
+    if channels_last and clips.dim() == 5:
+        return clips.contiguous(memory_format=torch.channels_last_3d)
+    return clips

@@ -2,20 +2,22 @@
 
 The test-time protocol of the course (and of C3D, I3D, SlowFast): sample K uniformly
 spaced clips from every test video, average the K softmax vectors, and take the argmax
-as the video's prediction.
+as the video's prediction.  A two-stream model's clip probabilities are its fused ones
+(:class:`~deepvideo.models.two_stream.TwoStreamOutput`), averaged the same way.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from deepvideo.engine.batch import class_probs, flatten_views, forward, map_output, output_loss
 from deepvideo.engine.device import autocast, prepare_input
 from deepvideo.engine.distributed import all_gather_objects, all_sum, is_main, rank, world_size
 from deepvideo.engine.metrics import video_metrics
@@ -30,9 +32,14 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 8,
     """Evaluate ``model`` on a dataset yielding ``(clips, label, video_index)``.
 
     ``clips`` is ``(C, T, H, W)`` (one clip per video) or ``(K, C, T, H, W)`` (K clips or
-    views).  Returns the metrics of :func:`deepvideo.engine.metrics.video_metrics` plus
-    ``loss`` (mean clip cross-entropy), ``bad_videos``, ``video_probs`` ``(V, classes)`` and,
-    per row, ``video_indices`` (dataset indices) and ``video_labels``.
+    views), or for a two-stream model (modality ``rgb+flow``) a pair ``(rgb, flow)`` of such
+    tensors with the same ``K``.  Returns the metrics of
+    :func:`deepvideo.engine.metrics.video_metrics` plus ``loss`` (mean clip loss, see
+    :func:`~deepvideo.engine.batch.output_loss`), ``bad_videos``, ``video_probs``
+    ``(V, classes)`` and, per row, ``video_indices`` (dataset indices) and ``video_labels``.
+    For a two-stream model the metrics are the fused prediction's, and
+    ``spatial_clip_acc``, ``spatial_video_acc1``, ``temporal_clip_acc``,
+    ``temporal_video_acc1`` give each stream's.
     A video that could not be decoded is reported in ``bad_videos`` and left out.
 
     Under ``torch.distributed`` (see :mod:`deepvideo.engine.distributed`) the processes
@@ -44,36 +51,47 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 8,
     # DistributedSampler padding, so every video is scored exactly once, then gathered.
     requested = list(range(rank(), len(dataset), world_size()))
     loader = DataLoader(dataset, batch_size=batch_size, sampler=requested, num_workers=workers)
-    probs: dict[int, np.ndarray] = {}
+    # per prediction ("" the model's, or "spatial"/"temporal" of a two-stream one)
+    probs: dict[str, dict[int, np.ndarray]] = defaultdict(dict)
+    correct: dict[str, int] = defaultdict(int)
     labels: dict[int, int] = {}
-    loss_sum, clip_correct, clip_count = 0.0, 0, 0
+    loss_sum, clip_count = 0.0, 0
     position = 0
     for clips, target, index in tqdm(loader, desc="evaluate", leave=False, disable=not progress or not is_main()):
-        views = clips.shape[1] if clips.dim() == 6 else 1
-        flat = clips.flatten(0, 1) if clips.dim() == 6 else clips
+        flat, views = flatten_views(clips)
         with autocast(device, amp):
-            logits = model(prepare_input(flat, device, channels_last))
-        logits = logits.float().cpu().view(len(target), views, -1)
+            output = forward(model, prepare_input(flat, device, channels_last))
         # a replacement for an unreadable video comes back under its own index: count it once
         own = index == torch.tensor(requested[position:position + len(index)])
         position += len(index)
-        clip_logits, clip_target = logits[own].flatten(0, 1), target[own].repeat_interleave(views)
-        loss_sum += F.cross_entropy(clip_logits, clip_target, reduction="sum").item()
-        clip_correct += int((clip_logits.argmax(1) == clip_target).sum())
+        output = map_output(lambda t: t.float().cpu().view(len(target), views, -1)[own], output)  # (n, V, K)
+        clip_target = target[own].repeat_interleave(views)
+        loss_sum += output_loss(map_output(lambda t: t.flatten(0, 1), output), clip_target, "sum").item()
         clip_count += len(clip_target)
-        video_probs = F.softmax(logits[own], dim=2).mean(dim=1)
-        for i, p, y in zip(index[own].tolist(), video_probs.numpy(), target[own].tolist()):
-            probs[i], labels[i] = p, y
+        for name, p in class_probs(output).items():
+            correct[name] += int((p.argmax(2) == target[own, None]).sum())
+            probs[name].update(zip(index[own].tolist(), p.mean(dim=1).numpy()))
+        labels.update(zip(index[own].tolist(), target[own].tolist()))
     bad = dataset.bad_videos() if hasattr(dataset, "bad_videos") else []
     if world_size() > 1:
-        for part_probs, part_labels, part_bad in all_gather_objects((probs, labels, bad)):
-            probs.update(part_probs), labels.update(part_labels)
+        totals: dict[str, int] = defaultdict(int)
+        for part_probs, part_correct, part_labels, part_bad in all_gather_objects((probs, correct, labels, bad)):
+            for name, rows in part_probs.items():
+                probs[name].update(rows)
+            for name, count in part_correct.items():
+                totals[name] += count
+            labels.update(part_labels)
             bad = sorted(set(bad) | set(part_bad))
-        loss_sum, clip_correct, clip_count = all_sum([loss_sum, clip_correct, clip_count])
-        clip_correct, clip_count = int(clip_correct), int(clip_count)
-    order = sorted(probs)
-    matrix = np.stack([probs[i] for i in order])
-    result = video_metrics(matrix, np.array([labels[i] for i in order]), clip_correct, clip_count)
+        correct = totals
+        loss_sum, clip_count = all_sum([loss_sum, clip_count])
+        clip_count = int(clip_count)
+    order = sorted(labels)
+    truth = np.array([labels[i] for i in order])
+    matrix = np.stack([probs[""][i] for i in order])
+    result = video_metrics(matrix, truth, correct[""], clip_count)
+    for name in sorted(set(probs) - {""}):
+        stream = video_metrics(np.stack([probs[name][i] for i in order]), truth, correct[name], clip_count)
+        result.update({f"{name}_clip_acc": stream["clip_acc"], f"{name}_video_acc1": stream["video_acc1"]})
     result.update(loss=loss_sum / max(clip_count, 1), bad_videos=[str(p) for p in bad],
                   video_probs=matrix, video_indices=order, video_labels=[labels[i] for i in order])
     return result

@@ -39,9 +39,13 @@ def predict_video(model: nn.Module, path: str | os.PathLike, recipe: Recipe, ste
 
     Args:
         step: frames between window starts (default: one window span, no overlap).
+    Raises ``ValueError`` for a recipe of a modality other than rgb.
     Returns ``{"video", "num_frames", "fps", "windows": [{"start", "end", "top"}], "top"}``
     with times in seconds and ``top`` a list of ``{"label", "prob"}``.
     """
+    if recipe.modality != "rgb":
+        raise ValueError(f"predict reads RGB windows; a {recipe.model} checkpoint of the {recipe.modality} "
+                         f"modality is scored with deepvideo eval")
     device = torch.device(device)
     model.eval()
     transform = recipe.transform(train=False)

@@ -3,11 +3,13 @@
 A :class:`Recipe` holds everything needed to rebuild a trained model and its test-time
 input pipeline from a checkpoint alone (model name and options, class names, input
 modality, clip length, frame stride, crop size, normalisation).  A :class:`DataSpec` says
-where the videos, their labels and (for the flow modality) their optical flow are.
+where the videos, their labels and (for the flow and rgb+flow modalities) their optical
+flow are.
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -17,15 +19,19 @@ import torch.nn as nn
 from deepvideo.data import datasets
 from deepvideo.data.sampling import ClipSampler, RandomClipSampler, UniformClipSampler
 from deepvideo.data.features import FeatureOpener, features_to_clip
-from deepvideo.data.transforms import KINETICS_MEAN, KINETICS_STD, build_flow_transform, build_transform
+from deepvideo.data.transforms import (KINETICS_MEAN, KINETICS_STD, build_flow_transform, build_pair_transform,
+                                       build_transform)
 from deepvideo.engine.checkpoint import CheckpointError, load_checkpoint
-from deepvideo.models import create_model
+from deepvideo.models import create_model, list_models
+from deepvideo.models.registry import model_builder, model_inputs
 
-__all__ = ["Recipe", "DataSpec", "DATA_FORMATS", "MODALITIES", "load_trained"]
+__all__ = ["Recipe", "DataSpec", "DATA_FORMATS", "MODALITIES", "RGB_FLOW", "load_trained"]
 
 DATA_FORMATS = ("folder", "list", "ucf101", "hmdb51", "kinetics")
 SUBSETS = ("train", "val", "test")
-MODALITIES = ("rgb", "flow", "features")
+RGB_FLOW = "rgb+flow"
+MODALITIES = ("rgb", "flow", "features", RGB_FLOW)
+PAIR_INPUTS = ("rgb", "flow")
 
 
 @dataclass
@@ -38,6 +44,16 @@ class Recipe:
     by ``flow_scale`` pixels after mean-flow subtraction.  ``"features"``: sequences of
     ``clip_len`` cached feature rows as ``(D, T, 1, 1)`` clips (:mod:`deepvideo.data.features`)
     for a temporal head; crops and normalisation do not apply.
+
+    ``"rgb+flow"`` (only for models registered with inputs ``("rgb", "flow")``:
+    ``two_stream``, ``two_stream_i3d``): pairs ``(rgb (3, T, H, W), flow (2, T, H, W))``,
+    ``T = clip_len``, aligned in time.  One set of indices ``s, s + d, ..., s + (T - 1) d``
+    (``d = frame_stride``) is sampled among the video's ``N - 1`` flow fields; the RGB clip
+    is video frames at those indices and the flow stack the fields at the same indices,
+    field ``i`` being the flow from frame ``i`` to ``i + 1``: both start at frame ``s``
+    (``two_stream``'s spatial stream sees frame ``s + (T // 2) d``, inside the stack's span).
+    Both get the same crop and the same flip (``dx`` negated); see
+    :func:`~deepvideo.data.transforms.build_pair_transform`.
     """
 
     model: str
@@ -57,8 +73,9 @@ class Recipe:
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
             raise ValueError(f"--modality must be one of {', '.join(MODALITIES)}, got {self.modality!r}")
-        if self.modality == "flow" and self.resize is None:
-            raise ValueError("the flow modality needs --resize (resizing scales the flow vectors)")
+        if self.modality in ("flow", RGB_FLOW) and self.resize is None:
+            raise ValueError(f"the {self.modality} modality needs --resize (resizing scales the flow vectors)")
+        _check_model_modality(self.model, self.modality, self.model_kwargs, self.clip_len)
         for name in ("clip_len", "frame_stride", "size", "test_clips"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -79,8 +96,12 @@ class Recipe:
         return UniformClipSampler(self.clip_len, num_clips or self.test_clips, stride=self.frame_stride)
 
     def transform(self, train: bool):
+        """The input pipeline of ``modality`` (training or test time)."""
         if self.modality == "features":
             return features_to_clip
+        if self.modality == RGB_FLOW:
+            return build_pair_transform(train, size=self.size, resize=self.resize, mean=self.mean,
+                                        std=self.std, flip=self.flip, flow_scale=self.flow_scale)
         if self.modality == "flow":
             return build_flow_transform(train, size=self.size, resize=self.resize, flip=self.flip,
                                         scale=self.flow_scale)
@@ -107,6 +128,23 @@ class Recipe:
         return cls(**kwargs)
 
 
+def _check_model_modality(model: str, modality: str, model_kwargs: dict[str, Any], clip_len: int) -> None:
+    """A two-input (rgb, flow) model needs the rgb+flow modality, and only such a model takes
+    it; its ``flow_frames`` option (if any) must be ``clip_len``, the fields per stack."""
+    pair = model_inputs(model) == PAIR_INPUTS
+    if pair and modality != RGB_FLOW:
+        raise ValueError(f"--model {model} takes (rgb, flow) pairs: use --modality {RGB_FLOW} "
+                         f"(got --modality {modality})")
+    if not pair and modality == RGB_FLOW:
+        pairs = ", ".join(n for n in list_models() if model_inputs(n) == PAIR_INPUTS)
+        raise ValueError(f"--modality {RGB_FLOW} needs a model taking (rgb, flow) pairs ({pairs}); "
+                         f"--model {model} takes one clip")
+    option = inspect.signature(model_builder(model)).parameters.get("flow_frames")
+    if pair and option is not None and model_kwargs.get("flow_frames", option.default) != clip_len:
+        raise ValueError(f"--model {model}: option flow_frames={model_kwargs.get('flow_frames', option.default)} "
+                         f"must equal --clip-len {clip_len} (the flow stack has clip_len fields)")
+
+
 @dataclass
 class DataSpec:
     """Where the labelled videos are.
@@ -117,7 +155,7 @@ class DataSpec:
       split number ``split``; "val" and "test" both mean the official test list.
     - ``kinetics``: a csv (label, youtube_id, time_start, time_end, split), videos under ``root``.
 
-    Optical flow (for a recipe of the flow modality): ``flow_dir`` is the cache that
+    Optical flow (for a recipe of the flow or rgb+flow modality): ``flow_dir`` is the cache that
     ``deepvideo flow-extract --data ROOT --out FLOW_DIR`` wrote, mirroring ``root``; without
     it flow is computed on the fly with ``flow_method`` (``flow_weights`` for learned ones).
     Features (for the features modality): ``feature_dir`` is what ``deepvideo
@@ -149,14 +187,16 @@ class DataSpec:
               classes: list[str] | None = None, modality: str = "rgb") -> datasets.VideoDataset:
         """The dataset of one subset ("train", "val" or "test") serving ``modality``'s data:
         decoded frames for "rgb", flow fields (:mod:`deepvideo.flow.dataset`) for "flow",
-        cached feature rows for "features"."""
+        aligned ``(frames, flow fields)`` pairs (:class:`~deepvideo.flow.dataset.RGBFlowReader`)
+        for "rgb+flow", cached feature rows for "features"."""
         if subset not in SUBSETS:
             raise ValueError(f"subset must be one of {SUBSETS}, got {subset!r}")
         common = dict(sampler=sampler, transform=transform, seed=seed)
-        if modality == "flow":
+        if modality in ("flow", RGB_FLOW):
             from deepvideo.flow.dataset import FlowOpener
 
-            common["opener"] = FlowOpener(self.flow_dir, self.root, self.flow_method, self.flow_weights)
+            common["opener"] = FlowOpener(self.flow_dir, self.root, self.flow_method, self.flow_weights,
+                                          frames=modality == RGB_FLOW)
         elif modality == "features":
             if self.feature_dir is None:
                 raise ValueError("the features modality needs --feature-dir (see deepvideo extract-features)")

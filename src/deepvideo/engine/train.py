@@ -7,6 +7,11 @@ atomically (model, optimizer, scheduler, epoch, RNG states, history), plus ``bes
 when validation accuracy improves.  ``resume=True`` continues from ``last.pt`` and ends
 with the same weights as an uninterrupted run.
 
+A two-stream model (modality ``rgb+flow``, batches ``(rgb, flow)``) trains both streams
+at once: the loss is the sum of the streams' cross-entropies (see
+:mod:`deepvideo.engine.batch`), accuracy is the fused prediction's, and the validation
+columns add each stream's clip accuracy (``val_spatial_acc``, ``val_temporal_acc``).
+
 Under ``torchrun`` the same call trains data-parallel (:mod:`deepvideo.engine.distributed`):
 DistributedDataParallel averages gradients, a DistributedSampler gives each process its
 share of every epoch's permutation (the permutation a single process would use, so N
@@ -26,11 +31,11 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
+from deepvideo.engine.batch import STREAMS, forward, output_loss, prediction_scores
 from deepvideo.engine.checkpoint import load_checkpoint, save_checkpoint
 from deepvideo.engine.device import AMP_MODES, autocast, prepare_input, prepare_model, resolve_device
 from deepvideo.engine.distributed import (all_gather_objects, all_sum, is_main, process_group, rank,
@@ -219,6 +224,7 @@ def _train(recipe: Recipe, data: DataSpec, config: TrainConfig, out_dir: Path, r
         val = evaluate(model, val_set, batch_size=config.batch_size, device=device, amp=config.amp,
                        channels_last=config.channels_last, workers=config.workers)
         row.update(val_loss=val["loss"], val_acc=val["clip_acc"], val_video_acc=val["video_acc1"])
+        row.update({f"val_{s}_acc": val[f"{s}_clip_acc"] for s in STREAMS if f"{s}_clip_acc" in val})
         history.append(row)
         improved = row["val_video_acc"] > best
         best = max(best, row["val_video_acc"])
@@ -248,11 +254,11 @@ def _train_epoch(net: nn.Module, loader: DataLoader, optimizer, scheduler, scale
     bar = tqdm(loader, desc=desc, leave=False, disable=not config.progress or not is_main(), unit="batch")
     optimizer.zero_grad(set_to_none=True)
     for step, (clips, labels, _) in enumerate(bar, 1):
-        clips = prepare_input(clips, device, config.channels_last)
+        inputs = prepare_input(clips, device, config.channels_last)
         labels = labels.to(device, non_blocking=True)
         with autocast(device, config.amp):
-            logits = net(clips)
-        loss = F.cross_entropy(logits.float(), labels)
+            output = forward(net, inputs)
+        loss = output_loss(output, labels)
         stepping = step % config.accumulate == 0 or step == len(loader)
         # DDP: gradients are averaged over processes only on the batch that steps
         with nullcontext() if stepping or not hasattr(net, "no_sync") else net.no_sync():
@@ -266,7 +272,7 @@ def _train_epoch(net: nn.Module, loader: DataLoader, optimizer, scheduler, scale
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
         total_loss += loss.item() * len(labels)
-        correct += int((logits.argmax(1) == labels).sum())
+        correct += int((prediction_scores(output).argmax(1) == labels).sum())
         seen += len(labels)
         rate = seen / (time.perf_counter() - start)
         bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}",

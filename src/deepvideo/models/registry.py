@@ -2,7 +2,9 @@
 
 Every architecture registers one builder with :func:`register_model`.  Builders live in
 the modules of :mod:`deepvideo.models`; they are imported on first lookup so that a new
-model file needs no edit anywhere else.
+model file needs no edit anywhere else.  A model's ``forward`` takes one video tensor
+unless it was registered with ``inputs`` (a two-stream network takes ``(rgb, flow)``);
+:func:`model_inputs` tells which.
 """
 
 from __future__ import annotations
@@ -11,21 +13,39 @@ import difflib
 import importlib
 import inspect
 import pkgutil
-from typing import Callable
+from typing import Callable, overload
 
 import torch.nn as nn
 
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+Builder = Callable[..., nn.Module]
+VIDEO_INPUT = ("video",)
+_REGISTRY: dict[str, Builder] = {}
+_INPUTS: dict[str, tuple[str, ...]] = {}
 _NON_MODEL_MODULES = {"registry", "summary", "blocks", "weights"}
 _loaded = False
 
 
-def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    """Decorator: register ``fn`` under its own name."""
-    if fn.__name__ in _REGISTRY:
-        raise ValueError(f"model {fn.__name__!r} is registered twice")
-    _REGISTRY[fn.__name__] = fn
-    return fn
+@overload
+def register_model(fn: Builder) -> Builder: ...
+@overload
+def register_model(*, inputs: tuple[str, ...]) -> Callable[[Builder], Builder]: ...
+
+
+def register_model(fn: Builder | None = None, *, inputs: tuple[str, ...] = VIDEO_INPUT):
+    """Decorator: register ``fn`` under its own name.
+
+    ``@register_model`` for a model whose ``forward`` takes one tensor;
+    ``@register_model(inputs=("rgb", "flow"))`` names, in order, the tensors of a model
+    that takes several (a two-stream network's ``forward(rgb, flow)``).
+    """
+
+    def register(fn: Builder) -> Builder:
+        if fn.__name__ in _REGISTRY:
+            raise ValueError(f"model {fn.__name__!r} is registered twice")
+        _REGISTRY[fn.__name__], _INPUTS[fn.__name__] = fn, tuple(inputs)
+        return fn
+
+    return register if fn is None else register(fn)
 
 
 def _load_all() -> None:
@@ -51,13 +71,20 @@ def _close(word: str, options: list[str]) -> str:
     return f" (did you mean {match[0]}?)" if match else ""
 
 
-def model_builder(name: str) -> Callable[..., nn.Module]:
+def model_builder(name: str) -> Builder:
     """The builder registered as ``name``; ``ValueError`` naming a close match if unknown."""
     _load_all()
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}{_close(name, list(_REGISTRY))}; "
                          f"see `deepvideo models`")
     return _REGISTRY[name]
+
+
+def model_inputs(name: str) -> tuple[str, ...]:
+    """Names of the tensors model ``name``'s ``forward`` takes: ``("video",)`` for most,
+    ``("rgb", "flow")`` for two-stream networks; ``ValueError`` if ``name`` is unknown."""
+    model_builder(name)
+    return _INPUTS[name]
 
 
 def create_model(name: str, num_classes: int = 400, **kwargs) -> nn.Module:

@@ -20,10 +20,11 @@ Layouts: RGB clips ``(B, 3, T, H, W)`` (or single frames ``(B, 3, H, W)``); flow
 ``(B, 2, L, H, W)`` with channel 0 the horizontal (x) and channel 1 the vertical (y)
 displacement, or already stacked ``(B, 2L, H, W)`` in the order ``x1, y1, x2, y2, ...``.
 
-Registered (single input, so :func:`~deepvideo.models.registry.create_model` builds them):
-``spatial_stream`` and ``temporal_stream``.  The fused two-input models are plain
-constructors, :func:`two_stream` and :func:`two_stream_i3d`, because the registry's
-models take one tensor.
+Registered: ``spatial_stream`` and ``temporal_stream`` (one input each), and the fused
+two-input models ``two_stream`` and ``two_stream_i3d``, registered with
+``inputs=("rgb", "flow")`` (:func:`~deepvideo.models.registry.model_inputs`): they train on
+the ``rgb+flow`` modality, whose dataset items are aligned ``(rgb, flow)`` pairs
+(:class:`deepvideo.flow.dataset.RGBFlowReader`), both streams at once.
 """
 
 from __future__ import annotations
@@ -229,23 +230,28 @@ def temporal_stream(num_classes: int = 400, flow_frames: int = 10, backbone: str
                           flow_frames)
 
 
+@register_model(inputs=("rgb", "flow"))
 def two_stream(num_classes: int = 400, flow_frames: int = 10, backbone: str = "small_cnn2d",
                widths: tuple[int, ...] = (32, 64, 128, 256), weights2d: str | Path | None = None,
                fusion: str = "average", weights: tuple[float, float] = (1.0, 1.5)) -> TwoStream:
-    """Simonyan-Zisserman two-stream network: :func:`spatial_stream` + :func:`temporal_stream`.
+    """Two-stream network: spatial + temporal stream fused late. Inputs rgb (B, 3, T, H, W), flow (B, 2, L, H, W).
 
-    ``forward(rgb (B, 3, T, H, W) or (B, 3, H, W), flow (B, 2, L, H, W) or (B, 2L, H, W))``.
+    Simonyan and Zisserman's :func:`spatial_stream` (middle RGB frame) and :func:`temporal_stream` (``flow_frames``
+    = L fields) fused by ``fusion`` (:func:`fuse`); options as theirs.  Returns a
+    :class:`TwoStreamOutput`.  ``forward(rgb (B, 3, T, H, W) or (B, 3, H, W),
+    flow (B, 2, L, H, W) or (B, 2L, H, W))``.
     """
     return TwoStream(spatial_stream(num_classes, backbone, widths, weights2d),
                      temporal_stream(num_classes, flow_frames, backbone, widths, weights2d),
                      fusion, weights)
 
 
+@register_model(inputs=("rgb", "flow"))
 def two_stream_i3d(num_classes: int = 400, weights2d: str | Path | None = None, time_kernel: int = 3,
                    fusion: str = "average", weights: tuple[float, float] = (1.0, 1.5)) -> TwoStream:
-    """Two-stream I3D: an RGB and a flow I3D ResNet-18 fused late.
+    """Two-stream I3D: RGB and flow I3D ResNet-18s fused late. Inputs rgb (B, 3, T, H, W), flow (B, 2, T, H, W).
 
-    ``forward(rgb (B, 3, T, H, W), flow (B, 2, T, H, W))``.  Both streams inflate a 2D
+    Returns a :class:`TwoStreamOutput`.  Both streams inflate a 2D
     ResNet-18 initialised from ``weights2d``; the flow stream's ``conv1`` is made 2-channel
     by :func:`cross_modality_init` before inflation.
     """
