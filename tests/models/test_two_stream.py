@@ -10,7 +10,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
-from deepvideo.models import create_model
+from deepvideo.models import create_model, list_models
+from deepvideo.models.registry import model_doc, model_inputs
 from deepvideo.models.two_stream import (TwoStreamOutput, cross_modality_init, fuse, middle_frame,
                                          stack_flow, two_stream, two_stream_i3d)
 
@@ -146,3 +147,19 @@ def test_two_stream_overfits_a_handful_of_pairs():
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.3 * losses[0]
+
+
+def test_fused_models_are_registered_with_their_two_inputs():
+    assert {"two_stream", "two_stream_i3d"} <= set(list_models())
+    assert model_inputs("two_stream") == model_inputs("two_stream_i3d") == ("rgb", "flow")
+    assert model_inputs("spatial_stream") == model_inputs("small3d") == ("video",)
+    assert "rgb (B, 3, T, H, W), flow (B, 2, L, H, W)" in model_doc("two_stream")
+    torch.manual_seed(0)
+    model = create_model("two_stream", num_classes=3, flow_frames=2, widths=list(WIDTHS), fusion="weighted")
+    out = model(torch.randn(2, 3, 4, 16, 16), torch.randn(2, 2, 2, 16, 16))
+    assert isinstance(out, TwoStreamOutput) and model.weights == (1.0, 1.5)
+    torch.testing.assert_close(out.log_probs.exp(), fuse(out.spatial, out.temporal, "weighted"))
+    with pytest.raises(ValueError, match="no option 'flow_frame'"):
+        create_model("two_stream", num_classes=3, flow_frame=2)
+    with pytest.raises(ValueError, match="unknown model"):
+        model_inputs("three_stream")
