@@ -102,8 +102,12 @@ def cmd_summary(args: argparse.Namespace) -> None:
     import torch
 
     from deepvideo.models import create_model
+    from deepvideo.models.registry import model_inputs
     from deepvideo.models.summary import format_summary, summarize
 
+    if model_inputs(args.model) != ("video",):
+        raise UsageError(f"{args.model} takes {' and '.join(model_inputs(args.model))} inputs; summarise "
+                         f"its streams one at a time (e.g. spatial_stream, temporal_stream)")
     with torch.device("meta"):  # shapes and counts only: no memory, no compute
         model = create_model(args.model, num_classes=args.num_classes, **dict(args.model_opt or []))
     try:

@@ -124,6 +124,9 @@ def test_summary_bad_input(capsys):
     code, _, err = run(capsys, "summary", "c3d", "--input", "3x2x8x8")
     assert code == 2
     one_line_error(err, "c3d", "3x2x8x8")
+    code, _, err = run(capsys, "summary", "two_stream")  # two inputs: one stream at a time
+    assert code == 2
+    one_line_error(err, "two_stream", "spatial_stream")
     with pytest.raises(SystemExit) as exc:
         main(["summary", "c3d", "--input", "3xAx8"])
     assert exc.value.code == 2
