@@ -886,6 +886,12 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 # ----------------------------------------------------------------------------- parser
+def _add_dataset_job_options(parser: argparse.ArgumentParser, out_help: str) -> None:
+    """``--data`` and ``--out`` of the commands that write one output per video of a dataset."""
+    parser.add_argument("--data", required=True, help="folder of videos (searched recursively)")
+    parser.add_argument("--out", type=Path, required=True, help=out_help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deepvideo", description="Deep learning on video: "
                                      "train, evaluate and run video models on your own videos.")
@@ -990,8 +996,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Flow of every video under --data, clipped to +-bound pixels and "
                        "quantised to uint8 (the two-stream papers' storage), one .npz per video "
                        "mirroring the folders. Resumable: finished videos are skipped.")
-    p.add_argument("--data", required=True, help="folder searched recursively for videos")
-    p.add_argument("--out", type=Path, required=True, help="flow cache folder")
+    _add_dataset_job_options(p, "flow cache folder (mirrors DATA)")
     p.add_argument("--bound", type=_positive_float, default=20.0, help="clipping bound in pixels (default %(default)s)")
     p.add_argument("--workers", type=_nonneg_int, default=0, help="videos processed side by side")
     _add_flow_options(p)
@@ -1003,8 +1008,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "(or a checkpoint file) a row per clip. Then train a temporal head on them: "
                        "deepvideo train --modality features --feature-dir OUT --model lstm_head|tcn_head|"
                        "transformer_head.")
-    p.add_argument("--data", required=True, help="folder of videos (searched recursively)")
-    p.add_argument("--out", type=Path, required=True, help="output folder (mirrors DATA)")
+    _add_dataset_job_options(p, "output folder (mirrors DATA)")
     p.add_argument("--backbone", default="resnet18",
                    help="torchvision image classifier (resnet18, ...), a model of `deepvideo models`, "
                    "or a deepvideo checkpoint file (default %(default)s)")
@@ -1021,8 +1025,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Mirror every video under DATA into OUT in a packed format "
                        "(resumable: finished files are skipped). Datasets, training and predict "
                        "read the result like videos: train with --data OUT.")
-    p.add_argument("--data", required=True, help="folder of videos (searched recursively)")
-    p.add_argument("--out", type=Path, required=True, help="output folder (mirrors DATA)")
+    _add_dataset_job_options(p, "output folder (mirrors DATA)")
     p.add_argument("--format", default="jpeg", choices=("jpeg", "raw", "mp4", "folder"),
                    help="jpeg: one .tar of JPEG frames per video (default); raw: uncompressed "
                    "frames (fastest, large: for small --size); mp4: h264 with a keyframe every "
