@@ -301,23 +301,28 @@ def test_flow_pipeline_layout_mean_subtraction_and_scale():
         FlowToTensor()(np.zeros((4, 8, 8, 3), np.float32))
 
 
-def test_pair_transform_shares_one_crop_and_flip_and_negates_dx():
-    from deepvideo.data.transforms import build_pair_transform
+@pytest.mark.parametrize("height, width", [(32, 40), (48, 60)])   # resize 32: a no-op, or 1.5x down
+def test_pair_transform_shares_one_crop_and_flip_and_negates_dx(height, width):
+    from deepvideo.data.transforms import build_pair_transform, resize_frames
 
-    rgb, flow = noise((3, 32, 40, 3)), np.random.default_rng(1).normal(size=(3, 32, 40, 2)).astype(np.float32)
+    rgb = noise((3, height, width, 3))
+    flow = np.random.default_rng(1).normal(size=(3, height, width, 2)).astype(np.float32)
     transform = build_pair_transform(True, size=24, resize=32, mean=None, std=None, flow_scale=1.0,
                                      subtract_mean=False)
+    # both resized alike (short side 32), the flow vectors scaled by the resize factor
+    small_rgb = resize_frames(rgb, 32, 40)
+    small_flow = resize_frames(flow, 32, 40) * np.float32(32 / height)
     seen = set()
     for seed in range(16):
         out_rgb, out_flow = transform((rgb, flow), np.random.default_rng(seed))
         assert out_rgb.shape == (3, 3, 24, 24) and out_flow.shape == (2, 3, 24, 24)
         view = (out_rgb * 255).round().to(torch.uint8).permute(1, 2, 3, 0).numpy()   # (T, h, w, 3)
-        frame, top, left, mirrored = locate_crop(view[1], rgb)
+        frame, top, left, mirrored = locate_crop(view[1], small_rgb)
         assert frame == 1
-        expected = flow[:, top:top + 24, left:left + 24]
+        expected = small_flow[:, top:top + 24, left:left + 24]
         if mirrored:
             expected = expected[:, :, ::-1] * np.array([-1.0, 1.0], np.float32)  # mirrored, dx negated
-        np.testing.assert_array_equal(out_flow.permute(1, 2, 3, 0).numpy(), expected)
+        np.testing.assert_allclose(out_flow.permute(1, 2, 3, 0).numpy(), expected, rtol=1e-6, atol=1e-6)
         seen.add((top, left, mirrored))
     assert {m for *_, m in seen} == {False, True} and len(seen) > 4   # random crops, both flips
     # evaluation: the centre crop, or three crops as a view axis in front of each part

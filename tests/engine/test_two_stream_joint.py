@@ -19,7 +19,7 @@ from deepvideo.engine.recipe import load_trained
 from deepvideo.flow import flow_target, load_flow, make_estimator
 from deepvideo.flow.dataset import RGBFlowReader
 from deepvideo.io import VideoDecodeError, read_video
-from deepvideo.models.two_stream import TwoStream
+from deepvideo.models.two_stream import TwoStream, TwoStreamOutput
 
 TINY = {"widths": [4, 8]}
 
@@ -175,3 +175,28 @@ def test_bad_model_and_modality_combinations_are_one_line_errors(capsys, tiny_mo
     assert code == 2 and len(lines) == 1 and "Traceback" not in err
     assert all(fragment in lines[0] for fragment in fragments), lines[0]
     assert not (tmp_path / "run").exists()                             # failed before any work
+
+
+class _FixedLogits(torch.nn.Module):
+    """Logits ``(B, 2)`` of ``[0, 1e-8]`` for every clip (for two inputs: both streams', with
+    fused probabilities (0.4, 0.6)): class 1 wins by less than float32 resolves after softmax
+    (``exp(-1e-8) == 1``), so the softmax ties."""
+
+    def forward(self, *inputs: torch.Tensor):
+        logits = torch.tensor([[0.0, 1e-8]]).expand(len(inputs[0]), 2)
+        if len(inputs) == 1:
+            return logits
+        return TwoStreamOutput(logits, logits, torch.tensor([[0.4, 0.6]]).log().expand(len(inputs[0]), 2))
+
+
+@pytest.mark.parametrize("pair", [False, True])
+def test_clip_accuracy_is_the_argmax_of_the_scores_not_of_rounded_softmax(pair):
+    # clip accuracy counts logits' (or fused log-probabilities') argmax, as training does
+    clips = [((torch.zeros(3, 2, 4, 4), torch.zeros(2, 2, 4, 4)) if pair else torch.zeros(3, 2, 4, 4), 1, i)
+             for i in range(3)]
+    model = _FixedLogits()
+    assert (model(torch.zeros(1)).argmax(1) == 1).all()
+    metrics = evaluate(model, clips, batch_size=2)
+    assert metrics["clip_acc"] == 1.0 and metrics["num_clips"] == 3
+    if pair:
+        assert metrics["spatial_clip_acc"] == metrics["temporal_clip_acc"] == 1.0

@@ -163,3 +163,17 @@ def test_fused_models_are_registered_with_their_two_inputs():
         create_model("two_stream", num_classes=3, flow_frame=2)
     with pytest.raises(ValueError, match="unknown model"):
         model_inputs("three_stream")
+
+
+def test_fusion_runs_in_float32_under_autocast():
+    # bf16 logits (autocast) are fused in float32: the fused probabilities sum to 1 and match
+    # fusing the same logits outside autocast, as the per-stream softmax of evaluation does
+    torch.manual_seed(0)
+    model = two_stream(num_classes=3, flow_frames=2, widths=WIDTHS, fusion="weighted").eval()
+    rgb, flow = torch.randn(4, 3, 3, 16, 16), torch.randn(4, 2, 2, 16, 16)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(rgb, flow)
+    assert out.spatial.dtype == torch.bfloat16 and out.log_probs.dtype == torch.float32
+    expected = torch.log(fuse(out.spatial.float(), out.temporal.float(), "weighted"))
+    torch.testing.assert_close(out.log_probs, expected, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(out.log_probs.exp().sum(-1), torch.ones(4))

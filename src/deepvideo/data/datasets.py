@@ -73,7 +73,9 @@ class VideoDataset(Dataset):
             frame indices (see :mod:`deepvideo.data.sampling`).
         transform: ``transform(frames, rng)`` maps one clip's ``(T, H, W, 3)`` uint8
             frames to a ``(C, T, H, W)`` float32 tensor, or ``(V, C, T, H, W)`` for a
-            multi-view transform (see :func:`deepvideo.data.transforms.build_transform`).
+            multi-view transform (see :func:`deepvideo.data.transforms.build_transform`);
+            for a tuple-reading opener (below), the tuple of the clip's parts to a tuple of
+            such tensors (:func:`~deepvideo.data.transforms.build_pair_transform`).
         seed: base seed (non-negative); item ``i`` in epoch ``e`` draws from
             ``np.random.default_rng([seed, e, i])``.
         time_ranges: per sample ``(start, end)`` seconds or ``None``; frames are sampled

@@ -10,7 +10,9 @@ log-probabilities).
 
 Loss of a two-stream output: the *sum of the two streams' cross-entropies*.  The streams
 share no parameter, so each one gets exactly the gradient it would get trained alone, as
-Simonyan and Zisserman train them; one loop serves both from the same aligned batches.
+Simonyan and Zisserman train them; one loop serves both from the same aligned batches
+(only the optimiser's shared settings act on both at once: one learning-rate schedule, and
+gradient-norm clipping, ``--clip-grad``, on the norm of both streams' gradients together).
 A loss on the fused prediction (``nll_loss(log_probs)``) would instead couple them: once
 one stream is confidently right the fused probability is high and the other stream's
 gradient fades (scaled by its share of the fused probability of the label), so the
@@ -27,8 +29,8 @@ import torch.nn.functional as F
 
 from deepvideo.models.two_stream import TwoStreamOutput
 
-__all__ = ["Inputs", "Output", "STREAMS", "class_probs", "flatten_views", "forward", "map_output",
-           "output_loss", "prediction_scores"]
+__all__ = ["Inputs", "Output", "STREAMS", "class_probs", "class_scores", "flatten_views", "forward",
+           "map_output", "output_loss", "prediction_scores"]
 
 Inputs = torch.Tensor | tuple[torch.Tensor, ...]
 Output = torch.Tensor | TwoStreamOutput
@@ -65,15 +67,24 @@ def output_loss(output: Output, labels: torch.Tensor, reduction: str = "mean") -
     return F.cross_entropy(output.float(), labels, reduction=reduction)
 
 
+def class_scores(output: Output) -> dict[str, torch.Tensor]:
+    """Scores ``(..., K)`` by name, whose argmax is each prediction: ``""`` the model's (the
+    logits, or a two-stream output's fused log-probabilities), plus ``"spatial"`` and
+    ``"temporal"`` (each stream's logits) for a two-stream output.  Accuracy counts these
+    argmaxes: softmax rounds away logit gaps below float32 resolution and would then tie."""
+    if not isinstance(output, TwoStreamOutput):
+        return {"": output}
+    return {"": output.log_probs, **{s: getattr(output, s) for s in STREAMS}}
+
+
 def prediction_scores(output: Output) -> torch.Tensor:
     """Scores ``(..., K)`` whose argmax is the prediction: the logits, or the fused log-probabilities."""
-    return output.log_probs if isinstance(output, TwoStreamOutput) else output
+    return class_scores(output)[""]
 
 
 def class_probs(output: Output) -> dict[str, torch.Tensor]:
-    """Class probabilities ``(..., K)`` by name: ``""`` the prediction (softmax of logits, or the
-    fused probabilities of a two-stream output), plus ``"spatial"`` and ``"temporal"`` (each
-    stream's softmax) for a two-stream output."""
-    if not isinstance(output, TwoStreamOutput):
-        return {"": F.softmax(output, dim=-1)}
-    return {"": output.log_probs.exp(), **{s: F.softmax(getattr(output, s), dim=-1) for s in STREAMS}}
+    """Class probabilities ``(..., K)`` under the names of :func:`class_scores`: the softmax of
+    logits, the exponential of the fused log-probabilities."""
+    fused = isinstance(output, TwoStreamOutput)
+    return {name: scores.exp() if fused and name == "" else F.softmax(scores, dim=-1)
+            for name, scores in class_scores(output).items()}

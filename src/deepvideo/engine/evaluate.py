@@ -17,7 +17,8 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from deepvideo.engine.batch import class_probs, flatten_views, forward, map_output, output_loss
+from deepvideo.engine.batch import (class_probs, class_scores, flatten_views, forward, map_output,
+                                   output_loss)
 from deepvideo.engine.device import autocast, prepare_input
 from deepvideo.engine.distributed import all_gather_objects, all_sum, is_main, rank, world_size
 from deepvideo.engine.metrics import video_metrics
@@ -68,8 +69,9 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 8,
         clip_target = target[own].repeat_interleave(views)
         loss_sum += output_loss(map_output(lambda t: t.flatten(0, 1), output), clip_target, "sum").item()
         clip_count += len(clip_target)
+        for name, scores in class_scores(output).items():  # clip accuracy: argmax of logits, as in training
+            correct[name] += int((scores.argmax(2) == target[own, None]).sum())
         for name, p in class_probs(output).items():
-            correct[name] += int((p.argmax(2) == target[own, None]).sum())
             probs[name].update(zip(index[own].tolist(), p.mean(dim=1).numpy()))
         labels.update(zip(index[own].tolist(), target[own].tolist()))
     bad = dataset.bad_videos() if hasattr(dataset, "bad_videos") else []

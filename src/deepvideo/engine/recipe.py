@@ -39,8 +39,9 @@ class Recipe:
     """Model and clip settings; ``to_dict``/``from_dict`` round-trip through checkpoints.
 
     ``modality="rgb"``: clips of ``clip_len`` frames ``(3, T, H, W)``, normalised by
-    ``mean``/``std``.  ``"flow"``: stacks of ``clip_len`` consecutive optical-flow fields
-    ``(2, L, H, W)`` (a temporal stream's input, see :func:`build_flow_transform`), divided
+    ``mean``/``std``.  ``"flow"``: stacks of ``clip_len`` optical-flow fields ``(2, L, H, W)``
+    (consecutive at ``frame_stride`` 1, else every ``frame_stride``-th field; a temporal
+    stream's input, see :func:`build_flow_transform`), divided
     by ``flow_scale`` pixels after mean-flow subtraction.  ``"features"``: sequences of
     ``clip_len`` cached feature rows as ``(D, T, 1, 1)`` clips (:mod:`deepvideo.data.features`)
     for a temporal head; crops and normalisation do not apply.

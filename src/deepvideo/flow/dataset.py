@@ -3,7 +3,8 @@
 A :class:`FlowReader` looks like a :class:`~deepvideo.io.VideoReader` whose frames are flow
 fields: frame ``i`` is the flow from video frame ``i`` to ``i + 1`` as ``(H, W, 2)`` float32
 ``(dx, dy)`` pixels, so a video of ``T`` frames has ``T - 1``.  Clip samplers then pick ``L``
-consecutive fields for a stack, aligned in time with the RGB frames of the same indices.
+fields for a stack (consecutive at frame stride 1), aligned in time with the RGB frames of
+the same indices.
 
 The fields come from the cache that ``deepvideo flow-extract`` writes (one quantised
 ``.npz`` per video, :func:`~deepvideo.flow.flowio.save_flow`), or are computed on the fly

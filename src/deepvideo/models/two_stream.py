@@ -157,9 +157,15 @@ def fusion_weights(mode: str, weights: tuple[float, float]) -> tuple[float, floa
 
 def fuse_log_probs(logits_spatial: torch.Tensor, logits_temporal: torch.Tensor,
                    mode: str = "average", weights: tuple[float, float] = (1.0, 1.5)) -> torch.Tensor:
-    """Log of :func:`fuse`, computed stably in log space: ``(B, K), (B, K) -> (B, K)``."""
+    """Log of :func:`fuse`, computed stably in log space: ``(B, K), (B, K) -> (B, K)``.
+
+    Computed in (at least) float32: under autocast the streams' logits are bf16/fp16, whose
+    log-softmax and weights would leave the fused probabilities percent-level off.
+    """
     w = fusion_weights(mode, weights)
-    log_w = torch.tensor(w, dtype=logits_spatial.dtype, device=logits_spatial.device).log()
+    dtype = torch.promote_types(torch.promote_types(logits_spatial.dtype, logits_temporal.dtype), torch.float32)
+    logits_spatial, logits_temporal = logits_spatial.to(dtype), logits_temporal.to(dtype)
+    log_w = torch.tensor(w, dtype=dtype, device=logits_spatial.device).log()
     parts = torch.stack([F.log_softmax(logits_spatial, -1) + log_w[0],
                          F.log_softmax(logits_temporal, -1) + log_w[1]])
     return parts.logsumexp(0) - log_w.exp().sum().log()
