@@ -1,6 +1,6 @@
 """Train every model of the zoo on the built-in motion dataset with one recipe.
 
-    python benchmarks/zoo.py [--models a,b,...] [--epochs 10] [--out runs/zoo]
+    python benchmarks/zoo.py [--models a,b,...] [--epochs 10] [--lr 1e-3] [--out runs/zoo]
 
 Recipe (CPU-sized, the same for every model): the default motion dataset (8 classes,
 40/8/16 videos per class, 16 frames of 64x64, crf 8), frames resized to 32 px, random 28 px crops
@@ -62,13 +62,13 @@ SKIP = {"lstm_head": "takes feature sequences, not video",
         "vivit_tiny": "covered by vivit with the options above"}
 
 
-def run_one(name: str, data: DataSpec, epochs: int, out: Path) -> dict:
+def run_one(name: str, data: DataSpec, epochs: int, out: Path, lr: float = 1e-3) -> dict:
     options = MODEL_OPTIONS.get(name, {})
     recipe = Recipe(model=name, classes=[], model_kwargs=options, clip_len=CLIP_LEN, frame_stride=STRIDE,
                     size=CROP, resize=RESIZE, flip=False, test_clips=3)
     with torch.device("meta"):
         macs = summarize(create_model(name, num_classes=8, **options), (3, CLIP_LEN, CROP, CROP)).total_macs
-    config = TrainConfig(epochs=epochs, batch_size=16, lr=1e-3, weight_decay=1e-4,
+    config = TrainConfig(epochs=epochs, batch_size=16, lr=lr, weight_decay=1e-4,
                          warmup_epochs=0.3 * epochs, progress=False)
     tic = time.perf_counter()
     result = train(recipe, data, config, out / name)
@@ -86,16 +86,17 @@ def main() -> None:
     parser.add_argument("--models", help="comma-separated names (default: every registered model)")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--out", type=Path, default=Path("runs/zoo"))
+    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (the recipe's: 1e-3)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     names = args.models.split(",") if args.models else [n for n in list_models() if n not in SKIP]
     root = make_motion_dataset(None, SyntheticConfig(), progress=True)
     data = DataSpec(format="folder", root=str(root))
     print(f"machine: {cpu_model()}, {torch.get_num_threads()} threads; "
-          f"dataset {root}; clips 3x{CLIP_LEN}x{CROP}x{CROP} (stride {STRIDE}); {args.epochs} epochs")
+          f"dataset {root}; clips 3x{CLIP_LEN}x{CROP}x{CROP} (stride {STRIDE}); {args.epochs} epochs, lr {args.lr:g}")
     rows = []
     for name in names:
-        row = run_one(name, data, args.epochs, args.out)
+        row = run_one(name, data, args.epochs, args.out, args.lr)
         rows.append(row)
         print(f"{name}: video acc {row['video_acc']:.3f} ({row['s_per_epoch']:.1f} s/epoch)", flush=True)
         (args.out / "zoo.json").write_text(json.dumps(rows, indent=2))
