@@ -7,7 +7,8 @@ Recipe (CPU-sized, the same for every model): the default motion dataset (8 clas
 (centre crop at test time), 8-frame clips at frame stride 2, no flip, AdamW lr 1e-3 (weight
 decay 1e-4) with a warm-up over 30% of the epochs and cosine decay, batch 16; video accuracy from 3 uniform clips per
 test video.  Models whose inputs must have a fixed size get it through their options (see
-``MODEL_OPTIONS``).  Prints a markdown table: parameters, GMACs per clip, seconds per
+``MODEL_OPTIONS``); C3D alone gets larger clips (``CLIP_OVERRIDES``: 16 frames at stride 1,
+resize 36, crop 32).  Prints a markdown table: parameters, GMACs per clip, seconds per
 epoch, clip accuracy and video accuracy.
 """
 
@@ -41,7 +42,11 @@ MODEL_OPTIONS: dict[str, dict] = {
     "timesformer": {"num_frames": CLIP_LEN, "img_size": CROP, "patch_size": 7, "dim": 96, "depth": 4, "heads": 4},
     "vivit": {"num_frames": CLIP_LEN, "img_size": CROP, "patch_size": 7, "tubelet_size": 2, "dim": 96,
               "spatial_depth": 3, "temporal_depth": 2, "heads": 4},
+    "c3d": {"input_size": [16, 32, 32], "fc_width": 512},
 }
+# the one departure from the recipe's clips: C3D's four temporal poolings need 16 frames
+# (the motion dataset's whole 16-frame videos, stride 1) and its pool5 at least 32 px
+CLIP_OVERRIDES: dict[str, dict] = {"c3d": {"clip_len": 16, "frame_stride": 1, "size": 32, "resize": 36}}
 # not trained here: feature-sequence heads (no video input), and models whose fixed input
 # (224 px) or size makes CPU training impractical; their variants above cover the idea
 SKIP = {"lstm_head": "takes feature sequences, not video",
@@ -54,7 +59,6 @@ SKIP = {"lstm_head": "takes feature sequences, not video",
         "t3d_121": "CPU-heavy; t3d_tiny covers the architecture",
         "t3d_169": "CPU-heavy; t3d_tiny covers the architecture",
         "mvit_v2_s": "needs 3x16x224x224 input: GPU-sized",
-        "c3d": "needs clips of at least 16x32x32 (four temporal poolings)",
         "r2plus1d_34": "CPU-heavy; r2plus1d_18 covers the architecture",
         "r3d_50": "CPU-heavy; r3d_18 covers the architecture",
         "i3d_resnet50": "CPU-heavy; i3d_resnet18 covers the inflation",
@@ -64,10 +68,12 @@ SKIP = {"lstm_head": "takes feature sequences, not video",
 
 def run_one(name: str, data: DataSpec, epochs: int, out: Path, lr: float = 1e-3) -> dict:
     options = MODEL_OPTIONS.get(name, {})
-    recipe = Recipe(model=name, classes=[], model_kwargs=options, clip_len=CLIP_LEN, frame_stride=STRIDE,
-                    size=CROP, resize=RESIZE, flip=False, test_clips=3)
+    clips = {"clip_len": CLIP_LEN, "frame_stride": STRIDE, "size": CROP, "resize": RESIZE,
+             **CLIP_OVERRIDES.get(name, {})}
+    recipe = Recipe(model=name, classes=[], model_kwargs=options, flip=False, test_clips=3, **clips)
     with torch.device("meta"):
-        macs = summarize(create_model(name, num_classes=8, **options), (3, CLIP_LEN, CROP, CROP)).total_macs
+        shape = (3, clips["clip_len"], clips["size"], clips["size"])
+        macs = summarize(create_model(name, num_classes=8, **options), shape).total_macs
     config = TrainConfig(epochs=epochs, batch_size=16, lr=lr, weight_decay=1e-4,
                          warmup_epochs=0.3 * epochs, progress=False)
     tic = time.perf_counter()
@@ -78,7 +84,8 @@ def run_one(name: str, data: DataSpec, epochs: int, out: Path, lr: float = 1e-3)
     metrics = evaluate(model, test, batch_size=16)
     return {"model": name, "params": sum(p.numel() for p in model.parameters()), "gmacs": macs / 1e9,
             "s_per_epoch": seconds / epochs, "clip_acc": metrics["clip_acc"],
-            "video_acc": metrics["video_acc1"], "best_val": result["best_val_acc"], "options": options}
+            "video_acc": metrics["video_acc1"], "best_val": result["best_val_acc"], "options": options,
+            "clips": clips}
 
 
 def main() -> None:

@@ -10,6 +10,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from deepvideo.io.decode import _SWS_OPTIONS
+
 __all__ = ["write_video"]
 
 _CRF_ENCODERS = ("libx264", "libx264rgb", "libx265")
@@ -55,7 +57,7 @@ def _check(path: Path, frames: np.ndarray, fps: float, codec: str, keyframe_inte
 
 def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, codec: str = "libx264",
                 keyframe_interval: int | None = None, crf: int | None = None,
-                pix_fmt: str | None = None) -> Path:
+                pix_fmt: str | None = None, threads: int | None = None) -> Path:
     """Encode ``frames`` ``(T, H, W, 3)`` uint8 RGB to ``path`` (container from its suffix).
 
     Args:
@@ -69,6 +71,8 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, codec: 
             ``None`` keeps the encoder default (23 for libx264).
         pix_fmt: encoder pixel format; ``None`` picks yuv420p, or rgb24 for RGB encoders.
             Formats that subsample chroma (yuv420p) need even width and height.
+        threads: encoder threads; ``None`` lets FFmpeg choose (all cores).  1 makes the
+            bytes independent of the machine's load and core count.
 
     Returns the path written.  Raises ``ValueError`` naming ``path`` for bad arguments
     (wrong array, odd size for the pixel format, unknown encoder); a failed encode leaves
@@ -94,8 +98,12 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, codec: 
             if codec == "mpeg4":
                 stream.codec_context.bit_rate = max(400_000, width * height * 8)
             stream.options = options
+            if threads is not None:
+                stream.codec_context.thread_count = threads
             for image in frames:
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+                if pix_fmt != "rgb24":  # convert here, single-threaded: the same bytes on every run
+                    frame = frame.reformat(format=pix_fmt, **_SWS_OPTIONS)
                 container.mux(stream.encode(frame))
             container.mux(stream.encode())
     except BaseException as exc:
