@@ -72,3 +72,11 @@ def test_on_the_fly_flow_through_dataloader_workers(tiny_motion_root):
         FlowOpener(tiny_motion_root / "nowhere")
     with pytest.raises(VideoDecodeError, match="no cached flow"):
         FlowReader(tiny_motion_root / "val" / "left" / "left_0.mp4", cache=tiny_motion_root / "x.npz")
+
+
+def test_cached_opener_counts_a_video_outside_the_root_as_bad(tiny_motion_root, tiny_flow_cache, tmp_path):
+    outside = tmp_path / "elsewhere.mp4"
+    shutil.copy(tiny_motion_root / "train" / "left" / "left_0.mp4", outside)
+    opener = FlowOpener(tiny_flow_cache, root=tiny_motion_root)
+    with pytest.raises(VideoDecodeError, match="elsewhere.mp4: no cached flow"):
+        opener(outside)

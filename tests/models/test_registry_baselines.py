@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from deepvideo.models import create_model, list_models
+from deepvideo.models import create_model, list_models, register_model
 from deepvideo.models.frame import SingleFrame
 
 
@@ -53,3 +53,9 @@ def test_overfits_a_handful_of_clips(name, overfit):
     clips, labels = torch.randn(6, 3, 4, 16, 16), torch.tensor([0, 1, 2, 0, 1, 2])
     losses = overfit(model, clips, labels, steps=25, lr=1e-2)
     assert losses[-1] < 0.2 * losses[0]
+
+
+@pytest.mark.parametrize("inputs", ["rgb", (), ("rgb", 2)])
+def test_register_model_checks_its_input_names(inputs):
+    with pytest.raises(ValueError, match="inputs must be a tuple of tensor names"):
+        register_model(inputs=inputs)

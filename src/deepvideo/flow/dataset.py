@@ -188,7 +188,11 @@ class FlowOpener:
     def __call__(self, video: Path, threads: int = 1) -> FlowReader:
         reader = RGBFlowReader if self.frames else FlowReader
         if self.cache_dir is not None:
-            return reader(video, cache=flow_target(video, self.cache_dir, self.root), threads=threads)
+            try:
+                cache = flow_target(video, self.cache_dir, self.root)
+            except ValueError as exc:  # a video outside --data has no cache: a bad video, counted
+                raise VideoDecodeError(f"{video}: no cached flow ({exc})") from None
+            return reader(video, cache=cache, threads=threads)
         if self._estimate is None:
             self._estimate = make_estimator(self.method, self.weights)
         return reader(video, estimate=self._estimate, threads=threads)

@@ -39,6 +39,9 @@ def register_model(fn: Builder | None = None, *, inputs: tuple[str, ...] = VIDEO
     that takes several (a two-stream network's ``forward(rgb, flow)``).
     """
 
+    if isinstance(inputs, str) or not inputs or not all(isinstance(name, str) for name in inputs):
+        raise ValueError(f"register_model: inputs must be a tuple of tensor names, got {inputs!r}")
+
     def register(fn: Builder) -> Builder:
         if fn.__name__ in _REGISTRY:
             raise ValueError(f"model {fn.__name__!r} is registered twice")
