@@ -112,3 +112,34 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, codec: 
             raise ValueError(f"{path}: cannot write video ({exc})") from exc
         raise
     return path
+
+
+class VideoWriter:
+    """Encode ``(H, W, 3)`` uint8 RGB frames one at a time to h264 (yuv420p; odd sizes padded
+    by a replicated pixel), never holding the video: ``with VideoWriter(path, fps, width,
+    height) as out: out.write(frame)``.  An exception inside the block leaves no file."""
+
+    def __init__(self, path: str | os.PathLike, fps: float, width: int, height: int) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.container = av.open(str(self.path), mode="w")
+        self.stream = self.container.add_stream("libx264", rate=Fraction(fps or 25).limit_denominator(1001))
+        self.stream.width, self.stream.height = width + width % 2, height + height % 2
+        self.stream.pix_fmt = "yuv420p"
+
+    def write(self, frame: np.ndarray) -> None:
+        pad = ((0, self.stream.height - frame.shape[0]), (0, self.stream.width - frame.shape[1]), (0, 0))
+        if any(pad[0]) or any(pad[1]):
+            frame = np.pad(frame, pad, mode="edge")
+        image = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        self.container.mux(self.stream.encode(image.reformat(format="yuv420p", **_SWS_OPTIONS)))
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, exc_type: type | None, *exc: object) -> None:
+        if exc_type is None:
+            self.container.mux(self.stream.encode())
+        self.container.close()
+        if exc_type is not None:
+            self.path.unlink(missing_ok=True)

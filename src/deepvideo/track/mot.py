@@ -14,17 +14,17 @@ ids from 1), for :func:`deepvideo.track.motio.write_mot` and
 from __future__ import annotations
 
 import colorsys
+import contextlib
 import os
-from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Mapping, Union
 
-import av
 import cv2
 import numpy as np
 from tqdm import tqdm
 
 from deepvideo.io import VideoReader
+from deepvideo.io.encode import VideoWriter
 from deepvideo.track.deepsort import AppearanceEncoder, DeepSort, load_embedding
 from deepvideo.track.detect import make_detector
 from deepvideo.track.motio import frames_of
@@ -107,32 +107,6 @@ def draw_tracks(frame: np.ndarray, tracks: np.ndarray) -> np.ndarray:
     return out
 
 
-class _VideoSink:
-    """Encode frames one at a time (h264, yuv420p; odd sizes padded by a pixel), as
-    ``deepvideo.io.write_video`` does for a whole array; a failed run leaves no file."""
-
-    def __init__(self, path: Path, fps: float, width: int, height: int) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.container = av.open(str(path), mode="w")
-        self.stream = self.container.add_stream("libx264", rate=Fraction(fps or 25).limit_denominator(1001))
-        self.stream.width, self.stream.height = width + width % 2, height + height % 2
-        self.stream.pix_fmt = "yuv420p"
-
-    def write(self, frame: np.ndarray) -> None:
-        pad = (0, self.stream.height - frame.shape[0], 0, self.stream.width - frame.shape[1])
-        if any(pad):
-            frame = cv2.copyMakeBorder(frame, *pad, cv2.BORDER_REPLICATE)
-        self.container.mux(self.stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-
-    def close(self, failed: bool = False) -> None:
-        if not failed:
-            self.container.mux(self.stream.encode())
-        self.container.close()
-        if failed:
-            self.path.unlink(missing_ok=True)
-
-
 def track_video(video: str | os.PathLike, tracker: str | Tracker = "sort", detector: str | Detector = "mog2",
                 dets: str | os.PathLike | np.ndarray | None = None, weights: str | os.PathLike | None = None,
                 embedder: str | os.PathLike | None = None, video_out: str | os.PathLike | None = None,
@@ -157,20 +131,14 @@ def track_video(video: str | os.PathLike, tracker: str | Tracker = "sort", detec
                                  **({"device": device} if detector == "torchvision" else {}))
     tracker = make_tracker(tracker, embedder=embedder, device=device) if isinstance(tracker, str) else tracker
     out: list[np.ndarray] = []
-    with VideoReader(video) as reader:
-        sink = _VideoSink(Path(video_out), reader.fps, reader.width, reader.height) if video_out else None
-        try:
-            frames = tqdm(reader, total=reader.num_frames, desc=f"track {Path(video).name}",
-                          unit="frame", disable=not progress)
-            for number, frame in enumerate(frames, start=1):
-                tracks = tracker.update(detector(frame, number), frame)
-                out.append(_rows(number, tracks))
-                if sink is not None:
-                    sink.write(draw_tracks(frame, tracks))
-        except BaseException:
+    with VideoReader(video) as reader, contextlib.ExitStack() as stack:
+        sink = (stack.enter_context(VideoWriter(video_out, reader.fps, reader.width, reader.height))
+                if video_out else None)
+        frames = tqdm(reader, total=reader.num_frames, desc=f"track {Path(video).name}",
+                      unit="frame", disable=not progress)
+        for number, frame in enumerate(frames, start=1):
+            tracks = tracker.update(detector(frame, number), frame)
+            out.append(_rows(number, tracks))
             if sink is not None:
-                sink.close(failed=True)
-            raise
-        if sink is not None:
-            sink.close()
+                sink.write(draw_tracks(frame, tracks))
     return np.concatenate(out) if out else np.empty((0, 10))

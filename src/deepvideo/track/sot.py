@@ -10,11 +10,12 @@ kind and its configuration in their metadata, written atomically.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -26,8 +27,9 @@ from safetensors.torch import save
 from tqdm import tqdm
 
 from deepvideo.data.synthetic import MOTION_CLASSES, SyntheticConfig, render_video, video_rng
-from deepvideo.io import VideoReader, read_video, write_video
+from deepvideo.io import VideoReader, read_video
 from deepvideo.io.atomic import atomic_write
+from deepvideo.io.encode import VideoWriter
 from deepvideo.track.goturn import GOTURNConfig, GOTURNNet, GOTURNTracker, goturn_example
 from deepvideo.track.ope import check_box
 from deepvideo.track.siamfc import (SiamFCConfig, SiamFCNet, SiamFCTracker, crop_and_resize,
@@ -239,20 +241,24 @@ def make_tracker(tracker: str = "siamfc", weights: str | os.PathLike | None = No
     return SiamFCTracker(net, device) if kind == "siamfc" else GOTURNTracker(net, device)
 
 
+def _track(tracker: SiamFCTracker | GOTURNTracker, frames: Iterable[np.ndarray], box: Sequence[float]
+           ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(frame, box)`` per frame, the first box being ``box`` itself (the OPE convention)."""
+    for t, frame in enumerate(frames):
+        if t == 0:
+            tracker.init(frame, box)
+            yield frame, np.asarray(box, dtype=np.float64)
+        else:
+            yield frame, np.asarray(tracker.update(frame), dtype=np.float64)
+
+
 def track_frames(tracker: SiamFCTracker | GOTURNTracker, frames: Iterable[np.ndarray],
                  box: Sequence[float], progress: bool = False, total: int | None = None
                  ) -> np.ndarray:
     """Run ``tracker`` over ``frames`` (``(H, W, 3)`` uint8 each) from ``box`` on the first
     one: ``(T, 4)`` boxes, the first being ``box`` itself (the OPE convention)."""
-    boxes = []
-    for t, frame in enumerate(tqdm(frames, total=total, desc="tracking", unit="frame",
-                                   disable=not progress)):
-        if t == 0:
-            tracker.init(frame, box)
-            boxes.append(np.asarray(box, dtype=np.float64))
-        else:
-            boxes.append(tracker.update(frame))
-    return np.array(boxes).reshape(-1, 4)
+    frames = tqdm(frames, total=total, desc="tracking", unit="frame", disable=not progress)
+    return np.array([b for _, b in _track(tracker, frames, box)]).reshape(-1, 4)
 
 
 def _draw(frame: np.ndarray, box: np.ndarray) -> np.ndarray:
@@ -266,21 +272,18 @@ def track_video(video: str | os.PathLike, box: Sequence[float], tracker: str = "
                 out_video: str | os.PathLike | None = None, device: str = "cpu") -> np.ndarray:
     """Track the object at ``box`` ``(x, y, w, h)`` on the first frame of ``video``
     through the whole file, decoding frame by frame with ``VideoReader``: ``(T, 4)``
-    boxes.  ``out_video`` also writes the frames with the box drawn (kept in memory until
-    the end).  A bad ``box`` (``w <= 0``, outside the frame) raises ``ValueError``."""
+    boxes.  ``out_video`` also writes the frames with the box drawn, as they are tracked.
+    A bad ``box`` (``w <= 0``, outside the frame) raises ``ValueError``."""
     runner = make_tracker(tracker, weights, device)
-    with VideoReader(video) as reader:
+    with VideoReader(video) as reader, contextlib.ExitStack() as stack:
         check_box(box, reader.width, reader.height, "--box")
-        drawn: list[np.ndarray] = []
-
-        def frames() -> Iterable[np.ndarray]:
-            for frame in reader:
-                if out_video is not None:
-                    drawn.append(frame)
-                yield frame
-
-        boxes = track_frames(runner, frames(), box, progress, reader.num_frames)
-        fps = reader.fps
-    if out_video is not None:
-        write_video(out_video, np.stack([_draw(f, b) for f, b in zip(drawn, boxes)]), fps)
+        sink = (stack.enter_context(VideoWriter(out_video, reader.fps, reader.width, reader.height))
+                if out_video is not None else None)
+        frames = tqdm(reader, total=reader.num_frames, desc="tracking", unit="frame", disable=not progress)
+        boxes = []
+        for frame, found in _track(runner, frames, box):
+            boxes.append(found)
+            if sink is not None:
+                sink.write(_draw(frame, found))
+    boxes = np.array(boxes).reshape(-1, 4)
     return boxes
