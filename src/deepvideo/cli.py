@@ -622,7 +622,7 @@ def _box_file_kind(path: Path) -> str:
 
 
 def _evaluate_mot(args: argparse.Namespace) -> dict[str, dict[str, float]]:
-    from deepvideo.track.mot_metrics import evaluate_benchmark, evaluate_files, evaluate_sequences
+    from deepvideo.track.mot_metrics import evaluate_benchmark, evaluate_files, evaluate_sequences, read_ground_truth
     from deepvideo.track.motio import read_mot
 
     options = dict(iou_threshold=args.iou_threshold, clear_rule=args.clear_rule)
@@ -633,7 +633,7 @@ def _evaluate_mot(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     names = _sequence_names(args.gt)
     if len(names) == 1:
         return {names[0]: evaluate_files(args.gt[0], args.pred[0], **options)}
-    sequences = {name: (read_mot(g), read_mot(p)) for name, g, p in zip(names, args.gt, args.pred)}
+    sequences = {name: (read_ground_truth(g), read_mot(p)) for name, g, p in zip(names, args.gt, args.pred)}
     return evaluate_sequences(sequences, progress=not args.json, **options)
 
 

@@ -33,11 +33,16 @@ HOTA as TrackEval).
 
 from __future__ import annotations
 
+import json
+import re
+import shutil
+
 import numpy as np
 import pytest
 
+from deepvideo.cli import main
 from deepvideo.track.mot_metrics import (evaluate_benchmark, evaluate_files, evaluate_mot, evaluate_sequences,
-                                         format_table, iou_matrix)
+                                         format_table, iou_matrix, read_ground_truth)
 from deepvideo.track.motio import write_mot
 
 # TrackEval 1.0.0 (script above); our key -> value
@@ -249,3 +254,127 @@ def test_bad_inputs():
         evaluate_mot(gt, gt, clear_rule="other")
     with pytest.raises(ValueError, match=r"gt: MOT rows must be an \(N, >=7\) array"):
         evaluate_mot(gt[:, :6], gt)
+
+
+# ---------------------------------------------------------------------------------- files without boxes
+
+BOXES = "1,1,10,20,40,80,1,-1,-1,-1\n2,1,10,20,40,80,1,-1,-1,-1\n"
+GT_LINES = BOXES + "2,2,200,0,30,30,0,-1,-1,-1\n"  # and an ignored box
+
+
+@pytest.mark.parametrize("text", ["", "\n \n", "\ufeff"])
+def test_empty_ground_truth_file_is_an_error(tmp_path, text):
+    """An array without gt boxes evaluates (test_false_positives_only); a gt *file* without one
+    is refused, as MOTA and recall divide by its box count."""
+    gt, pred = tmp_path / "gt.txt", tmp_path / "pred.txt"
+    gt.write_text(text, encoding="utf-8")
+    pred.write_text(GT_LINES)
+    message = re.escape(f"{gt}: ground truth holds no boxes (empty file), so MOTA and recall are undefined")
+    with pytest.raises(ValueError, match=message):
+        read_ground_truth(gt)
+    with pytest.raises(ValueError, match=message):
+        evaluate_files(gt, pred)
+
+
+def test_wholly_zero_marked_ground_truth_file_is_an_error(tmp_path):
+    gt = tmp_path / "gt.txt"
+    gt.write_text("1,1,10,20,40,80,0\n2,1,10,20,40,80,0\n")
+    with pytest.raises(ValueError, match=r"gt\.txt: all 2 ground-truth boxes have conf 0 \(ignored\)"):
+        evaluate_files(gt, gt)
+
+
+def test_empty_result_file_evaluates(tmp_path):
+    """A tracker that output nothing: every gt box a miss, MOTA = 1 - FN / GT = 0."""
+    gt, pred = tmp_path / "gt.txt", tmp_path / "pred.txt"
+    gt.write_text(GT_LINES)
+    pred.write_text("")
+    np.testing.assert_array_equal(read_ground_truth(gt)[:, 6], [1, 1, 0])
+    r = evaluate_files(gt, pred)
+    assert (r["GT"], r["FN"], r["TP"], r["FP"], r["IDSW"]) == (2, 2, 0, 0, 0)  # the conf-0 box is not counted
+    assert r["MOTA"] == 0.0 and r["Rcll"] == 0.0 and r["IDF1"] == 0.0 and r["HOTA"] == 0.0
+    assert (r["MT"], r["PT"], r["ML"], r["num_frames"]) == (0, 0, 1, 2)
+
+
+def test_benchmark_with_an_empty_ground_truth_names_it(shared_data, tmp_path):
+    root = tmp_path / "train"
+    shutil.copytree(shared_data / "mot" / "mmtracking_demo_MOT15" / "train", root)
+    (root / "TUD-Stadtmitte" / "gt" / "gt.txt").write_text("")
+    with pytest.raises(ValueError, match=r"TUD-Stadtmitte[/\\]gt[/\\]gt\.txt: ground truth holds no boxes"):
+        evaluate_benchmark(root, root / "results")
+
+
+# ---------------------------------------------------------------------------------- `deepvideo track eval`
+
+def track_eval(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["track", "eval", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(err: str, *fragments: str) -> None:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("deepvideo track eval: error: "), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture
+def mot_files(tmp_path):
+    """A 2-box ground truth (plus an ignored box), an empty result, an empty gt, a perfect result."""
+    files = {name: tmp_path / f"{name}.txt" for name in ("gt", "none", "empty_gt", "good")}
+    files["gt"].write_text(GT_LINES)
+    files["none"].write_text("")
+    files["empty_gt"].write_text("")
+    files["good"].write_text(BOXES)
+    return files
+
+
+def test_cli_empty_ground_truth_exits_with_one_line(capsys, mot_files):
+    code, out, err = track_eval(capsys, "--gt", str(mot_files["empty_gt"]), "--pred", str(mot_files["good"]))
+    assert code == 2 and out == ""
+    one_line_error(err, f"{mot_files['empty_gt']}: ground truth holds no boxes", "MOTA and recall are undefined")
+    # among several sequences too: the empty one is named, nothing is printed
+    code, out, err = track_eval(capsys, "--gt", str(mot_files["gt"]), str(mot_files["empty_gt"]),
+                                "--pred", str(mot_files["good"]), str(mot_files["good"]), "--json")
+    assert code == 2 and out == ""
+    one_line_error(err, f"{mot_files['empty_gt']}: ground truth holds no boxes")
+
+
+def test_cli_empty_result_still_evaluates(capsys, mot_files):
+    code, out, err = track_eval(capsys, "--gt", str(mot_files["gt"]), "--pred", str(mot_files["none"]), "--json")
+    assert code == 0, err
+    (r,) = json.loads(out).values()
+    assert (r["GT"], r["FN"], r["TP"], r["FP"], r["MOTA"], r["Rcll"]) == (2, 2, 0, 0, 0.0, 0.0)
+    second = shutil.copy(mot_files["gt"], mot_files["gt"].with_name("second.txt"))
+    code, out, err = track_eval(capsys, "--gt", str(mot_files["gt"]), str(second),
+                                "--pred", str(mot_files["none"]), str(mot_files["good"]), "--json")
+    assert code == 0, err
+    results = json.loads(out)
+    assert results["second"]["MOTA"] == 1.0
+    combined = results["COMBINED"]
+    assert (combined["GT"], combined["TP"], combined["FN"]) == (4, 2, 2)
+    assert combined["MOTA"] == pytest.approx(1 - 2 / 4)
+
+
+@pytest.mark.parametrize("line, problem", [
+    ("2,1,10,20,40", "expected 6 to 10 fields (frame,id,x,y,w,h[,conf,x,y,z]), got 5"),
+    ("2,1,10,20,forty,80,1", "w 'forty' is not a number"),
+])
+@pytest.mark.parametrize("bad", ["--gt", "--pred"])
+def test_cli_malformed_line_names_file_and_line(capsys, mot_files, tmp_path, line, problem, bad):
+    malformed = tmp_path / "malformed.txt"
+    malformed.write_text(f"1,1,10,20,40,80,1\n\n{line}\n")
+    gt, pred = (malformed, mot_files["good"]) if bad == "--gt" else (mot_files["gt"], malformed)
+    code, out, err = track_eval(capsys, "--gt", str(gt), "--pred", str(pred))
+    assert code == 2 and out == ""
+    one_line_error(err, f"{malformed}:3: {problem}")
+
+
+@pytest.mark.parametrize("bad", ["--gt", "--pred"])
+def test_cli_missing_file_is_named(capsys, mot_files, tmp_path, bad):
+    missing = tmp_path / "missing.txt"
+    gt, pred = (missing, mot_files["good"]) if bad == "--gt" else (mot_files["gt"], missing)
+    code, out, err = track_eval(capsys, "--gt", str(gt), "--pred", str(pred))
+    assert code == 2 and out == ""
+    one_line_error(err, f"{missing}: no such")

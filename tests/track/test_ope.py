@@ -144,6 +144,13 @@ def test_mismatched_lengths_name_the_files(tmp_path: Path) -> None:
         evaluate_files(tmp_path / "gt.txt", tmp_path / "pred.txt")
 
 
+def test_empty_ground_truth_is_an_error_not_nan(tmp_path: Path) -> None:
+    (tmp_path / "gt.txt").write_text("\n")
+    (tmp_path / "pred.txt").write_text("")
+    with pytest.raises(ValueError, match=r"gt\.txt: ground truth holds no boxes \(empty file\)"):
+        evaluate_files(tmp_path / "gt.txt", tmp_path / "pred.txt")
+
+
 def test_check_box() -> None:
     np.testing.assert_array_equal(check_box((1, 2, 3, 4), 10, 10), [1, 2, 3, 4])
     for box, message in [((1, 2, 0, 4), "positive"), ((1, 2, 3, -1), "positive"),

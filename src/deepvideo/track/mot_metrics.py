@@ -23,7 +23,9 @@ and a predicted box may match when their IoU is at least ``iou_threshold``.
 Results: rates are fractions in ``[0, 1]``, not percent (MOTA can be negative); counts are
 ints.  ``MOTP`` is the mean IoU of the matched pairs (TrackEval's and the MOTChallenge
 leaderboard's MOTP); ``MOTP_dist = 1 - MOTP`` is py-motmetrics' ``motp``, the mean ``1 - IoU``
-distance.  Empty denominators count as 1, as in TrackEval, so no value is NaN.
+distance.  Empty denominators count as 1, as in TrackEval, so no value is NaN.  A ground-truth
+*file* must hold a box to evaluate, though: the functions that read files refuse one that is
+empty or wholly zero-marked (:func:`read_ground_truth`), where MOTA and recall are undefined.
 
 The two references agree on the MOT15 sample sequences but not always on CLEAR MOT in crowded
 scenes.  By default (``clear_rule="motmetrics"``) CLEAR MOT follows py-motmetrics and the
@@ -49,8 +51,8 @@ from tqdm import tqdm
 
 from deepvideo.track.motio import frames_of, read_mot
 
-__all__ = ["HOTA_ALPHAS", "CLEAR_RULES", "iou_matrix", "evaluate_mot", "evaluate_files", "evaluate_sequences",
-           "evaluate_benchmark", "format_table"]
+__all__ = ["HOTA_ALPHAS", "CLEAR_RULES", "iou_matrix", "read_ground_truth", "evaluate_mot", "evaluate_files",
+           "evaluate_sequences", "evaluate_benchmark", "format_table"]
 
 _EPS = np.finfo(np.float64).eps
 HOTA_ALPHAS = np.arange(0.05, 0.99, 0.05)  # the 19 localisation thresholds 0.05 .. 0.95 HOTA averages over
@@ -373,10 +375,28 @@ def evaluate_mot(gt: np.ndarray, pred: np.ndarray, iou_threshold: float = 0.5, *
     return _scores(_counts(gt, pred, iou_threshold, clear_rule, "gt", "pred"))
 
 
+def read_ground_truth(path: str | os.PathLike) -> np.ndarray:
+    """:func:`read_mot` for a ground-truth file, which must hold at least one box to evaluate.
+
+    With no box (an empty file) or only zero-marked ones (``conf == 0``, ignored) every rate
+    over the ground truth -- MOTA, recall -- divides by zero, so such a file raises
+    ``ValueError("<file>: ...")``.  A tracker's result file may be empty: read it with
+    ``read_mot``.
+    """
+    rows = read_mot(path)
+    if len(rows) == 0:
+        raise ValueError(f"{path}: ground truth holds no boxes (empty file), so MOTA and recall are undefined")
+    if not (rows[:, 6] != 0).any():
+        raise ValueError(f"{path}: all {len(rows)} ground-truth boxes have conf 0 (ignored), "
+                         "so MOTA and recall are undefined")
+    return rows
+
+
 def evaluate_files(gt_path: str | os.PathLike, pred_path: str | os.PathLike, iou_threshold: float = 0.5, *,
                    clear_rule: str = "motmetrics") -> dict[str, float]:
-    """:func:`evaluate_mot` on two MOTChallenge files (errors name the file at fault)."""
-    return _scores(_counts(read_mot(gt_path), read_mot(pred_path), iou_threshold, clear_rule, str(gt_path),
+    """:func:`evaluate_mot` on two MOTChallenge files (errors name the file at fault; ground truth
+    is read with :func:`read_ground_truth`, so it may not be empty, while the result may)."""
+    return _scores(_counts(read_ground_truth(gt_path), read_mot(pred_path), iou_threshold, clear_rule, str(gt_path),
                            str(pred_path)))
 
 
@@ -399,7 +419,8 @@ def evaluate_benchmark(gt_root: str | os.PathLike, results_dir: str | os.PathLik
                        clear_rule: str = "motmetrics", progress: bool = False) -> dict[str, dict[str, float]]:
     """Evaluate a tracker on a MOTChallenge split: every ``gt_root/<seq>/gt/gt.txt`` against
     ``results_dir/<seq>.txt``.  Returns per-sequence results and ``"COMBINED"``; a missing
-    result file raises ``FileNotFoundError`` naming it."""
+    result file raises ``FileNotFoundError`` naming it, a ground-truth file without a box to
+    evaluate ``ValueError`` (:func:`read_ground_truth`)."""
     gt_root, results_dir = Path(gt_root), Path(results_dir)
     gt_files = sorted(gt_root.glob("*/gt/gt.txt"))
     if not gt_files:
@@ -410,7 +431,7 @@ def evaluate_benchmark(gt_root: str | os.PathLike, results_dir: str | os.PathLik
         result = results_dir / f"{name}.txt"
         if not result.is_file():
             raise FileNotFoundError(f"{result}: no tracker result for sequence {name}")
-        sequences[name] = (read_mot(gt_file), read_mot(result))
+        sequences[name] = (read_ground_truth(gt_file), read_mot(result))
     return evaluate_sequences(sequences, iou_threshold, clear_rule=clear_rule, progress=progress)
 
 

@@ -198,7 +198,8 @@ def evaluate_files(gt_path: str | os.PathLike | Sequence[str | os.PathLike],
     """``evaluate_ope`` over box files: one ground-truth and one prediction file per
     sequence (a path or equal-length lists of paths).  Ground truth is ``x,y,w,h``;
     ``pred_format="xyxy"`` reads mmtracking-style ``x1,y1,x2,y2`` results.  A count
-    mismatch raises ``ValueError`` naming both files."""
+    mismatch raises ``ValueError`` naming both files, a ground-truth file without a box
+    (no frame to score) ``ValueError`` naming it."""
     many = not isinstance(gt_path, (str, os.PathLike))
     gt_paths = list(gt_path) if many else [gt_path]
     pred_paths = list(pred_path) if many else [pred_path]
@@ -207,6 +208,8 @@ def evaluate_files(gt_path: str | os.PathLike | Sequence[str | os.PathLike],
     gts, preds = [], []
     for g, p in zip(gt_paths, pred_paths):
         gts.append(read_boxes(g))
+        if len(gts[-1]) == 0:
+            raise ValueError(f"{g}: ground truth holds no boxes (empty file), so there is no frame to score")
         preds.append(read_boxes(p, pred_format))
         if len(gts[-1]) != len(preds[-1]):
             raise ValueError(f"{p}: {len(preds[-1])} boxes but {g} has {len(gts[-1])}")
