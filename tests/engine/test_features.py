@@ -9,7 +9,9 @@ import torchvision
 
 from deepvideo.cli import main
 from deepvideo.data.features import FeatureReader, feature_target, features_to_clip, load_features
-from deepvideo.engine.features import build_backbone, extract_features
+from deepvideo.engine.checkpoint import save_checkpoint
+from deepvideo.engine.features import build_backbone, extract_features, video_features
+from deepvideo.engine.recipe import Recipe
 from deepvideo.io import VideoDecodeError, read_video
 from deepvideo.models import create_model
 from deepvideo.models.heads import as_sequence
@@ -98,3 +100,70 @@ def test_cli_extract_features_then_train_a_head(capsys, tiny_motion_root, tmp_pa
     assert main(["train", "--model", "tcn_head", "--modality", "features", "--feature-dir", str(tmp_path / "empty"),
                  "--data", str(tiny_motion_root), "--out", str(tmp_path / "x")]) == 2
     assert "no feature files" in capsys.readouterr().err
+
+
+def save_trained(path, recipe: Recipe) -> torch.nn.Module:
+    """A checkpoint as ``deepvideo train`` writes it (recipe and weights), of a seeded untrained model."""
+    torch.manual_seed(0)
+    model = recipe.build_model().eval()
+    save_checkpoint(path, {"model": model.state_dict(), "recipe": recipe.to_dict()})
+    return model
+
+
+@pytest.mark.parametrize("backbone", ["small_cnn2d", "resnet18"])
+def test_two_stream_checkpoint_gives_its_spatial_stream_per_frame(capsys, tiny_motion_root, tmp_path, backbone):
+    recipe = Recipe(model="two_stream", classes=["left", "right"], modality="rgb+flow", clip_len=3, size=24,
+                    resize=32, model_kwargs={"flow_frames": 3, "backbone": backbone, "widths": [4, 8]})
+    checkpoint = tmp_path / "two_stream.pt"
+    model = save_trained(checkpoint, recipe)
+    extractor = build_backbone(str(checkpoint))
+    assert extractor.clip_len is None                            # a 2D CNN: one row per frame
+    video = sorted((tiny_motion_root / "val").rglob("*.mp4"))[0]
+    features, times = video_features(video, extractor, batch_size=3, every=2)
+    dim = 8 if backbone == "small_cnn2d" else 512
+    assert features.shape == (4, dim)                            # frames 0, 2, 4, 6 of 8
+    np.testing.assert_allclose(times, np.arange(0, 8, 2) / 8)
+    frames = read_video(video)[::2]                              # the RGB half of the training pipeline
+    rgb, _ = recipe.transform(False)((frames, np.zeros((*frames.shape[:3], 2), np.float32)))
+    images = rgb.transpose(0, 1)                                 # (T, 3, 24, 24)
+    head = model.spatial.net[1] if backbone == "small_cnn2d" else model.spatial.net.fc
+    with torch.no_grad():                                        # the rows are what the head classifies
+        torch.testing.assert_close(head(torch.from_numpy(features)), model.spatial(images), rtol=1e-4, atol=1e-4)
+    out = tmp_path / "features"
+    assert main(["extract-features", "--data", str(tiny_motion_root), "--out", str(out), "--backbone",
+                 str(checkpoint), "--every", "2"]) == 0
+    assert f"22 written, 0 already done, 0 unreadable; {dim} features per frame" in capsys.readouterr().out
+    stored, _ = load_features(feature_target(video, out, tiny_motion_root))
+    np.testing.assert_allclose(stored.astype(np.float32), features, rtol=2e-3, atol=2e-3)
+
+
+def test_two_stream_i3d_gives_its_rgb_i3d_per_clip(tiny_motion_root):
+    extractor = build_backbone("two_stream_i3d", size=32, clip_len=4)
+    assert extractor.clip_len == 4
+    video = sorted((tiny_motion_root / "val").rglob("*.mp4"))[0]
+    features, times = video_features(video, extractor)           # RGB clips (3, 4, 32, 32) of 8 frames
+    assert features.shape == (2, 512) and np.isfinite(features).all()
+    np.testing.assert_allclose(times, [0.0, 0.5])
+
+
+@pytest.mark.parametrize("modality", ["flow", "features"])
+def test_a_checkpoint_not_trained_on_rgb_is_one_line_error(capsys, tiny_motion_root, tmp_path, modality):
+    if modality == "flow":                                       # a temporal stream: its input is a flow stack
+        recipe = Recipe(model="temporal_stream", classes=["left", "right"], modality="flow", clip_len=3,
+                        size=24, resize=32, model_kwargs={"flow_frames": 3, "widths": [4, 8]})
+    else:
+        recipe = Recipe(model="tcn_head", classes=["left", "right"], modality="features", clip_len=3,
+                        model_kwargs={"feature_dim": 6, "widths": [4]})
+    checkpoint = tmp_path / f"{modality}.pt"
+    save_trained(checkpoint, recipe)
+    with pytest.raises(ValueError, match=f"{checkpoint}: trained on {modality} input; extract-features runs on RGB"):
+        build_backbone(str(checkpoint))
+    out = tmp_path / "features"
+    assert main(["extract-features", "--data", str(tiny_motion_root), "--out", str(out), "--backbone",
+                 str(checkpoint)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"deepvideo extract-features: error: {checkpoint}: trained on {modality} input; "
+                   "extract-features runs on RGB frames, use a checkpoint trained on rgb or rgb+flow\n")
+    assert not out.exists()
+    with pytest.raises(ValueError, match="backbone 'temporal_stream' takes optical flow"):
+        build_backbone("temporal_stream")

@@ -12,10 +12,16 @@ Two kinds of backbone:
   clips of ``clip_len`` frames (Kinetics normalisation by default): one row per clip.
 
 The classifier (``fc``, ``classifier``, ``head`` or ``heads``) is replaced by the identity,
-so a row is the pooled feature vector.  Videos are decoded in chunks of ``batch_size``
-frames (or clips), never whole, and each video's features are written atomically to
-:func:`~deepvideo.data.features.feature_target` as float16, so a killed run resumes where it
-stopped.  Unreadable videos are skipped and reported.
+so a row is the pooled feature vector.  A two-stream network (``two_stream``,
+``two_stream_i3d``, trained on the ``rgb+flow`` modality) gives its spatial (RGB) stream:
+``two_stream``'s 2D CNN runs per frame like an image classifier (one row per frame),
+``two_stream_i3d``'s RGB I3D per clip, both fed the RGB half of the recipe's test-time
+pipeline.  A checkpoint trained on flow (or feature) input cannot run on RGB frames and is
+refused, as is the ``temporal_stream`` model.
+
+Videos are decoded in chunks of ``batch_size`` frames (or clips), never whole, and each
+video's features are written atomically to :func:`~deepvideo.data.features.feature_target` as
+float16, so a killed run resumes where it stopped.  Unreadable videos are skipped and reported.
 """
 
 from __future__ import annotations
@@ -33,10 +39,11 @@ from tqdm import tqdm
 
 from deepvideo.data.features import feature_target
 from deepvideo.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
-from deepvideo.engine.recipe import load_trained
+from deepvideo.engine.recipe import RGB_FLOW, load_trained
 from deepvideo.io import VideoDecodeError, open_video
 from deepvideo.io.atomic import atomic_write
 from deepvideo.models import create_model, list_models
+from deepvideo.models.two_stream import SpatialStream, TemporalStream, TwoStream
 from deepvideo.models.weights import load_weights
 
 __all__ = ["FeatureSummary", "build_backbone", "extract_features", "video_features"]
@@ -72,19 +79,43 @@ def _drop_head(net: nn.Module, name: str) -> nn.Module:
     raise ValueError(f"backbone {name!r} has no classifier to remove (none of {', '.join(HEADS)})")
 
 
+def _rgb_features(net: nn.Module, name: str) -> tuple[nn.Module, bool]:
+    """The part of ``net`` that maps RGB input to features (its classifier removed), and
+    whether that part is a 2D network (run per frame).
+
+    A :class:`TwoStream` gives its spatial stream; a :class:`SpatialStream` its 2D image
+    classifier's features (``net[0]`` of a small_cnn2d one, see ``image_classifier``).
+    """
+    if isinstance(net, TwoStream):
+        net = net.spatial
+    if isinstance(net, TemporalStream):
+        raise ValueError(f"backbone {name!r} takes optical flow; extract-features runs on RGB frames")
+    if isinstance(net, SpatialStream):
+        image = net.net
+        return (image[0] if isinstance(image, nn.Sequential) else _drop_head(image, name)), True
+    return _drop_head(net, name), False
+
+
 def build_backbone(name: str, weights: str | os.PathLike | None = None, size: int | None = None,
                    clip_len: int = 16) -> Backbone:
     """The headless backbone ``name`` (see the module docstring) in eval mode; ``weights``
     is a local state_dict file for a named model."""
     if Path(name).is_file():
         recipe, net = load_trained(name)
-        return Backbone(_drop_head(net, recipe.model).eval(), recipe.transform(False), recipe.clip_len)
+        if recipe.modality not in ("rgb", RGB_FLOW):
+            raise ValueError(f"{name}: trained on {recipe.modality} input; extract-features runs on RGB "
+                             f"frames, use a checkpoint trained on rgb or {RGB_FLOW}")
+        net, per_frame = _rgb_features(net, recipe.model)
+        transform = build_transform(False, size=recipe.size, resize=recipe.resize, mean=recipe.mean,
+                                    std=recipe.std)
+        return Backbone(net.eval(), transform, None if per_frame else recipe.clip_len)
     if name in list_models():
         net = create_model(name)
         if weights is not None:
             load_weights(net, weights)
+        net, per_frame = _rgb_features(net, name)
         size = size or 112
-        return Backbone(_drop_head(net, name).eval(), build_transform(False, size=size, resize=size), clip_len)
+        return Backbone(net.eval(), build_transform(False, size=size, resize=size), None if per_frame else clip_len)
     if name not in torchvision.models.list_models(module=torchvision.models):
         raise ValueError(f"unknown backbone {name!r}: a torchvision image classifier (resnet18, ...), "
                          f"a model of `deepvideo models` or a checkpoint file")
