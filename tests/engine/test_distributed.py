@@ -54,3 +54,28 @@ def test_sharded_evaluation_scores_every_video_once(tiny_motion_root, tmp_path):
     expected = json.loads(single.stdout)
     assert sharded["video_acc1"] == expected["video_acc1"] and sharded["confusion"] == expected["confusion"]
     assert abs(sharded["loss"] - expected["loss"]) < 1e-5
+
+
+def test_rank_zero_buffers_reach_every_process_and_only_rank_zero_warns(tmp_path):
+    """BatchNorm statistics differ per process after training; every process then validates
+    rank 0's.  A bad video's warning comes once (the engine gathers and reports all of them)."""
+    script = tmp_path / "buffers.py"
+    script.write_text(
+        "import warnings\n"
+        "import torch\n"
+        "from deepvideo.data.datasets import BadVideoWarning\n"
+        "from deepvideo.engine.distributed import broadcast_buffers, process_group, rank\n"
+        "with process_group(torch.device('cpu')):\n"
+        "    warnings.warn('sentinel', BadVideoWarning)\n"
+        "    norm = torch.nn.BatchNorm3d(2)\n"
+        "    norm.running_mean.fill_(rank() + 1.0)\n"
+        "    norm.num_batches_tracked.fill_(10 * (rank() + 1))\n"
+        "    broadcast_buffers(norm)\n"
+        f"    with open(f'{tmp_path}/rank{{rank()}}.txt', 'w') as fh:\n"  # the two stdouts may interleave
+        "        print(norm.running_mean.tolist(), int(norm.num_batches_tracked), file=fh)\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          str(script)], capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert [(tmp_path / f"rank{r}.txt").read_text() for r in (0, 1)] == ["[1.0, 1.0] 10\n"] * 2
+    assert run.stderr.count("BadVideoWarning: sentinel") == 1

@@ -14,6 +14,7 @@ import torch
 
 from deepvideo.engine import DataSpec, Recipe, TrainConfig, evaluate, load_checkpoint, train
 from deepvideo.engine.recipe import load_trained
+from deepvideo.engine.train import _InputWait
 
 TINY = {"widths": [4, 8]}
 
@@ -30,7 +31,10 @@ def test_train_writes_metrics_curves_and_checkpoints(tiny_motion_root, tmp_path)
     assert len(result["history"]) == 2
     rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
     assert [r["epoch"] for r in rows] == ["1", "2"]
-    assert {"train_loss", "train_acc", "val_loss", "val_acc", "lr", "clips_per_s", "bad_videos"} <= set(rows[0])
+    assert {"train_loss", "train_acc", "val_loss", "val_acc", "lr", "clips_per_s", "bad_videos",
+            "input_wait"} <= set(rows[0])
+    # no workers: every batch is decoded while the model waits, a real share of the epoch
+    assert all(0.0 < row["input_wait"] < 1.0 for row in result["history"])
     assert (tmp_path / "curves.png").stat().st_size > 1000
     state = load_checkpoint(tmp_path / "last.pt", required=("model", "optimizer", "scheduler", "epoch", "rng"))
     assert state["epoch"] == 2 and state["recipe"]["classes"] == ["left", "right"]
@@ -39,6 +43,15 @@ def test_train_writes_metrics_curves_and_checkpoints(tiny_motion_root, tmp_path)
     metrics = evaluate(model, test_set, batch_size=4)
     assert metrics["num_videos"] == 6 and metrics["num_clips"] == 12
     assert 0.0 <= metrics["video_acc1"] <= 1.0 and len(metrics["confusion"]) == 2
+
+
+def test_input_wait_counts_only_the_wait_for_a_batch():
+    wait = _InputWait(torch.device("cpu"))
+    wait.ask()
+    time.sleep(0.05)
+    wait.got()
+    time.sleep(0.05)  # the step itself: not waiting
+    assert 0.05 <= wait.seconds() < 0.1
 
 
 def test_training_learns_motion(tiny_motion_root, tmp_path):

@@ -7,20 +7,26 @@ on CUDA, each process on GPU ``LOCAL_RANK``) and leaves it at the end.  Without 
 everything here is a no-op for a single process, so the same code path trains either way.
 
 Helpers for the engine: the rank and world size, the main process (rank 0 writes logs,
-metrics and checkpoints), sums over processes and gathering Python objects.
+metrics and checkpoints; the others keep quiet about unreadable videos, which the engine
+gathers and rank 0 reports), sums over processes, gathering Python objects and sharing
+rank 0's buffers.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any, Iterator
 
 import torch
 import torch.distributed as dist
+import torch.nn as nn
 
-__all__ = ["all_gather_objects", "all_sum", "is_distributed", "is_main", "launch_rank",
+from deepvideo.data.datasets import BadVideoWarning
+
+__all__ = ["all_gather_objects", "all_sum", "broadcast_buffers", "is_distributed", "is_main", "launch_rank",
            "process_group", "rank", "torchrun_world_size", "world_size"]
 
 
@@ -68,7 +74,10 @@ def process_group(device: torch.device, timeout_s: float = 1800.0) -> Iterator[t
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
                             timeout=timedelta(seconds=timeout_s))
     try:
-        yield device
+        with warnings.catch_warnings():
+            if not is_main():
+                warnings.simplefilter("ignore", BadVideoWarning)
+            yield device
         # every process reaches this point before any tears gloo down: leaving while a peer
         # still talks to it aborts the process ("terminate called without an active exception")
         dist.barrier()
@@ -93,3 +102,15 @@ def all_gather_objects(obj: Any) -> list[Any]:
     out: list[Any] = [None] * world_size()
     dist.all_gather_object(out, obj)
     return out
+
+
+def broadcast_buffers(module: nn.Module) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics) to every process.
+
+    Each process's last forward pass updates its own running statistics, so without this
+    (or SyncBatchNorm) the processes would validate slightly different models from the
+    one rank 0 saves.  A no-op for one process.
+    """
+    if world_size() > 1:
+        for buffer in module.buffers():
+            dist.broadcast(buffer.data, 0)

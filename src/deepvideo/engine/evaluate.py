@@ -51,7 +51,8 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 8,
     # Under torch.distributed each process scores the videos rank, rank + world, ...: no
     # DistributedSampler padding, so every video is scored exactly once, then gathered.
     requested = list(range(rank(), len(dataset), world_size()))
-    loader = DataLoader(dataset, batch_size=batch_size, sampler=requested, num_workers=workers)
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=requested, num_workers=workers,
+                        pin_memory=device.type == "cuda")
     # per prediction ("" the model's, or "spatial"/"temporal" of a two-stream one)
     probs: dict[str, dict[int, np.ndarray]] = defaultdict(dict)
     correct: dict[str, int] = defaultdict(int)

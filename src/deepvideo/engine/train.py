@@ -38,8 +38,8 @@ from tqdm import tqdm
 from deepvideo.engine.batch import STREAMS, forward, output_loss, prediction_scores
 from deepvideo.engine.checkpoint import load_checkpoint, save_checkpoint
 from deepvideo.engine.device import AMP_MODES, autocast, prepare_input, prepare_model, resolve_device
-from deepvideo.engine.distributed import (all_gather_objects, all_sum, is_main, process_group, rank,
-                                          world_size)
+from deepvideo.engine.distributed import (all_gather_objects, all_sum, broadcast_buffers, is_main,
+                                          process_group, rank, world_size)
 from deepvideo.engine.evaluate import evaluate
 from deepvideo.engine.recipe import DataSpec, Recipe
 from deepvideo.engine.report import plot_curves, write_metrics_csv
@@ -216,6 +216,7 @@ def _train(recipe: Recipe, data: DataSpec, config: TrainConfig, out_dir: Path, r
         row = {"epoch": epoch + 1, "lr": scheduler.get_last_lr()[0]}
         row.update(_train_epoch(net, loader, optimizer, scheduler, scaler, device, config,
                                 f"epoch {epoch + 1}/{config.epochs}"))
+        broadcast_buffers(model)  # validate and save rank 0's model on every process
         bad_before, bad = bad, _bad_union(train_set)
         row["bad_videos"] = len(bad) - len(bad_before)
         if row["bad_videos"] and main:
@@ -241,19 +242,73 @@ def _train(recipe: Recipe, data: DataSpec, config: TrainConfig, out_dir: Path, r
             if config.progress:
                 print(f"epoch {epoch + 1}: loss {row['train_loss']:.3f} acc {row['train_acc']:.3f} | "
                       f"val loss {row['val_loss']:.3f} acc {row['val_acc']:.3f} | "
-                      f"{row['clips_per_s']:.1f} clips/s")
+                      f"{row['clips_per_s']:.1f} clips/s, input wait {row['input_wait']:.0%}")
     return {"history": history, "best_val_acc": best, "checkpoint": best_path}
+
+
+_SYNC_EVERY = 10  # steps between reading loss and accuracy back from the device
+
+
+class _InputWait:
+    """Seconds the device sat idle waiting for input between training steps.
+
+    On the CPU, the time spent asking the DataLoader for the next batch.  On CUDA the host
+    runs ahead of the GPU, so its waiting is not the GPU's: there it is the gaps on the
+    GPU's own timeline between the work queued before asking (the previous step) and the
+    work queued after the batch came (CUDA events, read once at the end of the epoch).
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device, self.cuda = device, device.type == "cuda"
+        self.host = self.asked = 0.0
+        self.events: list[torch.cuda.Event] = []
+
+    def _mark(self) -> None:
+        event = torch.cuda.Event(enable_timing=True)
+        event.record(torch.cuda.current_stream(self.device))
+        self.events.append(event)
+
+    def ask(self) -> None:
+        if self.cuda:
+            self._mark()
+        else:
+            self.asked = time.perf_counter()
+
+    def got(self) -> None:
+        if self.cuda:
+            self._mark()
+        else:
+            self.host += time.perf_counter() - self.asked
+
+    def seconds(self) -> float:
+        if not self.cuda:
+            return self.host
+        torch.cuda.synchronize(self.device)
+        pairs = zip(self.events[::2], self.events[1::2])
+        return sum(asked.elapsed_time(got) for asked, got in pairs) / 1000
 
 
 def _train_epoch(net: nn.Module, loader: DataLoader, optimizer, scheduler, scaler,
                  device: torch.device, config: TrainConfig, desc: str) -> dict[str, float]:
-    """One epoch; loss, accuracy and clips/s are over all processes."""
+    """One epoch; loss, accuracy and clips/s are over all processes.
+
+    ``input_wait`` is the share of the epoch the device sat idle waiting for the next batch
+    (:class:`_InputWait`; mean over processes): near 0 the input pipeline keeps up, near 1
+    it starves the model.  Loss and accuracy are summed on ``device`` and read back every ``_SYNC_EVERY`` steps
+    (for the progress bar), so a GPU is not stalled by a host sync after every step.
+    """
     net.train()
-    total_loss, correct, seen = 0.0, 0, 0
+    total_loss = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    seen, wait = 0, _InputWait(device)
     start = time.perf_counter()
     bar = tqdm(loader, desc=desc, leave=False, disable=not config.progress or not is_main(), unit="batch")
     optimizer.zero_grad(set_to_none=True)
-    for step, (clips, labels, _) in enumerate(bar, 1):
+    batches = iter(bar)
+    for step in range(1, len(loader) + 1):
+        wait.ask()
+        clips, labels, _ = next(batches)
+        wait.got()
         inputs = prepare_input(clips, device, config.channels_last)
         labels = labels.to(device, non_blocking=True)
         with autocast(device, config.amp):
@@ -271,13 +326,16 @@ def _train_epoch(net: nn.Module, loader: DataLoader, optimizer, scheduler, scale
             scaler.update()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-        total_loss += loss.item() * len(labels)
-        correct += int((prediction_scores(output).argmax(1) == labels).sum())
+        total_loss += loss.detach() * len(labels)
+        correct += (prediction_scores(output).argmax(1) == labels).sum()
         seen += len(labels)
-        rate = seen / (time.perf_counter() - start)
-        bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}",
-                        clips_s=f"{rate * world_size():.1f}")
+        if not bar.disable and (step % _SYNC_EVERY == 0 or step == len(loader)):
+            rate = seen / (time.perf_counter() - start)
+            bar.set_postfix(loss=f"{total_loss.item() / seen:.3f}", acc=f"{correct.item() / seen:.3f}",
+                            clips_s=f"{rate * world_size():.1f}")
+    waited = wait.seconds()  # on CUDA: after the epoch's last kernel
     elapsed = time.perf_counter() - start
-    total_loss, correct, seen = all_sum([total_loss, correct, seen])
+    total_loss, correct, seen, waited = all_sum([total_loss.item(), correct.item(), seen, waited])
     return {"train_loss": total_loss / seen, "train_acc": correct / seen,
-            "clips_per_s": seen / elapsed, "epoch_s": elapsed}
+            "clips_per_s": seen / elapsed, "epoch_s": elapsed,
+            "input_wait": waited / world_size() / elapsed}
