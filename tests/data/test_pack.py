@@ -1,9 +1,17 @@
 """pack_dataset: mirrored outputs in every format, frames read back, bad videos counted,
-resumable runs, resizing, a real sample video."""
+resumable runs (a real killed one too), streaming mp4, permissions, resizing, a real
+sample video."""
 
 from __future__ import annotations
 
 import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -12,6 +20,12 @@ from conftest import moving_square_frames
 from deepvideo.data.pack import PACK_FORMATS, pack_dataset, pack_target, pack_video
 from deepvideo.io import (FrameFolderReader, PackedReader, VideoReader, open_video, read_video,
                           write_video)
+
+
+def umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @pytest.fixture
@@ -64,6 +78,8 @@ def test_every_format_reads_back_the_decoded_frames(tmp_path, dataset, format):
     if format in kinds:
         with open_video(pack_target(videos[0], out, root, format)) as reader:
             assert isinstance(reader, kinds[format])
+    target = pack_target(videos[0], out, root, format)  # modes as open() / mkdir give
+    assert stat.S_IMODE(target.stat().st_mode) == (0o777 if format == "folder" else 0o666) & ~umask()
 
 
 def test_resumes_skipping_finished_outputs(tmp_path, dataset):
@@ -72,13 +88,14 @@ def test_resumes_skipping_finished_outputs(tmp_path, dataset):
     first = pack_target(videos[0], out, root)
     pack_video(videos[0], first)  # an earlier run finished this one ...
     (out / "b").mkdir()
-    (out / "b" / ".clip.tar.x1y2.tmp").write_bytes(b"half")  # ... and was killed in this one
+    (out / "b" / ".clip.tar.x1y2z3w4.tmp").write_bytes(b"half")  # ... and was killed in this one
+    (out / "b" / ".clip.tar.notes.tmp").write_bytes(b"a user's file")
     stamp = first.stat().st_mtime_ns
     with pytest.warns(UserWarning, match="bad.mp4"):
         summary = pack_dataset(videos, out, root=root, progress=False, workers=2)
     assert (summary.written, summary.skipped, len(summary.failed)) == (1, 1, 1)
     assert first.stat().st_mtime_ns == stamp
-    assert sorted(p.name for p in (out / "b").iterdir() if p.name[0] != ".") == ["clip.tar"]
+    assert sorted(p.name for p in (out / "b").iterdir()) == [".clip.tar.notes.tmp", "clip.tar"]
     with pytest.warns(UserWarning, match="bad.mp4"):
         again = pack_dataset(videos, out, root=root, progress=False)
     assert (again.written, again.skipped, len(again.failed)) == (0, 2, 1)
@@ -89,6 +106,65 @@ def test_resumes_skipping_finished_outputs(tmp_path, dataset):
         pack_dataset(videos, out, root=root, size=16, progress=False)
 
 
+_PACK_SCRIPT = textwrap.dedent("""
+    import sys
+    from deepvideo.data.pack import pack_dataset
+    root, out = sys.argv[1:]
+    videos = [f"{root}/{name}" for name in ("a/one.mp4", "b/long.mp4", "c/two.mp4")]
+    pack_dataset(videos, out, root=root, format="mp4", progress=False)
+""")
+
+
+def test_killed_mp4_run_leaves_no_output_and_resumes_cleanly(tmp_path, make_video):
+    rng = np.random.default_rng(0)
+    lengths = {"a/one.mp4": 12, "b/long.mp4": 300, "c/two.mp4": 20}  # noise: slow to encode
+    for name, length in lengths.items():
+        make_video(f"videos/{name}", rng.integers(0, 256, (length, 96, 96, 3), np.uint8), fps=25)
+    root, out = tmp_path / "videos", tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-c", _PACK_SCRIPT, str(root), str(out)],
+                            env=dict(os.environ, OMP_NUM_THREADS="1"), stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while proc.poll() is None and time.time() < deadline:  # kill it mid-way through long.mp4
+        temps = list((out / "b").glob(".long.mp4.*.tmp")) if (out / "b").is_dir() else []
+        if temps and temps[0].stat().st_size > 0:
+            break
+        time.sleep(0.005)
+    proc.kill()
+    _, stderr = proc.communicate()
+    assert proc.returncode == -signal.SIGKILL, f"not killed while encoding: {stderr.decode()[-500:]}"
+    assert not (out / "b" / "long.mp4").exists() and not (out / "c").exists()
+    assert len(list((out / "b").glob(".long.mp4.*.tmp"))) == 1  # what the kill left
+    summary = pack_dataset([root / name for name in lengths], out, root=root, format="mp4",
+                           progress=False)
+    assert (summary.written, summary.skipped, summary.failed) == (2, 1, [])
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == sorted(
+        n for n in lengths)  # every output, no temporaries left
+    for name, length in lengths.items():
+        with VideoReader(out / name) as reader:
+            assert reader.num_frames == length and len(reader.read([length - 1])) == 1
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o666 & ~umask()
+
+
+def test_mp4_streams_frames_and_checks_existing_outputs(tmp_path, make_video):
+    rng = np.random.default_rng(1)
+    video = make_video("noise.mp4", rng.integers(0, 256, (200, 64, 64, 3), np.uint8))
+    tracemalloc.start()
+    try:
+        pack_video(video, tmp_path / "out" / "noise.mp4", "mp4")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 200 * 64 * 64 * 3 / 10  # a few frames at a time (was all of them, twice)
+    again = pack_dataset([video], tmp_path / "out", format="mp4", progress=False)
+    assert (again.written, again.skipped) == (0, 1)
+    with pytest.raises(ValueError, match=r"noise\.mp4 holds h264 frames with short side 64, not mp4 at 32"):
+        pack_dataset([video], tmp_path / "out", format="mp4", size=32, progress=False)
+    broken = tmp_path / "out" / "noise.mp4"
+    broken.write_bytes(broken.read_bytes()[:5000])  # what a kill left in earlier versions
+    with pytest.raises(ValueError, match=r"noise\.mp4: not a readable video .*: delete it to pack it again"):
+        pack_dataset([video], tmp_path / "out", format="mp4", progress=False)
+
+
 def test_resize_short_side_and_even_sizes_for_mp4(tmp_path, make_video):
     frames = np.repeat(np.linspace(0, 255, 48 * 64 * 3).astype(np.uint8).reshape(1, 48, 64, 3), 6, 0)
     video = make_video("wide.mp4", frames)
@@ -96,6 +172,9 @@ def test_resize_short_side_and_even_sizes_for_mp4(tmp_path, make_video):
         assert (reader.height, reader.width) == (24, 32)
     with open_video(pack_video(video, tmp_path / "s.mp4", "mp4", size=25)) as reader:
         assert (reader.height, reader.width) == (24, 32)  # 25x33 made even for yuv420p
+    resumed = pack_dataset([video], tmp_path / "o", format="mp4", size=25, progress=False)
+    again = pack_dataset([video], tmp_path / "o", format="mp4", size=25, progress=False)
+    assert (resumed.written, again.skipped) == (1, 1)  # the even size is what size=25 makes
 
 
 def test_bad_options_and_clashing_outputs(tmp_path, dataset):

@@ -20,10 +20,9 @@ folder, a packed file), optionally with its short side resized to ``size``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
-import shutil
-import uuid
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -31,7 +30,9 @@ import cv2
 import numpy as np
 
 from deepvideo.data.transforms import ResizeShort
-from deepvideo.io import PackedReader, open_video, write_packed, write_video
+from deepvideo.io import PackedReader, VideoDecodeError, VideoReader, open_video, write_packed
+from deepvideo.io.atomic import atomic_path
+from deepvideo.io.encode import VideoWriter
 from deepvideo.io.frames import DEFAULT_FPS, META_FILE
 from deepvideo.io.jobs import JobSummary, plan_outputs, run_jobs
 from deepvideo.io.packed import PACKED_CODECS
@@ -96,19 +97,27 @@ def _frames(frames: Iterable[np.ndarray], size: int | None, even: bool) -> Itera
 def _write_folder(target: Path, frames: Iterable[np.ndarray], fps: float, quality: int) -> Path:
     """A frame folder ``target/img_00001.jpg ...`` + ``meta.json``, built under a hidden
     temporary name and renamed into place, so that a finished folder is always complete."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.tmp"
-    tmp.mkdir()  # permissions from the umask (tempfile.mkdtemp's are owner-only)
-    try:
+    with atomic_path(target, folder=True) as tmp:
         for i, frame in enumerate(frames, start=1):
             _, data = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR),
                                    [cv2.IMWRITE_JPEG_QUALITY, quality])
             (tmp / f"img_{i:05d}.jpg").write_bytes(data.tobytes())
         (tmp / META_FILE).write_text(json.dumps({"fps": fps}), encoding="utf-8")
-        os.rename(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    return target
+
+
+def _write_mp4(video: Path, target: Path, frames: Iterator[np.ndarray], fps: float,
+               keyframe_interval: int) -> Path:
+    """Stream ``frames`` (even sizes) through h264 into a temporary file renamed to ``target``
+    when complete, so that a finished ``.mp4`` is always whole."""
+    first = next(frames, None)
+    if first is None:
+        raise VideoDecodeError(f"{video}: no frames to pack")
+    height, width = first.shape[:2]
+    with atomic_path(target) as tmp, VideoWriter(tmp, fps, width, height, keyframe_interval,
+                                                 format="mp4") as out:
+        for frame in itertools.chain([first], frames):
+            out.write(frame)
     return target
 
 
@@ -116,8 +125,8 @@ def pack_video(video: PathLike, target: PathLike, format: str = "jpeg", size: in
                quality: int = 90, keyframe_interval: int = 8, threads: int = 1) -> Path:
     """Convert one video (file, frame folder or packed file) to ``format`` at ``target``.
 
-    Frames stream through one at a time (``mp4`` excepted: ``write_video`` takes the whole
-    ``(T, H, W, 3)`` array).  The output appears atomically: a failure leaves nothing.
+    Frames stream through one at a time.  The output appears atomically (built under a
+    hidden temporary name, renamed when complete): a failure or a kill leaves no output.
     The frame rate is the source's (``DEFAULT_FPS`` where it has none); variable frame
     timing is not kept.  ``threads`` goes to :func:`~deepvideo.io.open_video`.  Returns
     ``target``.
@@ -134,25 +143,31 @@ def pack_video(video: PathLike, target: PathLike, format: str = "jpeg", size: in
         if format == "folder":
             return _write_folder(target, frames, fps, quality)
         if format == "mp4":
-            return write_video(target, np.stack(list(frames)), fps,
-                               keyframe_interval=keyframe_interval)
+            return _write_mp4(Path(video), target, frames, fps, keyframe_interval)
         return write_packed(target, frames, reader.num_frames, fps, format, quality)
 
 
 def _check_done(format: str, size: int | None) -> Callable[[Path, Path], None]:
-    """An existing output must not be the video itself, and a finished packed file must hold
-    what this run would write (cheap: reads its header)."""
+    """An existing output must not be the video itself, and a finished packed or mp4 file must
+    open and hold what this run would write (cheap: reads its header or index)."""
+    codec = {"jpeg": "jpeg", "raw": "raw", "mp4": "h264"}.get(format)
+    opener = PackedReader if format in PACKED_CODECS else VideoReader
+    short_side = size if size is None or format != "mp4" else size // 2 * 2  # mp4: even sizes
+
     def check(video: Path, target: Path) -> None:
         if os.path.abspath(target) == os.path.abspath(video):
             raise ValueError(f"{video}: packing would overwrite the video itself; use another "
                              f"output folder")
-        if format not in PACKED_CODECS:
+        if codec is None:
             return
-        with PackedReader(target) as reader:
-            short = min(reader.width, reader.height)
-            if reader.codec != format or (size is not None and short != size):
-                raise ValueError(f"{target} holds {reader.codec} frames with short side {short}, not "
-                                 f"{format}{f' at {size}' if size else ''}: use another output folder")
+        try:
+            with opener(target, threads=1) as reader:
+                found, short = reader.codec, min(reader.width, reader.height)
+        except VideoDecodeError as exc:
+            raise ValueError(f"{exc}: delete it to pack it again") from None
+        if found != codec or (size is not None and short != short_side):
+            raise ValueError(f"{target} holds {found} frames with short side {short}, not "
+                             f"{format}{f' at {size}' if size else ''}: use another output folder")
     return check
 
 
@@ -164,11 +179,11 @@ def pack_dataset(videos: list[PathLike], out_dir: PathLike, root: PathLike | Non
 
     Each output goes to :func:`pack_target` ``(video, out_dir, root, format)``: mirroring
     the sub-folders under ``root`` when given (needed when file names repeat), else flat.
-    Outputs are written under a temporary name and renamed when complete, so an
-    interrupted run leaves only finished outputs, and a second run skips them (it refuses
-    packed files of another codec or size; hidden ``.*.tmp`` leftovers of a killed run
-    may be deleted).  Videos that
-    cannot be decoded are skipped with a warning and listed in the summary.
+    Outputs are written under a hidden temporary name (``.<output name>.<8 characters>.tmp``)
+    and renamed when complete, so an interrupted run leaves only finished outputs, and a
+    second run skips them (it refuses packed or mp4 files of another codec or size, or that
+    do not open) and deletes the temporaries a killed run left for the outputs it makes.
+    Videos that cannot be decoded are skipped with a warning and listed in the summary.
 
     Args:
         format: one of ``PACK_FORMATS`` (see the module docstring).

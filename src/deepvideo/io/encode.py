@@ -1,4 +1,5 @@
-"""Video encoding over PyAV: ``write_video(path, frames, fps)``."""
+"""Video encoding over PyAV: ``write_video(path, frames, fps)`` for a whole array, and
+:class:`VideoWriter` streaming frames one at a time."""
 
 from __future__ import annotations
 
@@ -12,13 +13,27 @@ import numpy as np
 
 from deepvideo.io.decode import _SWS_OPTIONS
 
-__all__ = ["write_video"]
+__all__ = ["VideoWriter", "write_video"]
 
 _CRF_ENCODERS = ("libx264", "libx264rgb", "libx265")
 
 
-def _check(path: Path, frames: np.ndarray, fps: float, codec: str, keyframe_interval: int | None,
-           crf: int | None, pix_fmt: str | None) -> str:
+def _gop_options(path: Path, codec: str, keyframe_interval: int | None) -> dict[str, str]:
+    """Encoder options putting keyframes exactly every ``keyframe_interval`` frames (none for
+    ``None``); a ``ValueError`` naming ``path`` for a bad interval."""
+    if keyframe_interval is None:
+        return {}
+    if int(keyframe_interval) != keyframe_interval or keyframe_interval < 1:
+        raise ValueError(f"{path}: keyframe_interval must be a positive integer, "
+                         f"got {keyframe_interval}")
+    # No extra keyframes at scene cuts: 0 turns x264's detection off, a huge threshold
+    # FFmpeg's own encoders'.
+    return {"g": str(keyframe_interval), "keyint_min": str(keyframe_interval),
+            "sc_threshold": "0" if codec in _CRF_ENCODERS else "1000000000"}
+
+
+def _check(path: Path, frames: np.ndarray, fps: float, codec: str, crf: int | None,
+           pix_fmt: str | None) -> str:
     """Validate the arguments before any file is created; return the pixel format to use."""
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"{path}: frames must be (T, H, W, 3) uint8, got "
@@ -27,10 +42,6 @@ def _check(path: Path, frames: np.ndarray, fps: float, codec: str, keyframe_inte
         raise ValueError(f"{path}: no frames to write")
     if not (fps > 0 and math.isfinite(fps)):
         raise ValueError(f"{path}: fps must be a positive number, got {fps}")
-    if keyframe_interval is not None and (int(keyframe_interval) != keyframe_interval
-                                          or keyframe_interval < 1):
-        raise ValueError(f"{path}: keyframe_interval must be a positive integer, "
-                         f"got {keyframe_interval}")
     if crf is not None and codec not in _CRF_ENCODERS:
         raise ValueError(f"{path}: crf applies to {', '.join(_CRF_ENCODERS)}, not {codec!r}")
     try:
@@ -80,16 +91,11 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, codec: 
     """
     path = Path(path)
     frames = np.asarray(frames)
-    pix_fmt = _check(path, frames, fps, codec, keyframe_interval, crf, pix_fmt)
+    pix_fmt = _check(path, frames, fps, codec, crf, pix_fmt)
     height, width = frames.shape[1:3]
-    options = {}
+    options = _gop_options(path, codec, keyframe_interval)
     if crf is not None:
         options["crf"] = str(crf)
-    if keyframe_interval is not None:
-        # No extra keyframes at scene cuts: 0 turns x264's detection off, a huge
-        # threshold FFmpeg's own encoders'.
-        options.update({"g": str(keyframe_interval), "keyint_min": str(keyframe_interval),
-                        "sc_threshold": "0" if codec in _CRF_ENCODERS else "1000000000"})
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with av.open(str(path), mode="w") as container:
@@ -117,15 +123,22 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, codec: 
 class VideoWriter:
     """Encode ``(H, W, 3)`` uint8 RGB frames one at a time to h264 (yuv420p; odd sizes padded
     by a replicated pixel), never holding the video: ``with VideoWriter(path, fps, width,
-    height) as out: out.write(frame)``.  An exception inside the block leaves no file."""
+    height) as out: out.write(frame)``.  An exception inside the block leaves no file.
 
-    def __init__(self, path: str | os.PathLike, fps: float, width: int, height: int) -> None:
+    ``keyframe_interval`` as in :func:`write_video`; ``format`` is the FFmpeg container
+    (``"mp4"``), ``None`` guessing it from the suffix of ``path``.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float, width: int, height: int,
+                 keyframe_interval: int | None = None, format: str | None = None) -> None:
         self.path = Path(path)
+        options = _gop_options(self.path, "libx264", keyframe_interval)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.container = av.open(str(self.path), mode="w")
+        self.container = av.open(str(self.path), mode="w", format=format)
         self.stream = self.container.add_stream("libx264", rate=Fraction(fps or 25).limit_denominator(1001))
         self.stream.width, self.stream.height = width + width % 2, height + height % 2
         self.stream.pix_fmt = "yuv420p"
+        self.stream.options = options
 
     def write(self, frame: np.ndarray) -> None:
         pad = ((0, self.stream.height - frame.shape[0]), (0, self.stream.width - frame.shape[1]), (0, 0))

@@ -4,11 +4,12 @@
 under an output folder.  :func:`plan_outputs` pairs the videos with their outputs (refusing
 two videos that would write the same one) and splits off those already written;
 :func:`run_jobs` works through the rest with a progress bar, in threads, and skips (with a
-warning, counted in the :class:`JobSummary`) the videos that cannot be decoded.
+one-line message, counted in the :class:`JobSummary`) the videos that cannot be decoded.
 """
 
 from __future__ import annotations
 
+import sys
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Callable, Iterable
 
 from tqdm import tqdm
 
+from deepvideo.io.atomic import remove_temps
 from deepvideo.io.decode import VideoDecodeError
 
 __all__ = ["JobSummary", "plan_outputs", "run_jobs"]
@@ -61,16 +63,21 @@ def run_jobs(todo: list[tuple[Path, Path]], work: Callable[[Path, Path], None], 
              desc: str, workers: int = 0, progress: bool = True) -> JobSummary:
     """Run ``work(video, output)`` for every pair of ``todo``, counting into ``summary``.
 
-    ``workers`` threads work side by side (decoders and encoders release the GIL); 0 works
-    in the calling thread.  A :class:`VideoDecodeError` skips its video with a warning.
+    First deletes the temporaries that killed atomic writes of these outputs left
+    (:func:`~deepvideo.io.atomic.remove_temps`).  ``workers`` threads work side by side
+    (decoders and encoders release the GIL); 0 works in the calling thread.  A
+    :class:`VideoDecodeError` skips its video, recorded in ``summary.failed`` as ``(video,
+    reason)`` and reported once as ``skipped <video>: <reason>``: a line above the progress
+    bar when it is shown, else a ``UserWarning``.
     """
     def attempt(job: tuple[Path, Path]) -> str | None:
         try:
             work(*job)
         except VideoDecodeError as exc:
-            return str(exc)
+            return str(exc).removeprefix(f"{job[0]}: ")
         return None
 
+    remove_temps(output for _, output in todo)
     bar = tqdm(total=len(todo) + summary.skipped, initial=summary.skipped, desc=desc, unit="video",
                disable=not progress)
     with ThreadPoolExecutor(max(workers, 1)) as pool:
@@ -79,7 +86,10 @@ def run_jobs(todo: list[tuple[Path, Path]], work: Callable[[Path, Path], None], 
             if error is None:
                 summary.written += 1
             else:
-                warnings.warn(f"skipped {error}", stacklevel=3)
+                if progress:
+                    bar.write(f"skipped {video}: {error}", file=sys.stderr)
+                else:
+                    warnings.warn(f"skipped {video}: {error}", stacklevel=3)
                 summary.failed.append((video, error))
                 bar.set_postfix(failed=len(summary.failed))
             bar.update()
