@@ -21,6 +21,7 @@ from deepvideo import __version__
 if TYPE_CHECKING:
     import numpy as np
 
+    from deepvideo.io.jobs import JobSummary
     from deepvideo.track.mot import Detector, Tracker
 
 EXIT_USAGE = 2
@@ -188,7 +189,8 @@ def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("runtime")
     group.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default %(default)s)")
     group.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"),
-                       help="mixed precision: bf16 on CPU or CUDA, fp16 on CUDA (default %(default)s)")
+                       help="mixed precision autocast, CPU or CUDA (fp16 with gradient scaling; on a CPU "
+                            "only fast where it has bf16/fp16 arithmetic) (default %(default)s)")
     group.add_argument("--channels-last", action="store_true",
                        help="channels_last_3d memory layout (faster 3D convs on recent CPUs)")
     group.add_argument("--workers", type=_nonneg_int, default=0,
@@ -395,21 +397,34 @@ def cmd_flow(args: argparse.Namespace) -> None:
 
 
 def _video_files(data: str) -> tuple[Path, list[Path]]:
-    """``--data`` and the video files under it (recursively); one-line errors when none."""
-    from deepvideo.data.datasets import VIDEO_EXTENSIONS
+    """``--data`` and every source under it that ``open_video`` reads (video files, packed
+    ``.tar`` files, frame folders; see :func:`~deepvideo.data.datasets.find_videos`);
+    one-line errors when none."""
+    from deepvideo.data.datasets import VIDEO_EXTENSIONS, find_videos
+    from deepvideo.io import PACKED_SUFFIX
 
     root = Path(data)
     if not root.is_dir():
         raise UsageError(f"--data {root}: no such folder")
-    videos = sorted(p for p in root.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
+    videos = find_videos(root)
     if not videos:
-        raise UsageError(f"--data {root}: no video files ({', '.join(VIDEO_EXTENSIONS)}) found")
+        raise UsageError(f"--data {root}: no videos ({', '.join(VIDEO_EXTENSIONS)}, packed {PACKED_SUFFIX} "
+                         f"files or frame folders) found")
     return root, videos
 
 
-def _print_skipped(failed: list[tuple[Path, str]]) -> None:
-    for video, reason in failed:
-        print(f"  skipped {video}: {reason}")
+def _report_jobs(args: argparse.Namespace, summary: JobSummary, written: str = "written",
+                 extra: str = "") -> None:
+    """Print what a dataset job did (``summary``: written, skipped, failed), each skipped video
+    once with its reason; a one-line error when every video failed."""
+    print(f"{args.out}: {summary.written} {written}, {summary.skipped} already done, "
+          f"{len(summary.failed)} skipped{extra}")
+    skipped = [f"{video}: {reason}" for video, reason in summary.failed]
+    for line in skipped:
+        print(f"  skipped {line}")
+    if skipped and not summary.written and not summary.skipped:
+        raise UsageError(f"--data {args.data}: none of the {len(skipped)} videos could be used "
+                         f"(first: {skipped[0]})")
 
 
 def cmd_flow_extract(args: argparse.Namespace) -> None:
@@ -419,9 +434,7 @@ def cmd_flow_extract(args: argparse.Namespace) -> None:
     summary = extract_flow_dataset(videos, args.out, method=args.method, bound=args.bound,
                                    workers=args.workers, progress=True, root=root,
                                    weights=args.weights, device=args.device)
-    print(f"{args.out}: {summary.written} written, {summary.skipped} already done, "
-          f"{len(summary.failed)} unreadable")
-    _print_skipped(summary.failed)
+    _report_jobs(args, summary)
 
 
 # ----------------------------------------------------------------------------- features
@@ -434,9 +447,7 @@ def cmd_extract_features(args: argparse.Namespace) -> None:
     summary = extract_features(videos, args.out, backbone, root=root, batch_size=args.batch_size,
                                every=args.every, device=resolve_device(args.device))
     dim = f"; {summary.dim} features per {'clip' if backbone.clip_len else 'frame'}" if summary.dim else ""
-    print(f"{args.out}: {summary.written} written, {summary.skipped} already done, "
-          f"{len(summary.failed)} unreadable{dim}")
-    _print_skipped(summary.failed)
+    _report_jobs(args, summary, extra=dim)
 
 
 # ----------------------------------------------------------------------------- pack
@@ -446,9 +457,7 @@ def cmd_pack(args: argparse.Namespace) -> None:
     root, videos = _video_files(args.data)
     summary = pack_dataset(videos, args.out, root=root, format=args.format, size=args.size,
                            workers=args.workers, progress=True, quality=args.quality)
-    print(f"{args.out}: {summary.written} packed, {summary.skipped} already done, "
-          f"{len(summary.failed)} unreadable")
-    _print_skipped(summary.failed)
+    _report_jobs(args, summary, written="packed")
 
 
 # ----------------------------------------------------------------------------- track
@@ -888,7 +897,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
 # ----------------------------------------------------------------------------- parser
 def _add_dataset_job_options(parser: argparse.ArgumentParser, out_help: str) -> None:
     """``--data`` and ``--out`` of the commands that write one output per video of a dataset."""
-    parser.add_argument("--data", required=True, help="folder of videos (searched recursively)")
+    parser.add_argument("--data", required=True, help="folder of videos, packed .tar files or frame "
+                        "folders (searched recursively)")
     parser.add_argument("--out", type=Path, required=True, help=out_help)
 
 

@@ -146,7 +146,7 @@ def test_flow_and_flow_extract(capsys, tiny_motion_root, tmp_path):
     (tmp_path / "data" / "broken.mp4").write_text("no video")
     code, out, err = run(capsys, "flow-extract", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "flow"))
     assert code == 0, err
-    assert "1 written, 0 already done, 1 unreadable" in out and "broken.mp4" in out
+    assert "1 written, 0 already done, 1 skipped" in out and "broken.mp4" in out
     assert load_flow(tmp_path / "flow" / "clip.npz").shape == (7, 2, 32, 32)
     code, out, _ = run(capsys, "flow-extract", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "flow"))
     assert "0 written, 1 already done" in out
@@ -218,7 +218,7 @@ def test_pack_then_train_and_predict_on_packed_videos(capsys, tiny_motion_root, 
     packed = tmp_path / "packed"
     code, out, err = run(capsys, "pack", "--data", str(tiny_motion_root), "--out", str(packed))
     assert code == 0, err
-    assert out.startswith(f"{packed}: 22 packed, 0 already done, 0 unreadable")
+    assert out.startswith(f"{packed}: 22 packed, 0 already done, 0 skipped")
     assert len(list(packed.rglob("*.tar"))) == 22
     code, out, _ = run(capsys, "pack", "--data", str(tiny_motion_root), "--out", str(packed))
     assert "0 packed, 22 already done" in out

@@ -40,7 +40,7 @@ def test_2d_features_equal_the_backbone_on_decoded_frames(tiny_motion_root, tmp_
     with torch.no_grad():
         expected = reference(clip).numpy()
     np.testing.assert_allclose(features.astype(np.float32), expected, rtol=2e-3, atol=2e-3)
-    again = extract_features(videos, out, backbone, progress=False)
+    again = extract_features(videos, out, backbone, every=2, progress=False)
     assert (again.written, again.skipped) == (0, 4)
     reader = FeatureReader(feature_target(videos[0], out))
     assert reader.num_frames == 4 and reader.read([3, 0]).shape == (2, 512)
@@ -89,7 +89,7 @@ def test_cli_extract_features_then_train_a_head(capsys, tiny_motion_root, tmp_pa
     out = tmp_path / "features"
     assert main(["extract-features", "--data", str(tiny_motion_root), "--out", str(out), "--backbone",
                  "resnet18", "--size", "32"]) == 0
-    assert "22 written, 0 already done, 0 unreadable; 512 features per frame" in capsys.readouterr().out
+    assert "22 written, 0 already done, 0 skipped; 512 features per frame" in capsys.readouterr().out
     assert main(["train", "--model", "tcn_head", "--model-opt", "widths=[16]", "--modality", "features",
                  "--feature-dir", str(out), "--data", str(tiny_motion_root), "--clip-len", "6", "--epochs", "1",
                  "--out", str(tmp_path / "run"), "--test-clips", "2"]) == 0
@@ -132,7 +132,7 @@ def test_two_stream_checkpoint_gives_its_spatial_stream_per_frame(capsys, tiny_m
     out = tmp_path / "features"
     assert main(["extract-features", "--data", str(tiny_motion_root), "--out", str(out), "--backbone",
                  str(checkpoint), "--every", "2"]) == 0
-    assert f"22 written, 0 already done, 0 unreadable; {dim} features per frame" in capsys.readouterr().out
+    assert f"22 written, 0 already done, 0 skipped; {dim} features per frame" in capsys.readouterr().out
     stored, _ = load_features(feature_target(video, out, tiny_motion_root))
     np.testing.assert_allclose(stored.astype(np.float32), features, rtol=2e-3, atol=2e-3)
 
@@ -167,3 +167,68 @@ def test_a_checkpoint_not_trained_on_rgb_is_one_line_error(capsys, tiny_motion_r
     assert not out.exists()
     with pytest.raises(ValueError, match="backbone 'temporal_stream' takes optical flow"):
         build_backbone("temporal_stream")
+
+
+def test_videos_with_the_same_stem_are_refused(capsys, tiny_motion_root, tmp_path):
+    source = sorted((tiny_motion_root / "val").rglob("*.mp4"))[0]
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("v.mp4", "v.avi"):
+        (data / name).write_bytes(source.read_bytes())
+    backbone = build_backbone("small3d", size=16, clip_len=4)
+    with pytest.raises(ValueError, match=f"{data / 'v.avi'} and {data / 'v.mp4'} would both write "
+                                         f"{tmp_path / 'flat' / 'v.npz'}"):
+        extract_features(sorted(data.iterdir()), tmp_path / "flat", backbone, progress=False)
+    assert main(["extract-features", "--data", str(data), "--out", str(tmp_path / "out"), "--backbone", "small3d",
+                 "--size", "16", "--clip-len", "4"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"deepvideo extract-features: error: {data / 'v.avi'} and {data / 'v.mp4'} would both "
+                   f"write {tmp_path / 'out' / 'v.npz'}\n")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_file_of_another_backbone_is_not_done(tiny_motion_root, tmp_path):
+    videos = sorted((tiny_motion_root / "val").rglob("*.mp4"))
+    out = tmp_path / "features"
+    small = build_backbone("small3d", size=16, clip_len=4)
+    assert small.name == "small3d (random weights, 16 px, 4-frame clips)"
+    first = extract_features(videos[:2], out, small, root=tiny_motion_root, progress=False)
+    assert (first.written, first.skipped, first.dim) == (2, 0, 256)
+    stored = feature_target(videos[0], out, tiny_motion_root)
+    again = extract_features(videos, out, build_backbone("small3d", size=16, clip_len=4), root=tiny_motion_root,
+                             progress=False)
+    assert (again.written, again.skipped) == (2, 2)       # the same backbone (seeded random weights) resumes
+    others = [build_backbone("small3d", size=16, clip_len=2),              # another clip length
+              build_backbone("small3d", size=24, clip_len=4)]              # another input size
+    weights = tmp_path / "small3d.pth"
+    torch.save(create_model("small3d").state_dict(), weights)
+    others.append(build_backbone("small3d", weights, size=16, clip_len=4))  # other weights
+    assert others[-1].name.startswith("small3d (weights sha256:")
+    for other in others:
+        with pytest.raises(ValueError) as exc:
+            extract_features(videos, out, other, root=tiny_motion_root, progress=False)
+        assert str(exc.value) == (f"{stored} holds features of {small.name!r}, not of {other.name!r}: use "
+                                  f"another output folder or delete it")
+    frames = build_backbone("resnet18", size=16)
+    extract_features(videos[:1], tmp_path / "frames", frames, progress=False, every=2)
+    with pytest.raises(ValueError, match=r"every 2 frames', not of 'resnet18 \(random weights, 16 px\), every frame'"):
+        extract_features(videos[:1], tmp_path / "frames", frames, progress=False)
+
+
+def test_a_feature_file_without_a_backbone_record(tiny_motion_root, tmp_path):
+    """A file written before the backbone was recorded still trains, and is not taken as done."""
+    video = sorted((tiny_motion_root / "val").rglob("*.mp4"))[0]
+    old = feature_target(video, tmp_path)
+    np.savez(old, features=np.ones((3, 4), np.float16), times=np.arange(3) / 8)
+    assert FeatureReader(old).read([2]).shape == (1, 4)
+    backbone = build_backbone("small3d", size=16, clip_len=4)
+    with pytest.raises(ValueError, match=f"{old} holds features of an unrecorded backbone \\(an older file\\), "
+                                         f"not of 'small3d"):
+        extract_features([video], tmp_path, backbone, progress=False)
+
+
+def test_frame_folders_keep_their_name(tmp_path):
+    folder = tmp_path / "data" / "clip.v1"
+    folder.mkdir(parents=True)
+    assert feature_target(folder, tmp_path / "out", tmp_path / "data") == tmp_path / "out" / "clip.v1.npz"
+    assert feature_target(tmp_path / "data" / "clip.v1.mp4", tmp_path / "out") == tmp_path / "out" / "clip.v1.npz"

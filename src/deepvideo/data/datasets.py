@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from deepvideo.data.sampling import ClipSampler
 
 __all__ = [
-    "BadVideoWarning", "VIDEO_EXTENSIONS", "VideoDataset", "folder_dataset", "hmdb51",
+    "BadVideoWarning", "VIDEO_EXTENSIONS", "VideoDataset", "find_videos", "folder_dataset", "hmdb51",
     "kinetics_csv", "list_dataset", "parse_folder", "parse_hmdb51", "parse_kinetics_csv",
     "parse_list_file", "parse_ucf101", "ucf101",
 ]
@@ -266,24 +266,32 @@ def parse_folder(root: PathLike, extensions: Sequence[str] = VIDEO_EXTENSIONS,
     root = Path(root)
     if not root.is_dir():
         raise ValueError(f"{root}: no such folder")
-    suffixes = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}
     folders = sorted(d.name for d in root.iterdir() if d.is_dir() and d.name[0] != ".")
     if classes is None:
         classes = folders
     elif unknown := sorted(set(folders) - set(classes)):
         raise ValueError(f"{root / unknown[0]}: folder is not one of the {len(classes)} "
                          f"given classes")
-    suffixes.add(PACKED_SUFFIX)
     samples = [(path, label) for label, name in enumerate(classes)
-               for path in _find_videos(root / name, suffixes)]
+               for path in find_videos(root / name, extensions)]
     if not samples:
-        raise ValueError(f"{root}: no videos ({', '.join(sorted(suffixes))}) in "
+        raise ValueError(f"{root}: no videos ({', '.join(sorted(_video_suffixes(extensions)))}) in "
                          f"class folders root/<class>/")
     return samples, list(classes)
 
 
-def _find_videos(folder: Path, suffixes: set[str]) -> list[Path]:
-    """Video files and frame folders under ``folder`` (not inside frame folders), sorted."""
+def _video_suffixes(extensions: Sequence[str]) -> set[str]:
+    """``extensions`` as lower-case suffixes with the dot, plus the packed suffix."""
+    return {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions} | {PACKED_SUFFIX}
+
+
+def find_videos(folder: PathLike, extensions: Sequence[str] = VIDEO_EXTENSIONS) -> list[Path]:
+    """Every source :func:`~deepvideo.io.open_video` reads under ``folder`` (recursively),
+    sorted: files whose suffix is in ``extensions`` (case-insensitive), packed videos
+    (``.tar``) and frame folders (:func:`~deepvideo.io.is_frame_folder`; their images are
+    frames, not searched further).  ``folder`` itself is never taken as a frame folder;
+    hidden files and folders are left out."""
+    folder, suffixes = Path(folder), _video_suffixes(extensions)
     found = []
     for parent, dirs, files in os.walk(folder):
         here = Path(parent)

@@ -2,11 +2,13 @@
 
 ``deepvideo extract-features`` runs a frozen backbone once over every video and stores one
 ``.npz`` per video (mirroring the videos' folders) holding ``features`` ``(N, D)`` float16
-(a row per frame, or per clip for a 3D backbone) and ``times`` ``(N,)`` float64 (the start
-time of each row, seconds).  A :class:`FeatureReader` reads such a file like a video whose
-"frames" are feature rows, so :class:`~deepvideo.data.datasets.VideoDataset` with
-``opener=FeatureOpener(...)`` and :func:`features_to_clip` samples and serves sequences
-of features with the usual clip samplers.
+(a row per frame, or per clip for a 3D backbone), ``times`` ``(N,)`` float64 (the start
+time of each row, seconds) and ``backbone``, a string naming what computed the rows (so
+that a resumed run never mixes backbones; files written before it was recorded lack it).
+A :class:`FeatureReader` reads such a file like a video whose "frames" are feature rows,
+so :class:`~deepvideo.data.datasets.VideoDataset` with ``opener=FeatureOpener(...)`` and
+:func:`features_to_clip` samples and serves sequences of features with the usual clip
+samplers.
 
 A feature sequence is served as a clip ``(D, T, 1, 1)`` float32: the ``(C, T, H, W)``
 layout with the feature dimension as channels, so batching, multi-clip evaluation and
@@ -23,9 +25,10 @@ import numpy as np
 import torch
 
 from deepvideo.io import VideoDecodeError
+from deepvideo.io.atomic import atomic_write
 
-__all__ = ["FEATURE_SUFFIX", "FeatureOpener", "FeatureReader", "feature_target", "features_to_clip",
-           "load_features"]
+__all__ = ["FEATURE_SUFFIX", "FeatureOpener", "FeatureReader", "feature_backbone", "feature_target",
+           "features_to_clip", "load_features", "save_features"]
 
 FEATURE_SUFFIX = ".npz"
 
@@ -33,14 +36,36 @@ FEATURE_SUFFIX = ".npz"
 def feature_target(video: str | os.PathLike, out_dir: str | os.PathLike, root: str | os.PathLike | None = None
                    ) -> Path:
     """Where a video's features go: ``out_dir/<path under root>.npz`` (``out_dir/<name>.npz``
-    without ``root``)."""
+    without ``root``); the suffix replaces a video file's, and is appended to a frame
+    folder's name."""
     video = Path(os.path.abspath(video))
-    if root is None:
-        return Path(out_dir) / video.with_suffix(FEATURE_SUFFIX).name
-    root = Path(os.path.abspath(root))
-    if not video.is_relative_to(root):
-        raise ValueError(f"{video} is not under the videos root {root}")
-    return Path(out_dir) / video.relative_to(root).with_suffix(FEATURE_SUFFIX)
+    relative = video.name
+    if root is not None:
+        root = Path(os.path.abspath(root))
+        if not video.is_relative_to(root):
+            raise ValueError(f"{video} is not under the videos root {root}")
+        relative = video.relative_to(root)
+    target = Path(out_dir) / relative
+    if video.is_dir():
+        return target.with_name(target.name + FEATURE_SUFFIX)
+    return target.with_suffix(FEATURE_SUFFIX)
+
+
+def save_features(path: str | os.PathLike, features: np.ndarray, times: np.ndarray, backbone: str) -> Path:
+    """Write ``features`` ``(N, D)`` (as float16), ``times`` ``(N,)`` and the ``backbone``
+    that computed them to ``path`` atomically; returns ``path``."""
+    return atomic_write(Path(path), lambda fh: np.savez(fh, features=features.astype(np.float16), times=times,
+                                                       backbone=np.array(backbone)))
+
+
+def feature_backbone(path: str | os.PathLike) -> str | None:
+    """The backbone recorded in a feature file (None for a file written before it was
+    recorded); :class:`~deepvideo.io.VideoDecodeError` naming the file when unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return str(archive["backbone"]) if "backbone" in archive.files else None
+    except (ValueError, OSError, EOFError) as exc:
+        raise VideoDecodeError(f"{path}: not a feature file ({exc})") from None
 
 
 def load_features(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:

@@ -21,13 +21,17 @@ refused, as is the ``temporal_stream`` model.
 
 Videos are decoded in chunks of ``batch_size`` frames (or clips), never whole, and each
 video's features are written atomically to :func:`~deepvideo.data.features.feature_target` as
-float16, so a killed run resumes where it stopped.  Unreadable videos are skipped and reported.
+float16 with the backbone's :attr:`Backbone.name`, so a killed run resumes where it stopped
+and never mixes rows of two backbones.  Unreadable or too short videos are skipped and
+reported.  A named backbone without weights is randomly initialised from seed 0, the same
+weights every run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -35,13 +39,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torchvision
-from tqdm import tqdm
 
-from deepvideo.data.features import feature_target
+from deepvideo.data.features import feature_backbone, feature_target, save_features
 from deepvideo.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
 from deepvideo.engine.recipe import RGB_FLOW, load_trained
 from deepvideo.io import VideoDecodeError, open_video
-from deepvideo.io.atomic import atomic_write
+from deepvideo.io.jobs import JobSummary, plan_outputs, run_jobs
 from deepvideo.models import create_model, list_models
 from deepvideo.models.two_stream import SpatialStream, TemporalStream, TwoStream
 from deepvideo.models.weights import load_weights
@@ -52,23 +55,38 @@ HEADS = ("fc", "classifier", "head", "heads")
 
 
 @dataclass
-class FeatureSummary:
-    """Files written, files already there, ``(video, reason)`` of unreadable videos, and
-    the feature dimension."""
+class FeatureSummary(JobSummary):
+    """A :class:`~deepvideo.io.jobs.JobSummary` (files written, files already there,
+    ``(video, reason)`` of skipped videos) and the feature dimension of those written."""
 
-    written: int = 0
-    skipped: int = 0
-    failed: list[tuple[Path, str]] = field(default_factory=list)
     dim: int | None = None
 
 
 @dataclass
 class Backbone:
-    """A headless network and how to feed it: ``clip_len`` None means per frame (2D)."""
+    """A headless network and how to feed it: ``clip_len`` None means per frame (2D).
+
+    ``name`` says what computes the features: the model, the SHA-256 of its weights file
+    (or "random weights"), its input side and clip length, e.g. ``"resnet18 (weights
+    sha256:1f2e..., 224 px)"``."""
 
     net: nn.Module
     transform: Callable
     clip_len: int | None
+    name: str
+
+
+def _weights_id(path: str | os.PathLike | None) -> str:
+    """``"weights sha256:<16 hex digits>"`` of a weights file, ``"random weights"`` without one."""
+    if path is None:
+        return "random weights"
+    with open(path, "rb") as fh:
+        return f"weights sha256:{hashlib.file_digest(fh, 'sha256').hexdigest()[:16]}"
+
+
+def _backbone_name(model: str, weights: str, size: int, clip_len: int | None) -> str:
+    clips = f", {clip_len}-frame clips" if clip_len else ""
+    return f"{model} ({weights}, {size} px{clips})"
 
 
 def _drop_head(net: nn.Module, name: str) -> nn.Module:
@@ -108,23 +126,32 @@ def build_backbone(name: str, weights: str | os.PathLike | None = None, size: in
         net, per_frame = _rgb_features(net, recipe.model)
         transform = build_transform(False, size=recipe.size, resize=recipe.resize, mean=recipe.mean,
                                     std=recipe.std)
-        return Backbone(net.eval(), transform, None if per_frame else recipe.clip_len)
+        clips = None if per_frame else recipe.clip_len
+        return Backbone(net.eval(), transform, clips,
+                        _backbone_name(f"{recipe.model} checkpoint", _weights_id(name), recipe.size, clips))
     if name in list_models():
-        net = create_model(name)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            net = create_model(name)
         if weights is not None:
             load_weights(net, weights)
         net, per_frame = _rgb_features(net, name)
         size = size or 112
-        return Backbone(net.eval(), build_transform(False, size=size, resize=size), None if per_frame else clip_len)
+        clips = None if per_frame else clip_len
+        return Backbone(net.eval(), build_transform(False, size=size, resize=size), clips,
+                        _backbone_name(name, _weights_id(weights), size, clips))
     if name not in torchvision.models.list_models(module=torchvision.models):
         raise ValueError(f"unknown backbone {name!r}: a torchvision image classifier (resnet18, ...), "
                          f"a model of `deepvideo models` or a checkpoint file")
-    net = torchvision.models.get_model(name, weights=None)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = torchvision.models.get_model(name, weights=None)
     if weights is not None:
         load_weights(net, weights)
     size = size or 224
     transform = build_transform(False, size=size, resize=size, mean=IMAGENET_MEAN, std=IMAGENET_STD)
-    return Backbone(_drop_head(net, name).eval(), transform, None)
+    return Backbone(_drop_head(net, name).eval(), transform, None,
+                    _backbone_name(name, _weights_id(weights), size, None))
 
 
 @torch.no_grad()
@@ -141,7 +168,7 @@ def video_features(video: str | os.PathLike, backbone: Backbone, batch_size: int
     with open_video(video) as reader:
         starts = np.arange(0, reader.num_frames - step + 1, step if backbone.clip_len else every)
         if not len(starts):
-            raise IndexError(f"{video}: {reader.num_frames} frames, fewer than one clip of {step}")
+            raise IndexError(f"{video}: too short ({reader.num_frames} frames, a clip needs {step})")
         for chunk in np.array_split(starts, -(-len(starts) // batch_size)):
             frames = reader.read((chunk[:, None] + np.arange(step)).reshape(-1))
             if backbone.clip_len:        # (K * T, H, W, 3) -> K clips (3, T, h, w)
@@ -156,22 +183,44 @@ def video_features(video: str | os.PathLike, backbone: Backbone, batch_size: int
 def extract_features(videos: list[str | os.PathLike], out_dir: str | os.PathLike, backbone: Backbone,
                      root: str | os.PathLike | None = None, batch_size: int = 32, every: int = 1,
                      device: torch.device | str = "cpu", progress: bool = True) -> FeatureSummary:
-    """Features of every video into ``out_dir`` (see the module docstring); finished files are
-    skipped, so a second run only does what is missing."""
-    summary = FeatureSummary()
+    """Features of every video into ``out_dir`` (see the module docstring), resumably.
+
+    Each file goes to :func:`~deepvideo.data.features.feature_target` ``(video, out_dir,
+    root)``: mirroring the sub-folders under ``root`` when given, else flat.  Finished files
+    are skipped, so a second run only does what is missing.  Videos that cannot be decoded or
+    are shorter than one clip are skipped with a warning and listed in the summary.
+
+    Raises:
+        ValueError: no videos; two videos that would write the same file; or an existing
+            file computed by another backbone (another name, weights, size, clip length or
+            ``every``) or without a backbone record.
+    """
+    videos = [Path(v) for v in videos]
+    if not videos:
+        raise ValueError("no videos to extract features from")
+    name = backbone.name                              # what the rows are, as stored in each file
+    if not backbone.clip_len:
+        name += f", every {every} frames" if every > 1 else ", every frame"
+
+    def check_done(video: Path, target: Path) -> None:
+        stored = feature_backbone(target)
+        if stored != name:
+            held = repr(stored) if stored else "an unrecorded backbone (an older file)"
+            raise ValueError(f"{target} holds features of {held}, not of {name!r}: use another output "
+                             f"folder or delete it")
+
+    todo, done = plan_outputs(videos, lambda video: feature_target(video, out_dir, root), root is not None,
+                              check_done)
+    summary = FeatureSummary(skipped=done)
     backbone.net.to(device)
-    bar = tqdm(videos, desc="features", unit="video", disable=not progress)
-    for video in bar:
-        target = feature_target(video, out_dir, root)
-        if target.is_file():
-            summary.skipped += 1
-            continue
+
+    def extract(video: Path, target: Path) -> None:
         try:
             features, times = video_features(video, backbone, batch_size, every, device)
-        except (VideoDecodeError, IndexError) as exc:
-            summary.failed.append((Path(video), str(exc)))
-            continue
-        atomic_write(target, lambda fh: np.savez(fh, features=features.astype(np.float16), times=times))
-        summary.written += 1
+        except IndexError as exc:  # too short: skipped like an unreadable video
+            raise VideoDecodeError(str(exc)) from None
+        save_features(target, features, times, name)
         summary.dim = features.shape[1]
+
+    run_jobs(todo, extract, summary, "features", progress=progress)
     return summary
