@@ -91,3 +91,19 @@ def test_extract_counts_undecodable_videos(shared_data, make_video, tmp_path):
     flows = load_flow(out / "mmaction2__rawvideo_dataset_part_0.npz", [0, 30])
     assert flows.shape == (2, 2, 256, 340) and np.abs(flows).max() <= 10.0
     assert not (out / "broken.npz").exists()
+
+
+def test_extract_flow_from_packed_and_frame_folder_sources(make_video, tmp_path):
+    """The same frames packed raw (lossless) give the video's flow exactly; JPEG frames nearly."""
+    from deepvideo.data.pack import pack_video
+
+    source = make_video("one.mp4")
+    raw = pack_video(source, tmp_path / "packed" / "one.tar", format="raw")
+    folder = pack_video(source, tmp_path / "frames" / "one", format="folder", quality=95)
+    out = tmp_path / "flow"
+    summary = extract_flow_dataset([source, raw, folder], out, method="farneback", progress=False,
+                                   root=tmp_path)
+    assert (summary.written, summary.failed) == (3, [])
+    video_flow = load_flow(flow_target(source, out, tmp_path))
+    assert np.array_equal(load_flow(flow_target(raw, out, tmp_path)), video_flow)
+    assert np.abs(load_flow(flow_target(folder, out, tmp_path)) - video_flow).mean() < 0.05

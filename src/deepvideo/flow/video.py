@@ -1,9 +1,10 @@
 """Flow over whole videos: a side-by-side visualisation, and flow extraction for a dataset.
 
-Both decode sequentially with :class:`deepvideo.io.VideoReader` and estimate flow between
-each frame and the next (``T`` frames give ``T - 1`` flow fields, flow ``t`` running from
-frame ``t`` to ``t + 1``), with any method of ``ALL_METHODS`` (``"raft"`` and ``"tinyflow"``
-from local weights).
+Both read every frame in order (from any source :func:`deepvideo.io.open_video` opens: a
+video file, a frame folder, a packed video) and estimate flow between each frame and the
+next (``T`` frames give ``T - 1`` flow fields, flow ``t`` running from frame ``t`` to
+``t + 1``), with any method of ``ALL_METHODS`` (``"raft"`` and ``"tinyflow"`` from local
+weights).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from tqdm import tqdm
 from deepvideo.flow.classical import FLOW_METHODS, flow_estimator
 from deepvideo.flow.flowio import DEFAULT_BOUND, _check_bound, flow_file_info, quantize_flow, save_flow
 from deepvideo.flow.viz import flow_to_color
-from deepvideo.io import VideoDecodeError, VideoReader, write_video
+from deepvideo.io import VideoDecodeError, open_video, write_video
+from deepvideo.io.open import AnyReader
 from deepvideo.io.jobs import JobSummary, plan_outputs, run_jobs
 
 __all__ = ["ALL_METHODS", "ExtractSummary", "make_estimator", "video_flows", "flow_video",
@@ -55,7 +57,7 @@ def make_estimator(method: str = "farneback", weights: str | os.PathLike | None 
     return _estimator_factory(method, weights, device)()
 
 
-def video_flows(reader: VideoReader, estimate: Estimator) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def video_flows(reader: AnyReader, estimate: Estimator) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Decode ``reader`` in order, yielding ``(frame_t, flow_t)``: ``(H, W, 3)`` uint8 and the
     ``(2, H, W)`` float32 flow to frame ``t + 1``, for ``t < T - 1``.
 
@@ -87,7 +89,7 @@ def flow_video(path: str | os.PathLike, out_path: str | os.PathLike, method: str
     Raises ``VideoDecodeError`` for an unreadable video, ``ValueError`` for a bad method.
     """
     estimate = make_estimator(method, weights, device)
-    with VideoReader(path) as reader:
+    with open_video(path) as reader:
         height, width = reader.height, reader.width
         out = np.zeros((reader.num_frames - 1, height + height % 2, 2 * width, 3), np.uint8)
         pairs = tqdm(video_flows(reader, estimate), total=len(out), desc=f"flow ({method})",
@@ -154,7 +156,7 @@ def extract_flow_dataset(videos: list[str | os.PathLike], out_dir: str | os.Path
     make = _estimator_factory(method, weights, device) if todo else None
 
     def extract(video: Path, target: Path) -> None:
-        with VideoReader(video) as reader:
+        with open_video(video) as reader:
             codes = np.stack([quantize_flow(flow, bound) for _, flow in video_flows(reader, make())])
         save_flow(target, codes, bound, method)
 
