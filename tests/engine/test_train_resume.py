@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import os
 import signal
 import subprocess
@@ -43,6 +44,16 @@ def test_train_writes_metrics_curves_and_checkpoints(tiny_motion_root, tmp_path)
     metrics = evaluate(model, test_set, batch_size=4)
     assert metrics["num_videos"] == 6 and metrics["num_clips"] == 12
     assert 0.0 <= metrics["video_acc1"] <= 1.0 and len(metrics["confusion"]) == 2
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_mixed_precision_trains_on_the_cpu(tiny_motion_root, tmp_path, amp):
+    data = DataSpec(format="folder", root=str(tiny_motion_root))
+    config = TrainConfig(epochs=1, batch_size=4, lr=1e-2, amp=amp, progress=False)
+    row = train(tiny_recipe(), data, config, tmp_path)["history"][0]
+    assert math.isfinite(row["train_loss"]) and math.isfinite(row["val_loss"])
+    scaler = load_checkpoint(tmp_path / "last.pt", required=("scaler",))["scaler"]
+    assert (scaler["scale"] > 1) if amp == "fp16" else scaler == {}  # fp16 scales its gradients
 
 
 def test_input_wait_counts_only_the_wait_for_a_batch():

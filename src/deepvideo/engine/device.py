@@ -29,11 +29,13 @@ def resolve_device(name: str) -> torch.device:
 
 
 def autocast(device: torch.device, amp: str):
-    """Autocast context for ``amp`` mode on ``device`` (a no-op for "none")."""
+    """Autocast context for ``amp`` mode on ``device`` (a no-op for "none").
+
+    Both modes run on the CPU too, but only fast where it has the arithmetic: bf16 with
+    AVX512_BF16 or AMX, fp16 with AVX512_FP16 or AMX-FP16 (``BENCHMARKS.md``).
+    """
     if amp == "none":
         return nullcontext()
-    if amp == "fp16" and device.type != "cuda":
-        raise ValueError("--amp fp16 needs a CUDA device; use bf16 on the CPU")
     dtype = torch.bfloat16 if amp == "bf16" else torch.float16
     return torch.autocast(device.type, dtype=dtype)
 

@@ -49,7 +49,8 @@ __all__ = ["TrainConfig", "train"]
 
 @dataclass
 class TrainConfig:
-    """Optimisation settings.  ``amp``: "none", "bf16" (CPU or CUDA) or "fp16" (CUDA only).
+    """Optimisation settings.  ``amp``: "none", "bf16" or "fp16" autocast (fp16 with
+    gradient scaling), on the CPU or CUDA.
 
     ``batch_size`` is per process; ``accumulate`` sums the gradients of that many batches
     before each optimiser step (effective batch ``batch_size * accumulate * processes``).
