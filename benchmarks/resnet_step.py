@@ -1,14 +1,14 @@
 """Training-step time of deepvideo's R3D-18, MC3-18 and R(2+1)D-18 against torchvision's.
 
 One step is forward + cross-entropy + backward on a ``(B, 3, T, H, W)`` batch (default
-1 x 3 x 16 x 112 x 112), in fp32 and under bf16 autocast.  Both implementations carry the
+1 x 3 x 16 x 112 x 112), in fp32 and under bf16 or fp16 autocast.  Both implementations carry the
 same weights (ours loads torchvision's state_dict) and are timed in the same run,
 interleaved (ours, theirs, theirs, ours, ...) so that drifts of a shared machine hit
 both alike.  Reports the median of the timed repetitions and the ratio ours / theirs
 (target: <= 1.05), and the ratio of the fastest repetitions (noise from other processes
 only adds time, so on a shared machine that ratio is the steadier one).
 
-    python benchmarks/resnet_step.py [--warmup 3] [--reps 5] [--precisions fp32,bf16]
+    python benchmarks/resnet_step.py [--warmup 3] [--reps 5] [--precisions fp32,bf16,fp16]
                                      [--batch 1x3x16x112x112] [--device cpu] [--threads N]
 """
 
@@ -28,6 +28,7 @@ from torchvision.models import video as tv
 from deepvideo.models import create_model
 
 MODELS = {"r3d_18": tv.r3d_18, "mc3_18": tv.mc3_18, "r2plus1d_18": tv.r2plus1d_18}
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # autocast dtypes
 
 
 def machine(device: torch.device) -> str:
@@ -43,12 +44,12 @@ def machine(device: torch.device) -> str:
             f"torch {torch.__version__}, torchvision {torchvision.__version__}")
 
 
-def step_seconds(model: nn.Module, clips: torch.Tensor, labels: torch.Tensor, bf16: bool) -> float:
+def step_seconds(model: nn.Module, clips: torch.Tensor, labels: torch.Tensor, dtype: torch.dtype | None) -> float:
     """Wall time of one forward + backward."""
     if clips.device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
-    with torch.autocast(clips.device.type, dtype=torch.bfloat16, enabled=bf16):
+    with torch.autocast(clips.device.type, dtype=dtype, enabled=dtype is not None):
         loss = nn.functional.cross_entropy(model(clips), labels)
     loss.backward()
     model.zero_grad(set_to_none=True)
@@ -57,7 +58,7 @@ def step_seconds(model: nn.Module, clips: torch.Tensor, labels: torch.Tensor, bf
     return time.perf_counter() - start
 
 
-def compare(name: str, shape: tuple[int, ...], bf16: bool, warmup: int, reps: int,
+def compare(name: str, shape: tuple[int, ...], dtype: torch.dtype | None, warmup: int, reps: int,
             device: torch.device) -> dict[str, list[float]]:
     """Timed step seconds ``{"ours": [...], "theirs": [...]}``, interleaved repetitions."""
     torch.manual_seed(0)
@@ -71,7 +72,7 @@ def compare(name: str, shape: tuple[int, ...], bf16: bool, warmup: int, reps: in
     for i in range(warmup + reps):
         order = ("ours", "theirs") if i % 2 == 0 else ("theirs", "ours")
         for key in order:
-            seconds = step_seconds(models[key], clips, labels, bf16)
+            seconds = step_seconds(models[key], clips, labels, dtype)
             if i >= warmup:
                 times[key].append(seconds)
     return times
@@ -86,7 +87,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--precisions", default="fp32,bf16",
-                        help="fp32 and/or bf16 (autocast; very slow on CPUs without native bf16)")
+                        help="fp32, bf16 and/or fp16 (autocast; very slow on CPUs without native bf16 / fp16)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -99,7 +100,7 @@ def main() -> None:
           f"{'min ratio':>10}")
     for name in args.models.split(","):
         for precision in args.precisions.split(","):
-            times = compare(name, shape, precision == "bf16", args.warmup, args.reps, device)
+            times = compare(name, shape, PRECISIONS[precision], args.warmup, args.reps, device)
             ours, theirs = statistics.median(times["ours"]), statistics.median(times["theirs"])
             fastest = min(times["ours"]) / min(times["theirs"])
             print(f"{name:<12} {precision:<10} {ours:>10.3f} {theirs:>12.3f} "
