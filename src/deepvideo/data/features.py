@@ -19,6 +19,7 @@ checkpoints work unchanged; the temporal heads (:mod:`deepvideo.models.heads`,
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ import torch
 
 from deepvideo.io import VideoDecodeError
 from deepvideo.io.atomic import atomic_write
+from deepvideo.io.jobs import output_path
 
 __all__ = ["FEATURE_SUFFIX", "FeatureOpener", "FeatureReader", "feature_backbone", "feature_target",
            "features_to_clip", "load_features", "save_features"]
@@ -38,17 +40,7 @@ def feature_target(video: str | os.PathLike, out_dir: str | os.PathLike, root: s
     """Where a video's features go: ``out_dir/<path under root>.npz`` (``out_dir/<name>.npz``
     without ``root``); the suffix replaces a video file's, and is appended to a frame
     folder's name."""
-    video = Path(os.path.abspath(video))
-    relative = video.name
-    if root is not None:
-        root = Path(os.path.abspath(root))
-        if not video.is_relative_to(root):
-            raise ValueError(f"{video} is not under the videos root {root}")
-        relative = video.relative_to(root)
-    target = Path(out_dir) / relative
-    if video.is_dir():
-        return target.with_name(target.name + FEATURE_SUFFIX)
-    return target.with_suffix(FEATURE_SUFFIX)
+    return output_path(video, out_dir, root, FEATURE_SUFFIX)
 
 
 def save_features(path: str | os.PathLike, features: np.ndarray, times: np.ndarray, backbone: str) -> Path:
@@ -64,7 +56,7 @@ def feature_backbone(path: str | os.PathLike) -> str | None:
     try:
         with np.load(path, allow_pickle=False) as archive:
             return str(archive["backbone"]) if "backbone" in archive.files else None
-    except (ValueError, OSError, EOFError) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise VideoDecodeError(f"{path}: not a feature file ({exc})") from None
 
 
@@ -77,7 +69,7 @@ def load_features(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as archive:
             features, times = archive["features"], archive["times"]
-    except (ValueError, KeyError, OSError, EOFError) as exc:
+    except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise VideoDecodeError(f"{path}: not a feature file ({exc})") from None
     if features.ndim != 2 or times.shape != (len(features),) or not len(features):
         raise VideoDecodeError(f"{path}: not a feature file (features {features.shape}, times {times.shape})")

@@ -34,7 +34,7 @@ from deepvideo.io import PackedReader, VideoDecodeError, VideoReader, open_video
 from deepvideo.io.atomic import atomic_path
 from deepvideo.io.encode import VideoWriter
 from deepvideo.io.frames import DEFAULT_FPS, META_FILE
-from deepvideo.io.jobs import JobSummary, plan_outputs, run_jobs
+from deepvideo.io.jobs import JobSummary, output_path, plan_outputs, run_jobs
 from deepvideo.io.packed import PACKED_CODECS
 
 __all__ = ["PACK_FORMATS", "PackSummary", "pack_dataset", "pack_target", "pack_video"]
@@ -56,19 +56,7 @@ def pack_target(video: PathLike, out_dir: PathLike, root: PathLike | None = None
     The suffix is ``.tar`` for ``jpeg``/``raw``, ``.mp4`` for ``mp4``, none for ``folder``
     (a source frame folder keeps its name).
     """
-    video = Path(video)
-    if root is None:
-        relative = Path(video.name)
-    else:
-        absolute, root = Path(os.path.abspath(video)), Path(os.path.abspath(root))
-        if not absolute.is_relative_to(root):
-            raise ValueError(f"{video} is not under the videos root {root}")
-        relative = absolute.relative_to(root)
-    if not video.is_dir():
-        relative = relative.with_suffix(_SUFFIX[format])
-    elif _SUFFIX[format]:
-        relative = relative.with_name(relative.name + _SUFFIX[format])
-    return Path(out_dir) / relative
+    return output_path(video, out_dir, root, _SUFFIX[format])
 
 
 def _check_options(format: str, size: int | None, quality: int, keyframe_interval: int) -> None:

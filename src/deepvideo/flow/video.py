@@ -22,7 +22,7 @@ from deepvideo.flow.flowio import DEFAULT_BOUND, _check_bound, flow_file_info, q
 from deepvideo.flow.viz import flow_to_color
 from deepvideo.io import VideoDecodeError, open_video, write_video
 from deepvideo.io.open import AnyReader
-from deepvideo.io.jobs import JobSummary, plan_outputs, run_jobs
+from deepvideo.io.jobs import JobSummary, output_path, plan_outputs, run_jobs
 
 __all__ = ["ALL_METHODS", "ExtractSummary", "make_estimator", "video_flows", "flow_video",
            "flow_target", "extract_flow_dataset"]
@@ -109,12 +109,7 @@ def flow_target(video: str | os.PathLike, out_dir: str | os.PathLike, root: str 
     """Where :func:`extract_flow_dataset` puts a video's flow: ``out_dir/<name>.npz`` from the
     video's file name, or with ``root`` its path under ``root`` mirrored into ``out_dir``
     (``root/a/b.mp4 -> out_dir/a/b.npz``), for datasets whose file names repeat."""
-    if root is None:
-        return Path(out_dir) / Path(video).with_suffix(".npz").name
-    video, root = Path(os.path.abspath(video)), Path(os.path.abspath(root))
-    if not video.is_relative_to(root):
-        raise ValueError(f"{video} is not under the videos root {root}")
-    return Path(out_dir) / video.relative_to(root).with_suffix(".npz")
+    return output_path(video, out_dir, root, ".npz")
 
 
 def _check_done(method: str, bound: float) -> Callable[[Path, Path], None]:

@@ -1,7 +1,7 @@
 """Resumable per-video jobs over a dataset: one output file (or folder) for each video.
 
-``deepvideo pack`` and ``deepvideo flow-extract`` both turn every video into one output
-under an output folder.  :func:`plan_outputs` pairs the videos with their outputs (refusing
+``deepvideo pack``, ``flow-extract`` and ``extract-features`` turn every video into one
+output under an output folder, named by :func:`output_path`.  :func:`plan_outputs` pairs the videos with their outputs (refusing
 two videos that would write the same one) and splits off those already written;
 :func:`run_jobs` works through the rest with a progress bar, in threads, and skips (with a
 one-line message, counted in the :class:`JobSummary`) the videos that cannot be decoded.
@@ -9,6 +9,7 @@ one-line message, counted in the :class:`JobSummary`) the videos that cannot be 
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +22,7 @@ from tqdm import tqdm
 from deepvideo.io.atomic import remove_temps
 from deepvideo.io.decode import VideoDecodeError
 
-__all__ = ["JobSummary", "plan_outputs", "run_jobs"]
+__all__ = ["JobSummary", "output_path", "plan_outputs", "run_jobs"]
 
 
 @dataclass
@@ -32,6 +33,27 @@ class JobSummary:
     written: int = 0
     skipped: int = 0
     failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def output_path(video: str | os.PathLike, out_dir: str | os.PathLike, root: str | os.PathLike | None,
+                suffix: str) -> Path:
+    """Where a job puts ``video``'s output: ``out_dir/<name>``, or with ``root`` the video's
+    path under ``root`` mirrored into ``out_dir`` (``root/a/b.mp4 -> out_dir/a/b<suffix>``).
+
+    ``suffix`` replaces a video file's suffix and is appended to a frame folder's name (whose
+    dots are part of the name); an empty ``suffix`` keeps a frame folder's name as it is.
+    Raises ``ValueError`` for a video outside ``root``.
+    """
+    video = Path(video)
+    relative = Path(video.name)
+    if root is not None:
+        absolute, root = Path(os.path.abspath(video)), Path(os.path.abspath(root))
+        if not absolute.is_relative_to(root):
+            raise ValueError(f"{video} is not under the videos root {root}")
+        relative = absolute.relative_to(root)
+    if video.is_dir():
+        return Path(out_dir) / relative.with_name(relative.name + suffix)
+    return Path(out_dir) / relative.with_suffix(suffix)
 
 
 def plan_outputs(videos: Iterable[Path], output_of: Callable[[Path], Path], mirrored: bool,
