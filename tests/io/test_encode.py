@@ -114,3 +114,29 @@ def test_unknown_container_leaves_no_file(tmp_path) -> None:
     with pytest.raises(ValueError, match=r"clip\.notaformat: cannot write video"):
         write_video(path, np.zeros((2, 8, 8, 3), np.uint8), fps=10)
     assert not path.exists()
+
+
+def test_video_writer_streams_frames_and_pads_odd_sizes(tmp_path):
+    from deepvideo.io.encode import VideoWriter
+
+    frames = np.ascontiguousarray(smooth_frames(10)[:, :33, :41])
+    with VideoWriter(tmp_path / "out.mp4", 12.5, width=41, height=33, keyframe_interval=4) as out:
+        for frame in frames:
+            out.write(frame)
+    with VideoReader(tmp_path / "out.mp4") as reader:
+        assert (reader.num_frames, reader.width, reader.height) == (10, 42, 34)  # yuv420p: even sizes
+        assert reader.fps == pytest.approx(12.5)
+        decoded = reader.read(range(10))
+    assert np.abs(decoded[:, :33, :41].astype(int) - frames).mean() < 4           # lossy, but the frames
+    edge = np.abs(decoded[:, :33, 41].astype(int) - frames[:, :, 40]).mean()      # padding replicates the edge
+    assert edge < 6
+
+
+def test_video_writer_leaves_no_file_on_error(tmp_path):
+    from deepvideo.io.encode import VideoWriter
+
+    with pytest.raises(RuntimeError, match="stopped"):
+        with VideoWriter(tmp_path / "out.mp4", 10, width=16, height=16) as out:
+            out.write(np.zeros((16, 16, 3), np.uint8))
+            raise RuntimeError("stopped")
+    assert not (tmp_path / "out.mp4").exists()

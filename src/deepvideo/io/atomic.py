@@ -50,8 +50,10 @@ def _fsync(path: Path) -> None:
 def atomic_path(path: str | os.PathLike, folder: bool = False) -> Iterator[Path]:
     """``with atomic_path(path) as tmp:`` write the output at ``tmp`` (an empty file, or with
     ``folder`` an empty folder, beside ``path``); when the block ends without error, ``tmp``
-    (a file: fsynced) is renamed over ``path`` and the folder fsynced.  On any error ``tmp``
-    is removed and ``path`` left as it was."""
+    is renamed to ``path`` and the parent folder fsynced.  A file is fsynced first and
+    replaces an existing ``path``; a folder's files are not fsynced (a killed process leaves
+    no half output, a power cut may), and an existing non-empty folder ``path`` is not
+    replaced (``OSError``).  On any error ``tmp`` is removed and ``path`` left as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _create_temp(path, folder)

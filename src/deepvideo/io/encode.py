@@ -123,7 +123,8 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, codec: 
 class VideoWriter:
     """Encode ``(H, W, 3)`` uint8 RGB frames one at a time to h264 (yuv420p; odd sizes padded
     by a replicated pixel), never holding the video: ``with VideoWriter(path, fps, width,
-    height) as out: out.write(frame)``.  An exception inside the block leaves no file.
+    height) as out: out.write(frame)``.  An exception inside the block leaves no file; an
+    encoder failure is a ``ValueError`` naming ``path``.
 
     ``keyframe_interval`` as in :func:`write_video`; ``format`` is the FFmpeg container
     (``"mp4"``), ``None`` guessing it from the suffix of ``path``.
@@ -145,14 +146,22 @@ class VideoWriter:
         if any(pad[0]) or any(pad[1]):
             frame = np.pad(frame, pad, mode="edge")
         image = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-        self.container.mux(self.stream.encode(image.reformat(format="yuv420p", **_SWS_OPTIONS)))
+        try:
+            self.container.mux(self.stream.encode(image.reformat(format="yuv420p", **_SWS_OPTIONS)))
+        except av.FFmpegError as error:
+            raise ValueError(f"{self.path}: cannot write video ({error})") from error
 
     def __enter__(self) -> "VideoWriter":
         return self
 
     def __exit__(self, exc_type: type | None, *exc: object) -> None:
-        if exc_type is None:
-            self.container.mux(self.stream.encode())
-        self.container.close()
-        if exc_type is not None:
-            self.path.unlink(missing_ok=True)
+        try:
+            if exc_type is None:
+                self.container.mux(self.stream.encode())
+        except av.FFmpegError as error:
+            exc_type = type(error)
+            raise ValueError(f"{self.path}: cannot write video ({error})") from error
+        finally:
+            self.container.close()
+            if exc_type is not None:
+                self.path.unlink(missing_ok=True)
