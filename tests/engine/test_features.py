@@ -232,3 +232,14 @@ def test_frame_folders_keep_their_name(tmp_path):
     folder.mkdir(parents=True)
     assert feature_target(folder, tmp_path / "out", tmp_path / "data") == tmp_path / "out" / "clip.v1.npz"
     assert feature_target(tmp_path / "data" / "clip.v1.mp4", tmp_path / "out") == tmp_path / "out" / "clip.v1.npz"
+
+
+def test_a_truncated_feature_file_is_a_one_line_error(tmp_path):
+    from deepvideo.data.features import feature_backbone, save_features
+    from deepvideo.io import VideoDecodeError
+
+    path = save_features(tmp_path / "v.npz", np.ones((4, 8), np.float32), np.arange(4.0), "resnet18")
+    path.write_bytes(path.read_bytes()[:40])                     # a half-written file from elsewhere
+    for read in (feature_backbone, load_features):             # was zipfile.BadZipFile, a traceback
+        with pytest.raises(VideoDecodeError, match="v.npz: not a feature file"):
+            read(path)

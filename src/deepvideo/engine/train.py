@@ -210,7 +210,7 @@ def _train(recipe: Recipe, data: DataSpec, config: TrainConfig, out_dir: Path, r
         net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
     if config.compile:
         net = torch.compile(net)
-    bad = _bad_union(train_set)
+    bad, val_bad = _bad_union(train_set), set()
     for epoch in range(start_epoch, config.epochs):
         sampler.set_epoch(epoch)
         train_set.set_epoch(epoch)
@@ -225,6 +225,11 @@ def _train(recipe: Recipe, data: DataSpec, config: TrainConfig, out_dir: Path, r
                           f"(all so far: {', '.join(str(train_set.paths[i]) for i in bad)})")
         val = evaluate(model, val_set, batch_size=config.batch_size, device=device, amp=config.amp,
                        channels_last=config.channels_last, workers=config.workers)
+        new_val_bad = sorted(set(val["bad_videos"]) - val_bad)  # gathered from every process
+        val_bad.update(new_val_bad)
+        if new_val_bad and main:
+            warnings.warn(f"epoch {epoch + 1}: validation skipped {len(new_val_bad)} unreadable videos "
+                          f"({', '.join(new_val_bad)})")
         row.update(val_loss=val["loss"], val_acc=val["clip_acc"], val_video_acc=val["video_acc1"])
         row.update({f"val_{s}_acc": val[f"{s}_clip_acc"] for s in STREAMS if f"{s}_clip_acc" in val})
         history.append(row)
