@@ -17,8 +17,11 @@ first starts the persistent workers):
 For each it prints clips/s, **busy = clips/s / compute limit** (the share of the epoch the
 model was computing), the engine's own ``input_wait`` (on CUDA the GPU's idle gaps between
 steps from CUDA events) and, on CUDA, the mean of NVML's utilisation readings
-(``torch.cuda.utilization()``, sampled every 50 ms during the two epochs; the share of time
-a kernel was running).  Issue 6's target: busy >= 90% from packed shards on a GPU.
+(``torch.cuda.utilization()``, needs pynvml; sampled every 50 ms over the whole ``train``
+call, so model set-up, worker start-up and validation pull it below busy).  Both timed
+numbers include each epoch's wait for its first batch, as a user's epoch does: use enough
+``--steps`` that it does not dominate.  Issue 6's target: busy >= 90% from packed shards on
+a GPU.
 
 The training list repeats each video ``--repeat`` times, so a short generation makes a
 long epoch (each repeat draws another random clip).  Everything is written to a
@@ -98,25 +101,31 @@ class Utilisation:
             self.readings.append(torch.cuda.utilization(self.device))
 
     def __enter__(self) -> "Utilisation":
+        self.thread = None
         if self.device.type == "cuda":
+            try:
+                torch.cuda.utilization(self.device)
+            except Exception as exc:  # no pynvml or no NVML: the column says n/a
+                print(f"NVML utilisation unavailable: {exc}")
+                return self
             self.thread = threading.Thread(target=self._sample, daemon=True)
             self.thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self.done.set()
-        if self.device.type == "cuda":
+        if self.thread is not None:
             self.thread.join()
 
     def mean(self) -> str:
         return f"{statistics.mean(self.readings):.0f}%" if self.readings else "n/a"
 
 
-def write_list(root: Path, suffix: str, repeat: int, out: Path) -> Path:
-    """A ``path label`` list of ``root/train``'s videos (packed: ``suffix``), each ``repeat`` times."""
+def write_list(root: Path, split: str, suffix: str, repeat: int, out: Path) -> Path:
+    """A ``path label`` list of ``root/split``'s videos (packed: ``suffix``), each ``repeat`` times."""
     lines = []
     for label, name in enumerate(MOTION_CLASSES):
-        for video in sorted((root / "train" / name).glob(f"*{suffix}")):
+        for video in sorted((root / split / name).glob(f"*{suffix}")):
             lines += [f"{video} {label}"] * repeat
     out.write_text("\n".join(lines) + "\n")
     return out
@@ -159,8 +168,8 @@ def main() -> None:
         rows = []
         for fmt in formats:
             root, suffix = roots[fmt]
-            lists = {"train": str(write_list(root, suffix, repeat, tmp / f"{fmt}_train.txt")),
-                     "val": str(write_list(root, suffix, 1, tmp / f"{fmt}_val.txt"))}
+            lists = {split: str(write_list(root, split, suffix, repeat if split == "train" else 1,
+                                           tmp / f"{fmt}_{split}.txt")) for split in ("train", "val")}
             data = DataSpec(format="list", root=str(root), lists=lists)
             cfg = TrainConfig(epochs=2, batch_size=args.batch, lr=1e-3, workers=args.workers,
                               prefetch=args.prefetch, amp=args.amp, channels_last=args.channels_last,
