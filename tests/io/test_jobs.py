@@ -55,3 +55,24 @@ def test_temporaries_of_the_outputs_to_make_are_deleted_first(tmp_path):
     (tmp_path / ".done.mp4.out.1a2b3c4d.tmp").write_bytes(b"not an output of this run")
     dataset_api(todo, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == [".done.mp4.out.1a2b3c4d.tmp", "a.mp4.out"]
+
+
+def test_a_second_job_on_the_same_folder_fails_at_once_and_touches_nothing(tmp_path):
+    import fcntl
+    import os
+
+    out = tmp_path / "out"
+    todo = [(tmp_path / "a.mp4", out / "x" / "a.out"), (tmp_path / "b.mp4", out / "y" / "b.out")]
+    for sub in ("x", "y"):
+        (out / sub).mkdir(parents=True)
+    leftover = out / "x" / ".a.out.1a2b3c4d.tmp"               # the running job's temporary
+    leftover.write_bytes(b"being written")
+    running = os.open(out, os.O_RDONLY)                        # a job running on `out` holds its lock
+    fcntl.flock(running, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        with pytest.raises(ValueError, match=f"{out}: another job is writing here now"):
+            dataset_api(todo, progress=False)
+        assert leftover.exists() and not (out / "x" / "a.out").exists()
+    finally:
+        os.close(running)
+    assert dataset_api(todo, progress=False).written == 2     # once it ended

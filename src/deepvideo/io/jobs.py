@@ -9,13 +9,15 @@ one-line message, counted in the :class:`JobSummary`) the videos that cannot be 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sys
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from tqdm import tqdm
 
@@ -81,12 +83,31 @@ def plan_outputs(videos: Iterable[Path], output_of: Callable[[Path], Path], mirr
     return todo, done
 
 
+@contextmanager
+def _exclusive(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (``flock`` on the folder itself: no file is
+    created) while the block runs; ``ValueError`` at once when another job holds it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ValueError(f"{folder}: another job is writing here now; wait for it to end "
+                             f"or use another output folder") from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def run_jobs(todo: list[tuple[Path, Path]], work: Callable[[Path, Path], None], summary: JobSummary,
              desc: str, workers: int = 0, progress: bool = True) -> JobSummary:
     """Run ``work(video, output)`` for every pair of ``todo``, counting into ``summary``.
 
-    First deletes the temporaries that killed atomic writes of these outputs left
-    (:func:`~deepvideo.io.atomic.remove_temps`).  ``workers`` threads work side by side
+    The folder holding all the outputs is locked meanwhile, so a second job on it fails at
+    once (``ValueError``) instead of racing this one; then the temporaries that killed atomic
+    writes of these outputs left are deleted (:func:`~deepvideo.io.atomic.remove_temps`).
+    ``workers`` threads work side by side
     (decoders and encoders release the GIL); 0 works in the calling thread.  A
     :class:`VideoDecodeError` skips its video, recorded in ``summary.failed`` as ``(video,
     reason)`` and reported once as ``skipped <video>: <reason>``: a line above the progress
@@ -99,7 +120,14 @@ def run_jobs(todo: list[tuple[Path, Path]], work: Callable[[Path, Path], None], 
             return str(exc).removeprefix(f"{job[0]}: ")
         return None
 
-    remove_temps(output for _, output in todo)
+    folder = os.path.commonpath([output.parent for _, output in todo]) if todo else None
+    with _exclusive(Path(folder)) if folder else nullcontext():
+        remove_temps(output for _, output in todo)
+        return _run(todo, attempt, summary, desc, workers, progress)
+
+
+def _run(todo: list[tuple[Path, Path]], attempt: Callable[[tuple[Path, Path]], str | None],
+         summary: JobSummary, desc: str, workers: int, progress: bool) -> JobSummary:
     bar = tqdm(total=len(todo) + summary.skipped, initial=summary.skipped, desc=desc, unit="video",
                disable=not progress)
     with ThreadPoolExecutor(max(workers, 1)) as pool:
@@ -111,7 +139,7 @@ def run_jobs(todo: list[tuple[Path, Path]], work: Callable[[Path, Path], None], 
                 if progress:
                     bar.write(f"skipped {video}: {error}", file=sys.stderr)
                 else:
-                    warnings.warn(f"skipped {video}: {error}", stacklevel=3)
+                    warnings.warn(f"skipped {video}: {error}", stacklevel=4)
                 summary.failed.append((video, error))
                 bar.set_postfix(failed=len(summary.failed))
             bar.update()
