@@ -67,6 +67,30 @@ def test_input_wait_counts_only_the_wait_for_a_batch():
     assert 0.05 <= wait.seconds() <= stepped - start
 
 
+class _Event:
+    """A CUDA event's two methods that ``_InputWait`` uses: recorded at ``ms``, passed or not."""
+
+    def __init__(self, ms: float, passed: bool = True) -> None:
+        self.ms, self.passed = ms, passed
+
+    def query(self) -> bool:
+        return self.passed
+
+    def elapsed_time(self, later: "_Event") -> float:
+        return later.ms - self.ms
+
+
+def test_input_wait_on_cuda_sums_the_gpu_gaps_it_has_passed():
+    wait = _InputWait(torch.device("cpu"))
+    # (asked, got) pairs: gaps of 5 ms and 20 ms the GPU has passed, then one still queued
+    wait.events = [_Event(0), _Event(5), _Event(100), _Event(120), _Event(200), _Event(230, passed=False)]
+    wait._fold()
+    assert wait.waited == pytest.approx(0.025) and len(wait.events) == 2   # only the queued pair is held
+    wait.events[1].passed = True
+    wait._fold()
+    assert wait.waited == pytest.approx(0.055) and wait.events == []
+
+
 def test_training_learns_motion(tiny_motion_root, tmp_path):
     """A 3D CNN separates left from right motion on the tiny dataset."""
     data = DataSpec(format="folder", root=str(tiny_motion_root))

@@ -261,18 +261,26 @@ class _InputWait:
     On the CPU, the time spent asking the DataLoader for the next batch.  On CUDA the host
     runs ahead of the GPU, so its waiting is not the GPU's: there it is the gaps on the
     GPU's own timeline between the work queued before asking (the previous step) and the
-    work queued after the batch came (CUDA events, read once at the end of the epoch).
+    work queued after the batch came (a pair of CUDA events per step, summed as soon as the
+    GPU has passed them, so only the pairs still queued are held).
     """
 
     def __init__(self, device: torch.device) -> None:
         self.device, self.cuda = device, device.type == "cuda"
-        self.host = self.asked = 0.0
+        self.waited = self.asked = 0.0
         self.events: list[torch.cuda.Event] = []
 
     def _mark(self) -> None:
         event = torch.cuda.Event(enable_timing=True)
         event.record(torch.cuda.current_stream(self.device))
         self.events.append(event)
+
+    def _fold(self) -> None:
+        """Add up the pairs the GPU has passed (``query`` does not wait)."""
+        while len(self.events) >= 2 and self.events[1].query():
+            asked, got = self.events[:2]
+            self.waited += asked.elapsed_time(got) / 1000
+            del self.events[:2]
 
     def ask(self) -> None:
         if self.cuda:
@@ -283,15 +291,15 @@ class _InputWait:
     def got(self) -> None:
         if self.cuda:
             self._mark()
+            self._fold()
         else:
-            self.host += time.perf_counter() - self.asked
+            self.waited += time.perf_counter() - self.asked
 
     def seconds(self) -> float:
-        if not self.cuda:
-            return self.host
-        torch.cuda.synchronize(self.device)
-        pairs = zip(self.events[::2], self.events[1::2])
-        return sum(asked.elapsed_time(got) for asked, got in pairs) / 1000
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+            self._fold()
+        return self.waited
 
 
 def _train_epoch(net: nn.Module, loader: DataLoader, optimizer, scheduler, scaler,
