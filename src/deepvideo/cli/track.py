@@ -1,0 +1,446 @@
+"""``deepvideo track``: multi-object and single-object tracking, tracker evaluation, and
+training of the trackers' networks (thin commands over :mod:`deepvideo.track`)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import math
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
+
+from deepvideo.cli.options import (UsageError, _existing_file, _fraction, _input_shape, _model_option,
+                                       _nonneg_float, _nonneg_int, _positive_float, _positive_int,
+                                       _print_json, _unit_float)
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from deepvideo.track.mot import Detector, Tracker
+
+
+class _LibraryNames:
+    """The names in ``module.attribute`` (a tuple of the library), imported only when argparse
+    checks a value or prints help, so that building the parser does not import the tracking
+    code (torchvision, PyAV: seconds).  Options with such choices sit in argument groups,
+    whose ``add_argument`` does not format them."""
+
+    def __init__(self, module: str, attribute: str) -> None:
+        self.module, self.attribute = module, attribute
+
+    def _names(self) -> tuple[str, ...]:
+        return tuple(getattr(importlib.import_module(self.module), self.attribute))
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+
+_MOT_TRACKERS = _LibraryNames("deepvideo.track.mot", "TRACKERS")
+_SOT_TRACKERS = _LibraryNames("deepvideo.track.sot", "TRACKERS")
+_DETECTORS = _LibraryNames("deepvideo.track.detect", "DETECTORS")
+_CLEAR_RULES = _LibraryNames("deepvideo.track.mot_metrics", "CLEAR_RULES")
+
+
+def _box(text: str) -> tuple[float, float, float, float]:
+    """``x,y,w,h``: four finite numbers (the tracker checks them against the frame)."""
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expected x,y,w,h (4 numbers), got {text!r}")
+    return values  # type: ignore[return-value]
+
+
+def _keyword_options(target: Callable, pairs: list[tuple[str, Any]] | None, flag: str,
+                     skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs given to ``flag`` as keyword arguments of ``target`` (a class or a
+    dataclass): a one-line error for a key it does not take, or for a value that is not a
+    number (an integer) where the default is one (``null`` passes where the annotation
+    allows ``None``)."""
+    params = {name: param for name, param in inspect.signature(target).parameters.items()
+              if name not in skip and param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)}
+    options = dict(pairs or [])
+    for key, value in options.items():
+        if key not in params:
+            raise UsageError(f"{flag} {key}: {target.__name__} takes {', '.join(params)}")
+        default = params[key].default
+        if isinstance(default, bool) or not isinstance(default, (int, float)):
+            continue
+        if value is None and "None" in str(params[key].annotation):
+            continue
+        integer = isinstance(default, int)
+        if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+            raise UsageError(f"{flag} {key}={value!r}: expected {'an integer' if integer else 'a number'}")
+    return options
+
+
+def _mot_tracker(args: argparse.Namespace) -> Tracker:
+    """The tracker of ``track mot``: ``--tracker`` with ``--max-age``, ``--min-hits``,
+    ``--iou-threshold`` (DeepSORT's ``max_age``, ``n_init``, ``1 - max_iou_distance``) and
+    ``--tracker-opt``."""
+    from deepvideo.track.deepsort import DeepSort
+    from deepvideo.track.mot import make_tracker
+    from deepvideo.track.sort import ByteTrack, Sort
+
+    deep = args.tracker == "deepsort"
+    if args.embedder is not None and not deep:
+        raise UsageError(f"--embedder: only deepsort uses an appearance network, not {args.tracker}")
+    options: dict[str, Any] = {}
+    if args.max_age is not None:
+        options["max_age"] = args.max_age
+    if args.min_hits is not None:
+        options["n_init" if deep else "min_hits"] = args.min_hits
+    if args.iou_threshold is not None:
+        options.update({"max_iou_distance": 1 - args.iou_threshold} if deep else
+                       {"iou_threshold": args.iou_threshold})
+    kind = {"sort": Sort, "bytetrack": ByteTrack, "deepsort": DeepSort}[args.tracker]
+    options.update(_keyword_options(kind, args.tracker_opt, "--tracker-opt", skip=("encoder",)))
+    return make_tracker(args.tracker, embedder=args.embedder, device=args.device, **options)
+
+
+def _mot_detector(args: argparse.Namespace) -> Detector:
+    """The per-frame detector of ``track mot VIDEO``: ``--detector`` (default: the ``--dets``
+    file if given, else MOG2) with ``--detector-opt``."""
+    from deepvideo.track.detect import FileDetections, MOG2Detector, TorchvisionDetector, make_detector
+
+    name = args.detector or ("dets" if args.dets is not None else "mog2")
+    if name == "dets" and args.dets is None:
+        raise UsageError("--detector dets needs --dets DET.txt")
+    if name != "dets" and args.dets is not None:
+        raise UsageError(f"--dets: read only by --detector dets, not --detector {name}")
+    if name == "torchvision" and args.weights is None:
+        raise UsageError("--detector torchvision needs --weights FILE (a local state_dict; nothing is downloaded)")
+    if name != "torchvision" and args.weights is not None:
+        raise UsageError(f"--weights: read only by --detector torchvision, not --detector {name}")
+    kind = {"dets": FileDetections, "mog2": MOG2Detector, "torchvision": TorchvisionDetector}[name]
+    options = _keyword_options(kind, args.detector_opt, "--detector-opt", skip=("dets", "weights", "device"))
+    if name == "torchvision":
+        options["device"] = args.device
+    return make_detector(name, dets=args.dets, weights=args.weights, **options)
+
+
+def cmd_track_mot(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from deepvideo.track.mot import track_detections, track_video
+    from deepvideo.track.motio import read_mot, write_mot
+
+    if args.video is None:
+        if args.dets is None:
+            raise UsageError("give a VIDEO to track in, or --dets DET.txt to track detections alone")
+        for flag in ("video_out", "detector", "detector_opt", "weights", "embedder"):
+            if getattr(args, flag):
+                raise UsageError(f"--{flag.replace('_', '-')} needs VIDEO (without it only --dets is tracked)")
+        rows = track_detections(read_mot(args.dets), _mot_tracker(args), progress=True)
+    else:
+        detector = _mot_detector(args)
+        rows = track_video(args.video, _mot_tracker(args), detector, video_out=args.video_out,
+                           progress=True, device=args.device)
+    write_mot(args.out, rows)
+    shown = f"; annotated video {args.video_out}" if args.video_out else ""
+    print(f"{args.out}: {len(rows)} boxes of {len(np.unique(rows[:, 1]))} tracks "
+          f"in {len(np.unique(rows[:, 0]))} frames{shown}")
+
+
+def cmd_track_sot(args: argparse.Namespace) -> None:
+    from deepvideo.track.ope import write_boxes
+    from deepvideo.track.sot import track_video
+
+    boxes = track_video(args.video, args.box, tracker=args.tracker, weights=args.weights, progress=True,
+                        out_video=args.video_out, device=args.device)
+    write_boxes(args.out, boxes)
+    shown = f"; annotated video {args.video_out}" if args.video_out else ""
+    print(f"{args.out}: {len(boxes)} boxes, last {','.join(f'{v:.1f}' for v in boxes[-1])}{shown}")
+
+
+_GENERIC_STEMS = {"gt", "groundtruth", "gt_for_eval", "det", "test", "track_results"}
+
+
+def _sequence_names(paths: Sequence[Path]) -> list[str]:
+    """One name per file: the nearest of its stem and folder names that says more than
+    ``gt`` or ``groundtruth`` (``TUD-Campus/gt.txt`` -> ``TUD-Campus``, ``scene.gt.txt`` ->
+    ``scene``); full paths where two would coincide."""
+    def stem(path: Path) -> str:
+        while path.suffix[1:].lower() in _GENERIC_STEMS:
+            path = path.with_suffix("")
+        return path.stem
+
+    names = [next((part for part in (stem(p.with_suffix("")), *reversed(p.absolute().parent.parts))
+                   if part.lower() not in _GENERIC_STEMS), p.stem) for p in paths]
+    return names if len(set(names)) == len(names) else [str(p) for p in paths]
+
+
+def _box_file_kind(path: Path) -> str:
+    """``"sot"`` when the first line of ``path`` holds 4 numbers (``x,y,w,h``), else ``"mot"``
+    (a MOTChallenge file: 6 to 10 fields; a folder: a benchmark split)."""
+    if path.is_dir():
+        return "mot"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    first = next((line for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()), "")
+    return "sot" if len(re.split(r"[,\s]+", first.strip())) == 4 else "mot"
+
+
+def _evaluate_mot(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    from deepvideo.track.mot_metrics import evaluate_benchmark, evaluate_files, evaluate_sequences, read_ground_truth
+    from deepvideo.track.motio import read_mot
+
+    options = dict(iou_threshold=args.iou_threshold, clear_rule=args.clear_rule)
+    if args.gt[0].is_dir():
+        if len(args.gt) > 1:
+            raise UsageError("--gt: one benchmark folder (<seq>/gt/gt.txt) or MOT files, not both")
+        return evaluate_benchmark(args.gt[0], args.pred[0], progress=not args.json, **options)
+    names = _sequence_names(args.gt)
+    if len(names) == 1:
+        return {names[0]: evaluate_files(args.gt[0], args.pred[0], **options)}
+    sequences = {name: (read_ground_truth(g), read_mot(p)) for name, g, p in zip(names, args.gt, args.pred)}
+    return evaluate_sequences(sequences, progress=not args.json, **options)
+
+
+def _evaluate_sot(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    from deepvideo.track.ope import evaluate_files
+
+    results = {name: evaluate_files(g, p, args.pred_format)
+               for name, g, p in zip(_sequence_names(args.gt), args.gt, args.pred)}
+    if len(results) > 1:
+        results["COMBINED"] = evaluate_files(args.gt, args.pred, args.pred_format)
+    return results
+
+
+def _format_ope(results: dict[str, dict[str, float]]) -> str:
+    """OPE scores (percent) as a table, one row per sequence."""
+    keys = ("success", "precision", "norm_precision")
+    rows = [["", *keys], *([name, *(f"{r[k]:.2f}" for k in keys)] for name, r in results.items())]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(keys) + 1)]
+    return "\n".join(" ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in
+                              enumerate(zip(row, widths))) for row in rows)
+
+
+def cmd_track_eval(args: argparse.Namespace) -> None:
+    from deepvideo.track.mot_metrics import format_table
+
+    if len(args.pred) != len(args.gt):
+        raise UsageError(f"--pred: {len(args.pred)} files for {len(args.gt)} --gt files")
+    kind = _box_file_kind(args.gt[0]) if args.kind == "auto" else args.kind
+    if kind == "sot" and any(path.is_dir() for path in args.gt):
+        raise UsageError("--kind sot: --gt takes box files, not folders")
+    results = _evaluate_mot(args) if kind == "mot" else _evaluate_sot(args)
+    if args.json:
+        _print_json(results)
+    else:
+        print(format_table(results) if kind == "mot" else _format_ope(results))
+
+
+def _add_track_train_options(parser: argparse.ArgumentParser, lr: float) -> None:
+    group = parser.add_argument_group("training")
+    group.add_argument("--out", type=Path, required=True, help="weights file to write (.safetensors)")
+    group.add_argument("--steps", type=_positive_int, default=300, help="optimiser steps (default %(default)s)")
+    group.add_argument("--batch-size", type=_positive_int, help="examples per step (default: the library's)")
+    group.add_argument("--lr", type=_positive_float, default=lr, help="learning rate (default %(default)s)")
+    group.add_argument("--seed", type=int, default=0)
+    group.add_argument("--device", default="cpu")
+
+
+def _train_kwargs(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """The common training options, leaving out those left to the library's default."""
+    values = dict(steps=args.steps, lr=args.lr, seed=args.seed, device=args.device, progress=True,
+                  **{name: getattr(args, name) for name in ("batch_size", *names)})
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def _loss_change(losses: Sequence[float]) -> str:
+    import numpy as np
+
+    window = max(1, min(10, len(losses) // 2))
+    return f"loss {np.mean(losses[:window]):.4f} -> {np.mean(losses[-window:]):.4f}"
+
+
+def cmd_track_train_sot(args: argparse.Namespace) -> None:
+    from deepvideo.track.goturn import GOTURNConfig
+    from deepvideo.track.siamfc import SiamFCConfig
+    from deepvideo.track.sot import load_annotated_videos, synthetic_sequences, train_goturn, train_siamfc
+
+    config_type, train = (SiamFCConfig, train_siamfc) if args.tracker == "siamfc" else (GOTURNConfig, train_goturn)
+    config = config_type(**_keyword_options(config_type, args.config, "--config"))
+    sequences = (load_annotated_videos(args.data, args.split) if args.data is not None else
+                 synthetic_sequences(args.sequences, args.frames, args.size, seed=args.data_seed))
+    _, losses = train(sequences, args.out, config, **_train_kwargs(args, "max_gap"))
+    print(f"{args.out}: {args.tracker} weights trained on {len(sequences)} sequences, {_loss_change(losses)}")
+
+
+def _identity_sources(args: argparse.Namespace) -> Iterator[tuple[Iterable[np.ndarray], np.ndarray]]:
+    """``(frames, gt)`` per sequence: each ``--video`` (streamed) with its ``--gt``, or a
+    rendered scene."""
+    from deepvideo.io import VideoReader
+    from deepvideo.track.motio import read_mot
+    from deepvideo.track.scenes import make_scene
+
+    if not args.video:
+        scene = make_scene(num_objects=args.objects, num_frames=args.frames, seed=args.data_seed)
+        yield scene.frames, scene.gt
+    for video, gt in zip(args.video, args.gt):
+        rows = read_mot(gt)
+        with VideoReader(video) as reader:
+            yield reader, rows
+
+
+def cmd_track_train_embedder(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from deepvideo.track.deepsort import identity_crops, save_embedding, train_embedding
+
+    if len(args.video) != len(args.gt):
+        raise UsageError(f"--gt: {len(args.gt)} files for {len(args.video)} --video files")
+    if len(args.crop) != 2:
+        raise UsageError(f"--crop: expected HEIGHTxWIDTH, got {'x'.join(map(str, args.crop))}")
+    crops, ids, count = [], [], 0
+    for frames, gt in _identity_sources(args):
+        visible = (gt[:, 8] < 0) | (gt[:, 8] >= args.min_visibility)  # -1: no visibility column
+        c, i = identity_crops(frames, gt[visible], size=args.crop, max_per_identity=args.max_per_identity,
+                              jitter=args.jitter, seed=args.seed)
+        local = np.unique(i, return_inverse=True)[1].reshape(-1)  # identities of different sequences differ
+        crops.append(c)
+        ids.append(local + count)
+        count += int(local.max(initial=-1)) + 1
+    model = train_embedding(np.concatenate(crops), np.concatenate(ids), dim=args.dim, width=args.width,
+                            **_train_kwargs(args))
+    save_embedding(args.out, model)
+    print(f"{args.out}: {args.dim}-d embedding trained on {sum(map(len, crops))} crops of {count} identities")
+
+
+def _add_mot_tracker_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("tracker")
+    group.add_argument("--tracker", default="sort", choices=_MOT_TRACKERS, help="default %(default)s")
+    group.add_argument("--max-age", type=_nonneg_int,
+                       help="frames a track survives unmatched (default: the tracker's: sort 1, others 30)")
+    group.add_argument("--min-hits", type=_nonneg_int,
+                       help="matches before a track is reported (deepsort: n_init; default: the tracker's)")
+    group.add_argument("--iou-threshold", type=_unit_float,
+                       help="smallest IoU of a match (deepsort: 1 - max_iou_distance; default: the tracker's)")
+    group.add_argument("--tracker-opt", type=_model_option, action="append", metavar="KEY=VALUE",
+                       help="any other tracker argument, repeatable (e.g. high_threshold=0.5 for "
+                       "bytetrack, max_cosine_distance=0.3 for deepsort)")
+    group.add_argument("--embedder", type=_existing_file,
+                       help="deepsort: appearance network from `deepvideo track train-embedder` "
+                       "(without it deepsort associates by motion alone; needs VIDEO)")
+
+
+def add_parser(sub) -> None:
+    """``deepvideo track mot|sot|eval|train-sot|train-embedder``."""
+    p = sub.add_parser("track", help="track objects in videos (SORT, ByteTrack, DeepSORT, SiamFC, "
+                       "GOTURN), evaluate trackers, train their networks",
+                       description="Multi-object tracking by detection, single-object tracking from "
+                       "a first-frame box, MOTChallenge / one-pass evaluation, and training of the "
+                       "trackers' networks on the built-in synthetic data.")
+    track = p.add_subparsers(dest="track_command", required=True, metavar="SUBCOMMAND")
+
+    p = track.add_parser("mot", help="multi-object tracking: MOTChallenge results (and an annotated video)",
+                         description="Track every object: detections of VIDEO (MOG2 background "
+                         "subtraction, a MOT detection file or a local torchvision detector) or of "
+                         "--dets alone, linked into tracks; writes OUT as MOTChallenge rows "
+                         "frame,id,x,y,w,h,1,-1,-1,-1 and with --video-out VIDEO with each track's box "
+                         "and id drawn in a colour fixed by its id.")
+    p.add_argument("video", nargs="?", type=_existing_file, help="video to track in (optional with --dets)")
+    p.add_argument("--dets", type=_existing_file, help="MOTChallenge detection file (det.txt)")
+    p.add_argument("--out", type=Path, required=True, help="result file (MOTChallenge .txt)")
+    p.add_argument("--video-out", type=Path, help="also write VIDEO with the tracks drawn (.mp4)")
+    group = p.add_argument_group("detector")
+    group.add_argument("--detector", choices=_DETECTORS,
+                       help="detections of VIDEO: dets (the --dets file), mog2 (moving objects, static "
+                       "camera) or torchvision (--weights; persons); default dets with --dets, else mog2")
+    group.add_argument("--weights", type=_existing_file, help="torchvision detector: local state_dict file")
+    group.add_argument("--detector-opt", type=_model_option, action="append", metavar="KEY=VALUE",
+                       help="detector argument, repeatable (e.g. min_area=200 for mog2, min_score=0.5 "
+                       "for dets, arch=fasterrcnn_resnet50_fpn or score_threshold=0.7 for torchvision)")
+    group.add_argument("--device", default="cpu", help="device of the torchvision detector and the embedder")
+    _add_mot_tracker_options(p)
+    p.set_defaults(func=cmd_track_mot, command="track mot")
+
+    p = track.add_parser("sot", help="single-object tracking from a box on the first frame",
+                         description="Track the object inside --box on the first frame of VIDEO "
+                         "through the whole file; writes one x,y,w,h line per frame (the first is "
+                         "--box itself). SiamFC without --weights is training-free template "
+                         "matching; GOTURN needs weights (see `deepvideo track train-sot`).")
+    p.add_argument("video", type=_existing_file)
+    p.add_argument("--box", type=_box, required=True, metavar="X,Y,W,H",
+                   help="the target on the first frame, pixels, top-left corner (a negative x: --box=-4,10,20,30)")
+    p.add_argument("--out", type=Path, required=True, help="box file to write")
+    p.add_argument("--video-out", type=Path, help="also write VIDEO with the box drawn (.mp4)")
+    group = p.add_argument_group("tracker")
+    group.add_argument("--tracker", default="siamfc", choices=_SOT_TRACKERS, help="default %(default)s")
+    group.add_argument("--weights", type=_existing_file, help="weights from `deepvideo track train-sot`")
+    group.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_track_sot, command="track sot")
+
+    p = track.add_parser("eval", help="score tracker results: CLEAR MOT, IDF1, HOTA or one-pass evaluation",
+                         description="MOT files (frame,id,x,y,w,h,conf,...): CLEAR MOT (MOTA, MOTP, "
+                         "IDSW, ...), identity (IDF1, IDP, IDR) and HOTA, as py-motmetrics and TrackEval "
+                         "compute them; several sequences add a COMBINED row. --gt and --pred may also "
+                         "be a benchmark folder (<seq>/gt/gt.txt) and a results folder (<seq>.txt). "
+                         "Single-object box files (x,y,w,h per line): one-pass evaluation as "
+                         "mmtracking computes it, success AUC, precision at 20 px and normalised "
+                         "precision at 0.2 (percent). --kind auto tells them apart by the first line "
+                         "of the first --gt file: 4 numbers is a box file.")
+    p.add_argument("--gt", type=Path, nargs="+", required=True, help="ground-truth files, one per sequence")
+    p.add_argument("--pred", type=Path, nargs="+", required=True, help="result files, in the order of --gt")
+    p.add_argument("--kind", default="auto", choices=("auto", "mot", "sot"), help="default %(default)s")
+    p.add_argument("--json", action="store_true", help="print the metrics (fractions for mot, percent for sot) as JSON")
+    group = p.add_argument_group("mot files")
+    group.add_argument("--iou-threshold", type=_unit_float, default=0.5,
+                       help="smallest IoU of a match (default %(default)s)")
+    group.add_argument("--clear-rule", default="motmetrics", choices=_CLEAR_RULES,
+                       help="CLEAR MOT as py-motmetrics or as TrackEval computes it (default %(default)s)")
+    group = p.add_argument_group("box files")
+    group.add_argument("--pred-format", default="xywh", choices=("xywh", "xyxy"),
+                       help="x,y,w,h or mmtracking's x1,y1,x2,y2 result lines (default %(default)s)")
+    p.set_defaults(func=cmd_track_eval, command="track eval")
+
+    p = track.add_parser("train-sot", help="train SiamFC or GOTURN weights",
+                         description="Train a single-object tracker's network on frame pairs of "
+                         "annotated sequences: the built-in motion dataset rendered in memory, or "
+                         "--data (a folder written by `deepvideo synth`, with annotations/<split>.csv).")
+    group = p.add_argument_group("network")
+    group.add_argument("--tracker", default="siamfc", choices=_SOT_TRACKERS, help="default %(default)s")
+    group.add_argument("--config", type=_model_option, action="append", metavar="KEY=VALUE",
+                       help="network setting, repeatable (SiamFCConfig: width, exemplar_size, search_size, "
+                       "...; GOTURNConfig: input_size, width, fc_dim, dropout)")
+    group.add_argument("--max-gap", type=_nonneg_int, help="largest frame gap of a training pair "
+                       "(default: the library's, siamfc 8, goturn 1)")
+    group = p.add_argument_group("data")
+    group.add_argument("--data", type=Path, help="motion dataset folder (default: rendered in memory)")
+    group.add_argument("--split", default="train", choices=("train", "val", "test"))
+    group.add_argument("--sequences", type=_positive_int, default=32, help="rendered sequences (default %(default)s)")
+    group.add_argument("--frames", type=_positive_int, default=32, help="frames per rendered sequence")
+    group.add_argument("--size", type=_positive_int, default=64, help="side of the rendered frames")
+    group.add_argument("--data-seed", type=int, default=0)
+    _add_track_train_options(p, lr=1e-3)
+    p.set_defaults(func=cmd_track_train_sot, command="track train-sot")
+
+    p = track.add_parser("train-embedder", help="train DeepSORT's appearance network",
+                         description="Train the re-identification embedding DeepSORT uses (cosine-"
+                         "softmax over identities) on crops of MOT ground-truth boxes: of each --video "
+                         "with its --gt, or of a rendered scene of moving textured objects.")
+    p.add_argument("--video", type=_existing_file, nargs="+", default=[], help="videos of the sequences")
+    p.add_argument("--gt", type=_existing_file, nargs="+", default=[], help="their MOT ground truth files")
+    p.add_argument("--objects", type=_positive_int, default=8, help="objects of the rendered scene")
+    p.add_argument("--frames", type=_positive_int, default=60, help="frames of the rendered scene")
+    p.add_argument("--data-seed", type=int, default=0)
+    p.add_argument("--min-visibility", type=_fraction, default=0.5,
+                   help="skip boxes less visible than this (gt column 9; -1, as in MOT15, keeps the box)")
+    p.add_argument("--max-per-identity", type=_positive_int, default=200)
+    p.add_argument("--jitter", type=_nonneg_float, default=0.05,
+                   help="move box corners by this fraction of the box size, as a detector would")
+    p.add_argument("--crop", type=_input_shape, default=(64, 32), metavar="HxW", help="crop size (default 64x32)")
+    p.add_argument("--dim", type=_positive_int, default=128, help="embedding size (default %(default)s)")
+    p.add_argument("--width", type=_positive_int, default=16, help="channels of the first layer")
+    _add_track_train_options(p, lr=2e-3)
+    p.set_defaults(func=cmd_track_train_embedder, command="track train-embedder")
