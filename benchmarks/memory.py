@@ -8,7 +8,7 @@ moving left or right, 320x240, x264's default keyframe interval of 250 frames; 2
 
 * ours: ``deepvideo train`` for one epoch (small3d, 16-frame clips at stride 2 resized to
   128 / cropped to 112, batch 4, 2 test clips per video, 0 workers) — its peak resident
-  memory (``ru_maxrss``) as the process reports it at the end;
+  memory (``VmHWM`` in ``/proc/self/status``) as the process reports it at the end;
 * reference: the common "decode the video, then slice a clip" loader
   (``deepvideo.io.read_video`` of one video, then one 16-frame clip) in a process that
   has imported the same libraries as ours (torch, torchvision, the engine), same measure.
@@ -33,21 +33,25 @@ from machine import cpu_model  # benchmarks/machine.py
 from deepvideo.io import write_video
 
 OURS = """
-import resource, sys
+import sys
 from deepvideo.cli import main
 code = main(["train", "--model", "small3d", "--model-opt", "widths=[8,16,32,64]", "--data", sys.argv[1],
              "--out", sys.argv[2], "--epochs", "1", "--clip-len", "16", "--frame-stride", "2",
              "--resize", "128", "--size", "112", "--batch-size", "4", "--test-clips", "2", "--no-flip"])
 assert code == 0
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+# VmHWM, not ru_maxrss: a child's ru_maxrss starts at its parent's peak (Linux carries the
+# pre-exec high-water mark over), and the parent held each generated video's frames.
+print(next(int(line.split()[1]) for line in open('/proc/self/status') if line.startswith('VmHWM:')))
 """
 REFERENCE = """
-import resource, sys
+import sys
 import deepvideo.cli, deepvideo.engine.train  # the same libraries in memory as ours (torch, ...)
 from deepvideo.io import read_video
 frames = read_video(sys.argv[1])
 clip = frames[:32:2].copy()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+# VmHWM, not ru_maxrss: a child's ru_maxrss starts at its parent's peak (Linux carries the
+# pre-exec high-water mark over), and the parent held each generated video's frames.
+print(next(int(line.split()[1]) for line in open('/proc/self/status') if line.startswith('VmHWM:')))
 """
 
 
@@ -79,7 +83,7 @@ def peak_mb(code: str, *argv: str) -> float:
     run = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
     if run.returncode != 0:
         raise SystemExit(run.stderr[-2000:])
-    return int(run.stdout.split()[-1]) / 1024  # ru_maxrss is in KiB on Linux
+    return int(run.stdout.split()[-1]) / 1024  # VmHWM is in KiB
 
 
 def main() -> None:
