@@ -42,11 +42,12 @@ MODEL_OPTIONS: dict[str, dict] = {
     "timesformer": {"num_frames": CLIP_LEN, "img_size": CROP, "patch_size": 7, "dim": 96, "depth": 4, "heads": 4},
     "vivit": {"num_frames": CLIP_LEN, "img_size": CROP, "patch_size": 7, "tubelet_size": 2, "dim": 96,
               "spatial_depth": 3, "temporal_depth": 2, "heads": 4},
-    "c3d": {"input_size": [16, 32, 32], "fc_width": 512},
 }
 # the one departure from the recipe's clips: C3D's four temporal poolings need 16 frames
 # (the motion dataset's whole 16-frame videos, stride 1) and its pool5 at least 32 px
 CLIP_OVERRIDES: dict[str, dict] = {"c3d": {"clip_len": 16, "frame_stride": 1, "size": 32, "resize": 36}}
+_C3D = CLIP_OVERRIDES["c3d"]
+MODEL_OPTIONS["c3d"] = {"input_size": [_C3D["clip_len"], _C3D["size"], _C3D["size"]], "fc_width": 512}
 # not trained here: feature-sequence heads (no video input), and models whose fixed input
 # (224 px) or size makes CPU training impractical; their variants above cover the idea
 SKIP = {"lstm_head": "takes feature sequences, not video",

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from deepvideo import __version__
 from deepvideo.cli import track
 from deepvideo.cli.options import (EXIT_USAGE, UsageError, _existing_file, _input_shape, _model_option,
-                                       _nonneg_int, _positive_float, _positive_int, _print_json)
+                                   _nonneg_int, _positive_float, _positive_int, _print_json)
 
 if TYPE_CHECKING:
     from deepvideo.io.jobs import JobSummary

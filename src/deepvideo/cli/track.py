@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 from deepvideo.cli.options import (UsageError, _existing_file, _fraction, _input_shape, _model_option,
-                                       _nonneg_float, _nonneg_int, _positive_float, _positive_int,
-                                       _print_json, _unit_float)
+                                   _nonneg_float, _nonneg_int, _positive_float, _positive_int,
+                                   _print_json, _unit_float)
 
 if TYPE_CHECKING:
     import numpy as np

@@ -83,12 +83,13 @@ class VideoDataset(Dataset):
         decode_threads: decoder threads per item (1 suits DataLoader workers).
         opener: ``opener(path, threads)`` returns the context-managed reader of a video
             (``num_frames``, ``frame_times``, ``duration``, ``read(indices)``); default
-            :func:`~deepvideo.io.open_video` (video files, frame folders, packed videos).  A reader of other per-frame data (the
-            optical flow of :class:`deepvideo.flow.dataset.FlowOpener`, say) makes the same
-            dataset serve that data; its ``read`` gives what ``transform`` takes.  A ``read``
-            that returns a tuple of ``(N, ...)`` arrays (:class:`~deepvideo.flow.dataset.RGBFlowReader`'s
-            ``(frames, flow)``) gives each clip to ``transform`` as the tuple of its parts, all
-            at the same sampled indices.
+            :func:`~deepvideo.io.open_video` (video files, frame folders, packed videos).  A
+            reader of other per-frame data (the optical flow of
+            :class:`deepvideo.flow.dataset.FlowOpener`, say) makes the same dataset serve
+            that data; its ``read`` gives what ``transform`` takes.  A ``read`` that returns
+            a tuple of ``(N, ...)`` arrays (:class:`~deepvideo.flow.dataset.RGBFlowReader`'s
+            ``(frames, flow)``) gives each clip to ``transform`` as the tuple of its parts,
+            all at the same sampled indices.
 
     The returned clip is ``(C, T, H, W)`` when the sampler gives one clip and the
     transform one view, else ``(K, C, T, H, W)`` with all clips' views along ``K``; for a
@@ -203,7 +204,7 @@ class VideoDataset(Dataset):
             return None
         if isinstance(frames, tuple):
             parts = [part.reshape(*indices.shape, *part.shape[1:]) for part in frames]
-            return [tuple(part[k] for part in parts) for k in range(len(indices))]
+            return list(zip(*parts))
         return list(frames.reshape(*indices.shape, *frames.shape[1:]))
 
     def _frame_span(self, i: int, reader: AnyReader) -> tuple[int, int]:

@@ -89,6 +89,14 @@ def _backbone_name(model: str, weights: str, size: int, clip_len: int | None) ->
     return f"{model} ({weights}, {size} px{clips})"
 
 
+def _seeded(build: Callable[..., nn.Module], *args, **kwargs) -> nn.Module:
+    """``build(*args, **kwargs)`` initialised from seed 0 (the same random weights every run),
+    leaving the caller's random state as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return build(*args, **kwargs)
+
+
 def _drop_head(net: nn.Module, name: str) -> nn.Module:
     for attr in HEADS:
         if isinstance(getattr(net, attr, None), nn.Module):
@@ -130,9 +138,7 @@ def build_backbone(name: str, weights: str | os.PathLike | None = None, size: in
         return Backbone(net.eval(), transform, clips,
                         _backbone_name(f"{recipe.model} checkpoint", _weights_id(name), recipe.size, clips))
     if name in list_models():
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            net = create_model(name)
+        net = _seeded(create_model, name)
         if weights is not None:
             load_weights(net, weights)
         net, per_frame = _rgb_features(net, name)
@@ -143,9 +149,7 @@ def build_backbone(name: str, weights: str | os.PathLike | None = None, size: in
     if name not in torchvision.models.list_models(module=torchvision.models):
         raise ValueError(f"unknown backbone {name!r}: a torchvision image classifier (resnet18, ...), "
                          f"a model of `deepvideo models` or a checkpoint file")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        net = torchvision.models.get_model(name, weights=None)
+    net = _seeded(torchvision.models.get_model, name, weights=None)
     if weights is not None:
         load_weights(net, weights)
     size = size or 224

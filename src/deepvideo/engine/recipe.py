@@ -140,10 +140,13 @@ def _check_model_modality(model: str, modality: str, model_kwargs: dict[str, Any
         pairs = ", ".join(n for n in list_models() if model_inputs(n) == PAIR_INPUTS)
         raise ValueError(f"--modality {RGB_FLOW} needs a model taking (rgb, flow) pairs ({pairs}); "
                          f"--model {model} takes one clip")
+    if not pair:
+        return
     option = inspect.signature(model_builder(model)).parameters.get("flow_frames")
-    if pair and option is not None and model_kwargs.get("flow_frames", option.default) != clip_len:
-        raise ValueError(f"--model {model}: option flow_frames={model_kwargs.get('flow_frames', option.default)} "
-                         f"must equal --clip-len {clip_len} (the flow stack has clip_len fields)")
+    flow_frames = model_kwargs.get("flow_frames", option.default) if option is not None else clip_len
+    if flow_frames != clip_len:
+        raise ValueError(f"--model {model}: option flow_frames={flow_frames} must equal --clip-len "
+                         f"{clip_len} (the flow stack has clip_len fields)")
 
 
 @dataclass

@@ -308,8 +308,9 @@ def _train_epoch(net: nn.Module, loader: DataLoader, optimizer, scheduler, scale
 
     ``input_wait`` is the share of the epoch the device sat idle waiting for the next batch
     (:class:`_InputWait`; mean over processes): near 0 the input pipeline keeps up, near 1
-    it starves the model.  Loss and accuracy are summed on ``device`` and read back every ``_SYNC_EVERY`` steps
-    (for the progress bar), so a GPU is not stalled by a host sync after every step.
+    it starves the model.  Loss and accuracy are summed on ``device`` and read back every
+    ``_SYNC_EVERY`` steps (for the progress bar), so a GPU is not stalled by a host sync
+    after every step.
     """
     net.train()
     total_loss = torch.zeros((), dtype=torch.float64, device=device)

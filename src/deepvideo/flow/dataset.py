@@ -145,8 +145,8 @@ class RGBFlowReader(FlowReader):
     def __init__(self, video: str | os.PathLike, cache: str | os.PathLike | None = None,
                  estimate: Estimator | None = None, threads: int = 1) -> None:
         super().__init__(video, cache, estimate, threads)
-        frames = self._reader().num_frames
-        if frames != self.num_frames + 1:
+        # on the fly, the fields come from these very frames: only a cache can disagree
+        if self.cache is not None and (frames := self._reader().num_frames) != self.num_frames + 1:
             self.close()
             raise VideoDecodeError(f"{self.path}: flow cache {self.cache} has {self.num_frames} fields "
                                    f"for {frames} frames (re-run deepvideo flow-extract)")

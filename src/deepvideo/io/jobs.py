@@ -1,10 +1,11 @@
 """Resumable per-video jobs over a dataset: one output file (or folder) for each video.
 
 ``deepvideo pack``, ``flow-extract`` and ``extract-features`` turn every video into one
-output under an output folder, named by :func:`output_path`.  :func:`plan_outputs` pairs the videos with their outputs (refusing
-two videos that would write the same one) and splits off those already written;
-:func:`run_jobs` works through the rest with a progress bar, in threads, and skips (with a
-one-line message, counted in the :class:`JobSummary`) the videos that cannot be decoded.
+output under an output folder, named by :func:`output_path`.  :func:`plan_outputs` pairs
+the videos with their outputs (refusing two videos that would write the same one) and
+splits off those already written; :func:`run_jobs` works through the rest with a progress
+bar, in threads, and skips (with a one-line message, counted in the :class:`JobSummary`)
+the videos that cannot be decoded.
 """
 
 from __future__ import annotations
