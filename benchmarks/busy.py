@@ -176,8 +176,8 @@ def main() -> None:
                               device=args.device, progress=False, warmup_epochs=0.0)
             with Utilisation(device) as nvml:
                 row = train(recipe, data, cfg, tmp / f"run_{fmt}")["history"][-1]
-            rows.append((fmt, row["clips_per_s"], row["clips_per_s"] / limit, row["input_wait"], nvml.mean()))
-            print(f"{fmt}: {row['clips_per_s']:.3g} clips/s, busy {rows[-1][2]:.0%}")
+            rows.append((fmt, row["samples_per_s"], row["samples_per_s"] / limit, row["input_wait"], nvml.mean()))
+            print(f"{fmt}: {row['samples_per_s']:.3g} clips/s, busy {rows[-1][2]:.0%}")
 
     gpu = f", GPU {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
     print(f"\nmachine: {cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads{gpu}")

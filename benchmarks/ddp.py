@@ -37,7 +37,7 @@ def run(processes: int, root: Path, out: Path, args) -> dict[str, float]:
     subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     with open(out / "metrics.csv") as fh:
         last = list(csv.DictReader(fh))[-1]
-    return {"clips_per_s": float(last["clips_per_s"]), "val_video_acc": float(last["val_video_acc"]),
+    return {"clips_per_s": float(last["samples_per_s"]), "val_video_acc": float(last["val_video_acc"]),
             "threads": threads}
 
 
@@ -50,13 +50,13 @@ def main() -> None:
     root = make_motion_dataset(None, SyntheticConfig(), progress=True)
     with tempfile.TemporaryDirectory() as tmp:
         results = {n: run(n, root, Path(tmp) / f"p{n}", args) for n in (1, 2)}
-    base = results[1]["clips_per_s"]
+    base = results[1]["samples_per_s"]
     print(f"machine: {cpu_model()}, {os.cpu_count()} cores; {args.model}, global batch {args.batch}, "
           f"{args.epochs} epochs, gloo")
     print("| processes x threads | train clips/s (last epoch) | speed-up | efficiency | val video acc |")
     print("|---|---|---|---|---|")
     for n, r in results.items():
-        speedup = r["clips_per_s"] / base
+        speedup = r["samples_per_s"] / base
         print(f"| {n} x {r['threads']} | {r['clips_per_s']:.1f} | {speedup:.2f} | {speedup / n:.2f} | "
               f"{r['val_video_acc']:.3f} |")
 

@@ -61,7 +61,7 @@ def ours(recipe: Recipe, data: DataSpec, args, out: Path) -> float:
                          channels_last=args.channels_last, device=args.device, progress=False,
                          warmup_epochs=0.0)
     result = train(recipe, data, config, out)
-    return result["history"][0]["clips_per_s"]
+    return result["history"][0]["samples_per_s"]
 
 
 def main() -> None:

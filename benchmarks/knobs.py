@@ -75,7 +75,7 @@ def main() -> None:
             config = TrainConfig(epochs=2, batch_size=args.batch, lr=1e-3, warmup_epochs=0.0, progress=False,
                                  device=args.device, **knob_options(knob))
             history = train(recipe, data, config, Path(tmp) / f"run{n}")["history"]
-            rows.append((knob, history[0]["epoch_s"], history[1]["clips_per_s"]))
+            rows.append((knob, history[0]["epoch_s"], history[1]["samples_per_s"]))
             print(f"{knob}: first epoch {rows[-1][1]:.1f} s, warm {rows[-1][2]:.2f} clips/s", flush=True)
     base = dict((k, r) for k, _, r in rows).get("baseline")
     print("\n| knob | first epoch s | warm clips/s | x baseline |\n|---|---:|---:|---:|")

@@ -159,7 +159,7 @@ def test_device_and_output_path_errors(capsys, tiny_motion_root, tmp_path):
     code, _, err = run(capsys, "train", "--model", "small3d", "--data", str(tiny_motion_root),
                        "--out", str(tmp_path / "r"), "--device", "gpu")
     assert code == 2
-    one_line_error(err, "--device gpu")
+    one_line_error(err, "--device 'gpu'")
     blocker = tmp_path / "file"
     blocker.write_text("x")
     code, _, err = run(capsys, "train", "--model", "small3d", "--model-opt", "widths=[4]", "--data",

@@ -127,13 +127,14 @@ def test_mot_on_a_video_with_mog2_writes_results_and_an_annotated_video(tmp_path
 def test_deepsort_with_a_trained_embedder_keeps_identities_through_a_crossing(tmp_path, capsys):
     """Object 2 walks behind object 1: SORT gives it a new id, DeepSORT with the appearance
     network trained by `track train-embedder` matches it back (measured: IDSW 1 vs 0)."""
-    embedder = tmp_path / "embedder.safetensors"
+    embedder = tmp_path / "embedder" / "weights.safetensors"
     code, stdout, err = run(capsys, "track", "train-embedder", "--objects", "4", "--frames", "20", "--data-seed", "3",
                             "--min-visibility", "0.6", "--jitter", "0", "--crop", "32x16", "--width", "8",
-                            "--dim", "32", "--steps", "40", "--batch-size", "32", "--out", str(embedder))
+                            "--dim", "32", "--epochs", "2", "--crops-per-epoch", "640", "--batch-size", "32",
+                            "--out", str(embedder.parent))
     assert code == 0, err
-    assert re.fullmatch(rf"{re.escape(str(embedder))}: 32-d embedding trained on \d+ crops of 4 identities",
-                        stdout.strip())
+    assert re.fullmatch(rf"{re.escape(str(embedder))}: 32-d embedding trained on \d+ crops of 4 identities, "
+                        r"train loss [\d.]+ -> [\d.]+ over 2 epochs", stdout.strip().splitlines()[-1])
     scene = crossing_scene()
     video, gt = scene.write(tmp_path, "cross")
     dets = write_mot(tmp_path / "cross.det.txt", noisy_detections(scene.gt, seed=0, miss_rate=0.0, jitter=0.02))
@@ -169,13 +170,14 @@ def test_sot_follows_a_moving_square_and_scores_it(make_video, tmp_path, capsys)
 
 
 def test_train_sot_writes_weights_that_the_tracker_loads(make_video, tmp_path, capsys):
-    weights = tmp_path / "goturn.safetensors"
+    weights = tmp_path / "goturn" / "weights.safetensors"
     code, stdout, err = run(capsys, "track", "train-sot", "--tracker", "goturn", "--config", "input_size=67",
                             "--config", "width=0.125", "--config", "fc_dim=32", "--config", "dropout=0",
-                            "--sequences", "4", "--frames", "6", "--size", "48", "--steps", "6",
-                            "--batch-size", "4", "--out", str(weights))
+                            "--sequences", "4", "--frames", "6", "--size", "48", "--epochs", "2",
+                            "--pairs-per-epoch", "12", "--batch-size", "4", "--out", str(weights.parent))
     assert code == 0, err
-    assert stdout.startswith(f"{weights}: goturn weights trained on 4 sequences, loss ") and weights.is_file()
+    assert stdout.splitlines()[-1].startswith(f"{weights}: goturn weights trained on 4 sequences, train loss ")
+    assert weights.is_file()
     video = make_video("square.mp4", moving_square_frames(num_frames=5))
     out = tmp_path / "boxes.txt"
     code, _, err = run(capsys, "track", "sot", str(video), "--box", "0,20,12,12", "--tracker", "goturn",
@@ -186,8 +188,8 @@ def test_train_sot_writes_weights_that_the_tracker_loads(make_video, tmp_path, c
     code, _, err = run(capsys, "track", "sot", str(video), "--box", "0,20,12,12", "--tracker", "siamfc",
                        "--weights", str(weights), "--out", str(out))
     assert code == 2
-    one_line_error(err, "goturn.safetensors holds a goturn network, not siamfc")
-    code, _, err = run(capsys, "track", "train-sot", "--config", "widht=1", "--out", str(weights))
+    one_line_error(err, "goturn/weights.safetensors holds a goturn network, not siamfc")
+    code, _, err = run(capsys, "track", "train-sot", "--config", "widht=1", "--out", str(tmp_path / "x"))
     assert code == 2
     one_line_error(err, "--config widht", "SiamFCConfig takes", "width")
 

@@ -32,7 +32,7 @@ def test_train_writes_metrics_curves_and_checkpoints(tiny_motion_root, tmp_path)
     assert len(result["history"]) == 2
     rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
     assert [r["epoch"] for r in rows] == ["1", "2"]
-    assert {"train_loss", "train_acc", "val_loss", "val_acc", "lr", "clips_per_s", "bad_videos",
+    assert {"train_loss", "train_acc", "val_loss", "val_acc", "lr", "samples_per_s", "bad_videos",
             "input_wait"} <= set(rows[0])
     # no workers: every batch is decoded while the model waits, a real share of the epoch
     assert all(0.0 < row["input_wait"] < 1.0 for row in result["history"])

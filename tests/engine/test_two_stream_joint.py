@@ -145,7 +145,7 @@ def test_missing_flow_cache_file_is_skipped_and_counted(tiny_motion_root, tiny_f
     with pytest.warns(UserWarning, match=r"skipped 1 unreadable videos .*right_2\.mp4"):
         result = train(pair_recipe(), data, config, tmp_path / "run")
     assert result["history"][0]["bad_videos"] == 1
-    assert load_checkpoint(tmp_path / "run" / "last.pt")["bad_train_videos"] == [8]   # right_2, sorted
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["bad_samples"] == [8]   # right_2, sorted
     # a stale cache (another frame count than the video) is a bad video too, naming both files
     stale = flow_target(missing, partial, tiny_motion_root)
     with np.load(flow_target(missing, tiny_flow_cache, tiny_motion_root)) as archive:

@@ -8,11 +8,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-import deepvideo.flow.tinyflow as tinyflow_module
 from deepvideo.flow import backward_warp, endpoint_error, make_estimator, photometric_error, read_flo
 from deepvideo.flow.synthetic import PairConfig, pair_generator, synthetic_pairs, to_frames
-from deepvideo.flow.tinyflow import (TinyFlow, TinyPWC, load_tinyflow, multiscale_epe, save_tinyflow,
-                                     train_tinyflow)
+from deepvideo.engine import TrainConfig
+from deepvideo.engine.flowtrain import TINYFLOW_TRAINING, TinyFlowTask, train_tinyflow
+from deepvideo.flow.tinyflow import TinyFlow, TinyPWC, load_tinyflow, multiscale_epe, save_tinyflow
 
 TRAIN = PairConfig(size=(32, 32), max_flow=4.0, objects=1)
 
@@ -20,10 +20,11 @@ TRAIN = PairConfig(size=(32, 32), max_flow=4.0, objects=1)
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """Weights of a short training run (a few seconds on the CPU)."""
-    path = tmp_path_factory.mktemp("tinyflow") / "tinyflow.safetensors"
+    out = tmp_path_factory.mktemp("tinyflow")
     torch.set_num_threads(2)
-    train_tinyflow(path, steps=200, batch_size=4, pairs=TRAIN, lr=2e-3, seed=0, device="cpu", progress=False)
-    return path
+    train = TrainConfig(**{**TINYFLOW_TRAINING.__dict__, "epochs": 2, "batch_size": 4, "progress": False})
+    train_tinyflow(out, pairs=TRAIN, pairs_per_epoch=400, val_pairs=16, train=train)   # 200 steps
+    return out / "weights.safetensors"
 
 
 def test_pairs_obey_the_warp_relation():
@@ -108,31 +109,9 @@ def test_weights_round_trip_and_errors(tmp_path):
         loaded(frames[0].astype(np.float32), frames[1])
 
 
-def test_training_resumes_exactly(tmp_path, monkeypatch):
-    config = PairConfig(size=(16, 16), max_flow=2.0, objects=0)
-    whole = train_tinyflow(tmp_path / "whole.safetensors", steps=4, batch_size=1, pairs=config, seed=5,
-                           device="cpu", save_every=2, progress=False)
-    calls = []
-
-    def interrupted(*args):
-        calls.append(1)
-        if len(calls) > 3:                                 # dies while computing step 3
-            raise KeyboardInterrupt
-        return synthetic_pairs(*args)
-
-    monkeypatch.setattr(tinyflow_module, "synthetic_pairs", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        train_tinyflow(tmp_path / "cut.safetensors", steps=4, batch_size=1, pairs=config, seed=5, device="cpu",
-                       save_every=2, progress=False)
-    monkeypatch.setattr(tinyflow_module, "synthetic_pairs", synthetic_pairs)
-    resumed = train_tinyflow(tmp_path / "cut.safetensors", steps=4, batch_size=1, pairs=config, seed=5,
-                             device="cpu", save_every=2, progress=False)
-    assert all(torch.equal(a, b) for a, b in zip(resumed.model.state_dict().values(),
-                                                 whole.model.state_dict().values()))
-    with pytest.raises(ValueError, match="cut.safetensors holds a tinyflow run with recipe"):
-        train_tinyflow(tmp_path / "cut.safetensors", steps=4, batch_size=2, pairs=config, progress=False)
-    with pytest.raises(ValueError, match="multiple of 8"):
-        train_tinyflow(tmp_path / "x.safetensors", pairs=PairConfig(size=(20, 32)), progress=False)
+def test_training_checks_the_pair_size():
+    with pytest.raises(ValueError, match=r"pairs.size \(20, 32\) must be a multiple of 8"):
+        TinyFlowTask(PairConfig(size=(20, 32)))
 
 
 def _rgb(path) -> np.ndarray:

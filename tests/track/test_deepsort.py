@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from deepvideo.engine import TrainConfig
 from deepvideo.track.deepsort import (AppearanceEncoder, DeepSort, EmbeddingNet, NearestNeighborGallery,
                                       crop_boxes, identity_crops, load_embedding, save_embedding,
                                       train_embedding)
@@ -19,14 +20,18 @@ CROP = (32, 16)
 
 
 @pytest.fixture(scope="module")
-def embedding() -> EmbeddingNet:
+def embedding(tmp_path_factory) -> EmbeddingNet:
     """A tiny embedding trained for a few seconds on crops of 4 objects of a random scene."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # faster than 2 on a busy 2-core machine
     try:
         scene = make_scene(num_objects=4, num_frames=20, size=(120, 160), seed=3)
         crops, ids = identity_crops(scene.frames, scene.gt[scene.gt[:, 8] > 0.6], size=CROP)
-        return train_embedding(crops, ids, steps=40, batch_size=32, width=8, dim=32, progress=False)
+        train = TrainConfig(epochs=2, batch_size=32, lr=2e-3, optimizer="adam", weight_decay=0, warmup_epochs=0,
+                            schedule="constant", clip_grad=None, progress=False)
+        model, _ = train_embedding(crops, ids, tmp_path_factory.mktemp("embedder"), width=8, dim=32,
+                                   crops_per_epoch=640, train=train)
+        return model
     finally:
         torch.set_num_threads(threads)
 
@@ -122,9 +127,9 @@ def test_identity_crops_stream_from_a_video_file_and_its_gt(tmp_path):
     assert (distance.argmin(axis=1) == np.arange(len(crops))).all()
 
 
-def test_train_embedding_needs_two_identities():
+def test_train_embedding_needs_two_identities(tmp_path):
     with pytest.raises(ValueError, match="single identity"):
-        train_embedding(np.zeros((4, 3, *CROP), np.uint8), np.ones(4), steps=1)
+        train_embedding(np.zeros((4, 3, *CROP), np.uint8), np.ones(4), tmp_path)
 
 
 def test_crops_reject_bad_frames_and_boxes():

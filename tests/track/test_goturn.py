@@ -11,6 +11,7 @@ import torch
 from conftest import moving_square_frames
 from deepvideo.track.goturn import (OUTPUT_SCALE, CaffeNetTower, GOTURNConfig, GOTURNNet, goturn_example,
                                     motion_model)
+from deepvideo.engine import TrainConfig
 from deepvideo.track.sot import goturn_batch, make_tracker, synthetic_sequences, track_video, train_goturn
 
 TINY = GOTURNConfig(input_size=67, width=0.125, fc_dim=32, dropout=0.0)
@@ -78,9 +79,10 @@ def test_few_steps_overfit_one_batch() -> None:
 
 def test_trained_weights_track_a_video_file(make_video, tmp_path: Path) -> None:
     sequences = synthetic_sequences(4, num_frames=6, size=48, seed=6)
-    weights = tmp_path / "goturn.safetensors"
-    _, losses = train_goturn(sequences, weights, TINY, steps=6, batch_size=4, progress=False)
-    assert len(losses) == 6 and weights.is_file()
+    _, result = train_goturn(sequences, tmp_path, TINY, pairs_per_epoch=12,
+                             train=TrainConfig(epochs=2, batch_size=4, optimizer="adam", progress=False))
+    weights = tmp_path / "weights.safetensors"
+    assert len(result["history"]) == 2 and weights.is_file() and (tmp_path / "curves.png").is_file()
     path = make_video("square.mp4", moving_square_frames(num_frames=5))
     boxes = track_video(path, (0, 20, 12, 12), tracker="goturn", weights=weights, progress=False)
     assert boxes.shape == (5, 4) and np.isfinite(boxes).all() and (boxes[:, 2:] >= 1).all()

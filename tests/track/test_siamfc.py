@@ -13,6 +13,7 @@ from deepvideo.io import read_video
 from deepvideo.track.ope import evaluate_ope
 from deepvideo.track.siamfc import (AlexNetEmbedding, SiamFCConfig, SiamFCNet, SiamFCTracker,
                                     crop_and_resize, cross_correlate, logistic_labels, logistic_loss)
+from deepvideo.engine import TrainConfig
 from deepvideo.track.sot import (load_annotated_videos, load_tracker_net, make_tracker, siamfc_batch,
                                  synthetic_sequences, track_frames, track_video, train_siamfc)
 from conftest import moving_square_frames
@@ -103,7 +104,7 @@ def test_bad_boxes_give_one_line_errors(make_video) -> None:
     tracker = make_tracker("siamfc")
     with pytest.raises(ValueError, match="positive"):
         tracker.init(moving_square_frames(num_frames=1)[0], (5, 5, 10, -1))
-    with pytest.raises(ValueError, match="tracker: one of siamfc, goturn"):
+    with pytest.raises(ValueError, match="unknown single-object tracker .kcf.; one of siamfc, goturn"):
         make_tracker("kcf")
 
 
@@ -125,10 +126,11 @@ def test_pairs_from_a_motion_dataset_on_disk(tmp_path: Path) -> None:
 def test_brief_training_saves_loadable_weights(tmp_path: Path) -> None:
     sequences = synthetic_sequences(8, num_frames=8, size=48, seed=3)
     config = SiamFCConfig(width=0.125, exemplar_size=95, search_size=159)  # 2x2 exemplar, 9x9 map
-    net, losses = train_siamfc(sequences, tmp_path / "siamfc.safetensors", config, steps=12, batch_size=4,
-                               lr=3e-3, progress=False)
-    assert np.mean(losses[-4:]) < np.mean(losses[:4])
-    loaded = load_tracker_net(tmp_path / "siamfc.safetensors")
+    train = TrainConfig(epochs=3, batch_size=4, lr=3e-3, optimizer="adam", warmup_epochs=0, progress=False)
+    net, result = train_siamfc(sequences, tmp_path, config, pairs_per_epoch=16, train=train)
+    losses = [row["train_loss"] for row in result["history"]]
+    assert losses[-1] < losses[0]
+    loaded = load_tracker_net(tmp_path / "weights.safetensors")
     assert isinstance(loaded, SiamFCNet) and loaded.config == config
     z, x = torch.rand(1, 3, 95, 95) * 255, torch.rand(1, 3, 159, 159) * 255
     with torch.no_grad():
@@ -140,4 +142,4 @@ def test_brief_training_saves_loadable_weights(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="bad.safetensors: not a deepvideo tracker weights file"):
         load_tracker_net(tmp_path / "bad.safetensors")
     with pytest.raises(ValueError, match="holds a siamfc network, not goturn"):
-        make_tracker("goturn", tmp_path / "siamfc.safetensors")
+        make_tracker("goturn", tmp_path / "weights.safetensors")

@@ -10,14 +10,17 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import os
+import re
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from deepvideo import __version__
 from deepvideo.cli import track
-from deepvideo.cli.options import (EXIT_USAGE, UsageError, _existing_file, _input_shape, _model_option,
-                                   _nonneg_int, _positive_float, _positive_int, _print_json)
+from deepvideo.cli.options import (EXIT_USAGE, UsageError, add_training_options, existing_file, fraction, input_shape,
+                                   model_option, nonneg_int, positive_float, positive_int, print_json,
+                                   train_config)
 
 if TYPE_CHECKING:
     from deepvideo.io.jobs import JobSummary
@@ -29,7 +32,7 @@ def cmd_models(args: argparse.Namespace) -> None:
 
     names = list_models()
     if args.json:
-        _print_json({name: model_doc(name) for name in names})
+        print_json({name: model_doc(name) for name in names})
         return
     width = max(map(len, names))
     for name in names:
@@ -54,7 +57,7 @@ def cmd_summary(args: argparse.Namespace) -> None:
         raise UsageError(f"{args.model} does not accept --input {'x'.join(map(str, args.input))} "
                          f"({str(exc).strip().splitlines()[0]})") from None
     if args.json:
-        _print_json(summary.to_dict())
+        print_json(summary.to_dict())
     else:
         print(format_summary(summary))
 
@@ -68,11 +71,11 @@ def _add_synth_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--root", type=Path, help="dataset folder (default: a folder under "
                        "~/.cache/deepvideo named after the settings)")
     for split in ("train", "val", "test"):
-        group.add_argument(f"--{split}-per-class", type=_positive_int, default=getattr(defaults, split),
+        group.add_argument(f"--{split}-per-class", type=positive_int, default=getattr(defaults, split),
                            help=f"{split} videos per class (default %(default)s)")
-    group.add_argument("--frames", type=_positive_int, default=defaults.num_frames,
+    group.add_argument("--frames", type=positive_int, default=defaults.num_frames,
                        help="frames per video (default %(default)s)")
-    group.add_argument("--size", type=_positive_int, default=defaults.size,
+    group.add_argument("--size", type=positive_int, default=defaults.size,
                        help="frame side in pixels (default %(default)s)")
     group.add_argument("--data-seed", type=int, default=defaults.seed)
 
@@ -101,7 +104,7 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--format", default="folder", choices=DATA_FORMATS,
                        help="dataset layout (default %(default)s)")
     group.add_argument("--splits", help="folder of official split files (ucf101, hmdb51)")
-    group.add_argument("--split", type=_positive_int, default=1, help="official split number")
+    group.add_argument("--split", type=positive_int, default=1, help="official split number")
     group.add_argument("--csv", help="Kinetics-style csv (kinetics format)")
     for subset in ("train", "val", "test"):
         group.add_argument(f"--{subset}-list", help=f"'path label' list of the {subset} videos (list format)")
@@ -119,33 +122,34 @@ def _data_spec(args: argparse.Namespace):
     lists = {s: getattr(args, f"{s}_list") for s in ("train", "val", "test") if getattr(args, f"{s}_list")}
     return DataSpec(format=args.format, root=args.data, splits=args.splits, split=args.split,
                     csv=args.csv, lists=lists, flow_dir=args.flow_dir, flow_method=args.flow_method,
-                    feature_dir=args.feature_dir)
+                    feature_dir=args.feature_dir, val_split=getattr(args, "val_split", 0.0))
 
 
 def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("runtime")
     group.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default %(default)s)")
-    group.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"),
+    group.add_argument("--amp", default="none", choices=("none", "bf16", "fp16", "auto"),
                        help="mixed precision autocast, CPU or CUDA (fp16 with gradient scaling; on a CPU "
-                            "only fast where it has bf16/fp16 arithmetic) (default %(default)s)")
+                            "only fast where it has bf16/fp16 arithmetic; auto: bf16 where the hardware "
+                            "has it, else fp16 on CUDA and fp32 on the CPU) (default %(default)s)")
     group.add_argument("--channels-last", action="store_true",
                        help="channels_last_3d memory layout (faster 3D convs on recent CPUs)")
-    group.add_argument("--workers", type=_nonneg_int, default=0,
+    group.add_argument("--workers", type=nonneg_int, default=0,
                        help="DataLoader worker processes (default %(default)s)")
-    group.add_argument("--batch-size", type=_positive_int, default=8)
+    group.add_argument("--batch-size", type=positive_int, default=8)
 
 
 def _add_clip_options(parser: argparse.ArgumentParser) -> None:
     from deepvideo.engine.recipe import MODALITIES
 
     group = parser.add_argument_group("clips")
-    group.add_argument("--clip-len", type=_positive_int, default=16, help="frames per clip (default %(default)s)")
-    group.add_argument("--frame-stride", type=_positive_int, default=1,
+    group.add_argument("--clip-len", type=positive_int, default=16, help="frames per clip (default %(default)s)")
+    group.add_argument("--frame-stride", type=positive_int, default=1,
                        help="take every N-th frame (temporal subsampling, default %(default)s)")
-    group.add_argument("--size", type=_positive_int, default=112, help="crop side (default %(default)s)")
-    group.add_argument("--resize", type=_positive_int, default=128,
+    group.add_argument("--size", type=positive_int, default=112, help="crop side (default %(default)s)")
+    group.add_argument("--resize", type=positive_int, default=128,
                        help="short side before cropping (default %(default)s)")
-    group.add_argument("--test-clips", type=_positive_int, default=5,
+    group.add_argument("--test-clips", type=positive_int, default=5,
                        help="uniform clips per video at test time (default %(default)s)")
     group.add_argument("--no-flip", action="store_true",
                        help="no random horizontal flips (needed when left/right is part of the "
@@ -157,96 +161,26 @@ def _add_clip_options(parser: argparse.ArgumentParser) -> None:
                        "the --clip-len flow fields starting at its first frame (field i: frame i to "
                        "i+1), same crop and flip, for --model two_stream or two_stream_i3d, both "
                        "streams trained at once (default %(default)s)")
-    group.add_argument("--flow-scale", type=_positive_float, default=20.0,
+    group.add_argument("--flow-scale", type=positive_float, default=20.0,
                        help="flow and rgb+flow modalities: divide flow by this many pixels, after "
                        "subtracting each field's mean (default %(default)s; use about the largest motion)")
 
 
-def _train_config(args: argparse.Namespace, **overrides):
-    from deepvideo.engine.train import TrainConfig
-
-    values = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
-                  weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs,
-                  clip_grad=args.clip_grad or None, workers=args.workers, amp=args.amp,
-                  channels_last=args.channels_last, seed=args.seed, device=args.device,
-                  prefetch=args.prefetch, accumulate=args.accumulate, compile=args.compile,
-                  sync_bn=args.sync_bn)
-    values.update(overrides)
-    return TrainConfig(**values)
-
-
-def _add_optim_options(parser: argparse.ArgumentParser, epochs: int, lr: float) -> None:
-    group = parser.add_argument_group("optimisation")
-    group.add_argument("--epochs", type=_positive_int, default=epochs)
-    group.add_argument("--lr", type=_positive_float, default=lr, help="peak learning rate (default %(default)s)")
-    group.add_argument("--optimizer", default="adamw", choices=("adamw", "sgd"))
-    group.add_argument("--weight-decay", type=float, default=0.05)
-    group.add_argument("--warmup-epochs", type=float, default=1.0)
-    group.add_argument("--clip-grad", type=float, default=1.0, help="max gradient norm, 0 = off")
-    group.add_argument("--seed", type=int, default=0)
-    group.add_argument("--accumulate", type=_positive_int, default=1,
-                       help="gradient accumulation: batches per optimiser step (default %(default)s)")
-    group.add_argument("--prefetch", type=_positive_int, default=2,
-                       help="batches each DataLoader worker loads ahead (default %(default)s)")
-    group.add_argument("--compile", action="store_true",
-                       help="torch.compile the model: faster steps after a one-time compilation "
-                       "that takes minutes on the CPU (worth it only for long runs)")
-    group.add_argument("--sync-bn", action="store_true",
-                       help="SyncBatchNorm across torchrun processes (CUDA only)")
-
-
-def _feature_dim(feature_dir: str | None) -> int:
-    """The feature dimension of the first file in ``--feature-dir``."""
-    from deepvideo.data.features import FEATURE_SUFFIX, load_features
-
-    if feature_dir is None:
-        raise UsageError("--modality features needs --feature-dir")
-    first = next(iter(sorted(Path(feature_dir).rglob(f"*{FEATURE_SUFFIX}"))), None)
-    if first is None:
-        raise UsageError(f"--feature-dir {feature_dir}: no feature files (run deepvideo extract-features)")
-    return int(load_features(first)[0].shape[1])
-
-
 def cmd_train(args: argparse.Namespace) -> None:
-    from deepvideo.engine.recipe import Recipe
+    from deepvideo.engine import Recipe, TrainConfig, train
     from deepvideo.engine.distributed import launch_rank
-    from deepvideo.engine.train import train
-    from deepvideo.models import create_model
-    from deepvideo.models.registry import model_builder
 
     data = _data_spec(args)
-    model_kwargs = dict(args.model_opt or [])
-    options = inspect.signature(model_builder(args.model)).parameters
-    if args.modality in ("flow", "rgb+flow") and "flow_frames" in options:
-        model_kwargs.setdefault("flow_frames", args.clip_len)  # a temporal stream takes the whole stack
-    if args.modality == "features" and "feature_dim" in options and "feature_dim" not in model_kwargs:
-        model_kwargs["feature_dim"] = _feature_dim(args.feature_dir)
-    recipe = Recipe(model=args.model, classes=[], model_kwargs=model_kwargs,
-                    clip_len=args.clip_len, frame_stride=args.frame_stride, size=args.size,
-                    resize=args.resize, test_clips=args.test_clips, flip=not args.no_flip,
-                    modality=args.modality, flow_scale=args.flow_scale)
-    create_model(args.model, num_classes=2, **recipe.model_kwargs)  # fail fast on a bad name or option
-    result = train(recipe, data, _train_config(args), args.out, resume=args.resume)
+    recipe = Recipe.for_data(data, args.model, dict(args.model_opt or []), clip_len=args.clip_len,
+                             frame_stride=args.frame_stride, size=args.size, resize=args.resize,
+                             test_clips=args.test_clips, flip=not args.no_flip, modality=args.modality,
+                             flow_scale=args.flow_scale)
+    result = train(recipe, data, train_config(args, TrainConfig()), args.out, resume=args.resume)
     if launch_rank() == 0:
         print(f"best validation video accuracy {result['best_val_acc']:.3f}; checkpoint {result['checkpoint']}")
 
 
 # ----------------------------------------------------------------------------- eval
-def _evaluate_checkpoint(path: Path, args: argparse.Namespace, device) -> tuple[Any, dict[str, Any]]:
-    """(recipe, metrics) of one checkpoint on ``args``' data, with its own modality."""
-    from deepvideo.engine.evaluate import evaluate
-    from deepvideo.engine.recipe import load_trained
-
-    recipe, model = load_trained(path, device=device)
-    dataset = recipe.dataset(_data_spec(args), args.subset, train=False, num_clips=args.clips)
-    if list(dataset.classes) != list(recipe.classes):
-        raise UsageError(f"--data classes {list(dataset.classes)[:3]}... differ from {path}'s "
-                         f"{recipe.classes[:3]}...")
-    metrics = evaluate(model, dataset, batch_size=args.batch_size, device=device, amp=args.amp,
-                       channels_last=args.channels_last, workers=args.workers, progress=not args.json)
-    return recipe, metrics
-
-
 def _print_metrics(title: str, metrics: dict[str, Any]) -> None:
     clips = f", {metrics['num_clips']} clips" if "num_clips" in metrics else ""
     print(f"{title}: {metrics['num_videos']} videos{clips}")
@@ -259,39 +193,28 @@ def _print_metrics(title: str, metrics: dict[str, Any]) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from deepvideo.engine.device import resolve_device
-    from deepvideo.engine.distributed import launch_rank, process_group
-    from deepvideo.engine.evaluate import fuse_results
+    from deepvideo.engine.classify import evaluate_checkpoints
+    from deepvideo.engine.distributed import launch_rank
     from deepvideo.engine.report import write_confusion
 
     paths = [args.checkpoint, *(args.fuse or [])]
-    if args.fusion_weights is not None and len(args.fusion_weights) != len(paths):
-        raise UsageError(f"--fusion-weights: {len(args.fusion_weights)} weights for {len(paths)} checkpoints")
-    with process_group(resolve_device(args.device)) as device:  # under torchrun: videos sharded
-        runs = [_evaluate_checkpoint(path, args, device) for path in paths]
+    report = evaluate_checkpoints(paths, _data_spec(args), args.subset, args.clips, args.fusion_weights,
+                                  batch_size=args.batch_size, device=args.device, amp=args.amp,
+                                  channels_last=args.channels_last, workers=args.workers, progress=not args.json)
     if launch_rank() != 0:
         return
-    recipe = runs[0][0]
-    if any(r.classes != recipe.classes for r, _ in runs):
-        raise UsageError("--fuse: the checkpoints were trained on different classes")
-    results = {f"{path} ({r.model}, {r.modality})": m for path, (r, m) in zip(paths, runs)}
-    if len(runs) > 1:
-        results["fused"] = fuse_results([m for _, m in runs], args.fusion_weights)
-    for metrics in results.values():
-        for key in ("video_probs", "video_indices", "video_labels"):
-            metrics.pop(key)
-    report = results if len(runs) > 1 else runs[0][1]
-    final = results.get("fused", runs[0][1])
+    shown = {**report["runs"], **({"fused": report["fused"]} if report["fused"] else {})}
+    payload = shown if len(paths) > 1 else report["final"]
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        write_confusion(out / "confusion", final["confusion"], recipe.classes)
-        (out / "metrics.json").write_text(json.dumps(report, indent=2))
+        write_confusion(out / "confusion", report["final"]["confusion"], report["classes"])
+        (out / "metrics.json").write_text(json.dumps(payload, indent=2))
     if args.json:
-        _print_json(report)
+        print_json(payload)
         return
-    for title, metrics in results.items():
-        _print_metrics(f"{args.subset} {title}" if len(runs) > 1 else args.subset, metrics)
+    for title, metrics in shown.items():
+        _print_metrics(f"{args.subset} {title}" if len(paths) > 1 else args.subset, metrics)
 
 
 # ----------------------------------------------------------------------------- predict
@@ -321,7 +244,7 @@ def _add_flow_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", default="farneback", choices=ALL_METHODS,
                         help="farneback and dis (OpenCV), tvl1 (needs opencv-contrib), raft "
                         "(torchvision raft_small, needs --weights; default %(default)s)")
-    parser.add_argument("--weights", type=_existing_file, help="RAFT checkpoint file (local)")
+    parser.add_argument("--weights", type=existing_file, help="RAFT checkpoint file (local)")
     parser.add_argument("--device", default="cpu", help="device for RAFT (default %(default)s)")
 
 
@@ -362,6 +285,18 @@ def _report_jobs(args: argparse.Namespace, summary: JobSummary, written: str = "
     if skipped and not summary.written and not summary.skipped:
         raise UsageError(f"--data {args.data}: none of the {len(skipped)} videos could be used "
                          f"(first: {skipped[0]})")
+
+
+def cmd_flow_train(args: argparse.Namespace) -> None:
+    from deepvideo.engine.flowtrain import TINYFLOW_TRAINING, train_tinyflow
+    from deepvideo.flow.synthetic import PairConfig
+
+    if len(args.size) != 2:
+        raise UsageError(f"--size: expected HEIGHTxWIDTH, got {'x'.join(map(str, args.size))}")
+    pairs = PairConfig(size=args.size, max_flow=args.max_flow, objects=args.objects)
+    train_tinyflow(args.out, pairs, pairs_per_epoch=args.pairs_per_epoch, val_pairs=args.val_pairs,
+                   model=dict(args.model_opt or []), train=train_config(args, TINYFLOW_TRAINING), resume=args.resume)
+    print(f"{args.out / 'weights.safetensors'}: TinyFlow weights (use with --method tinyflow --weights)")
 
 
 def cmd_flow_extract(args: argparse.Namespace) -> None:
@@ -424,10 +359,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "single-frame baseline and the small 3D CNN, evaluate both on the test "
                        "split and write a report folder.")
     p.add_argument("--out", type=Path, default=Path("deepvideo-demo"), help="report folder (default %(default)s)")
-    p.add_argument("--epochs", type=_positive_int, default=None, help="override the demo's epoch count")
-    p.add_argument("--workers", type=_nonneg_int, default=0)
+    p.add_argument("--epochs", type=positive_int, default=None, help="override the demo's epoch count")
+    p.add_argument("--workers", type=nonneg_int, default=0)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--amp", default="none", choices=("none", "bf16"))
+    p.add_argument("--amp", default="auto", choices=("auto", "none", "bf16", "fp16"),
+                   help="mixed precision (default auto: bf16 where the hardware has it, else fp32 on the CPU)")
     _add_synth_options(p)
     p.set_defaults(func=cmd_demo)
 
@@ -446,14 +382,15 @@ def build_parser() -> argparse.ArgumentParser:
                        "--nproc_per_node=N -m deepvideo train ... (--batch-size is per process; "
                        "multi-node: add --nnodes, --node_rank, --rdzv_endpoint).")
     p.add_argument("--model", required=True, help="a name from `deepvideo models`")
-    p.add_argument("--model-opt", type=_model_option, action="append", metavar="KEY=VALUE",
+    p.add_argument("--model-opt", type=model_option, action="append", metavar="KEY=VALUE",
                    help="model option, repeatable (e.g. --model-opt dropout=0.5)")
     p.add_argument("--out", type=Path, required=True, help="run folder")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--val-split", type=fraction, default=0.0, metavar="FRACTION",
+                   help="validate on this fraction of each class's training videos (seeded; for data "
+                   "without a val/ subset; the chosen videos are written to OUT/val_split.txt)")
     _add_data_options(p)
     _add_clip_options(p)
-    _add_optim_options(p, epochs=10, lr=1e-3)
-    _add_runtime_options(p)
+    add_training_options(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a checkpoint (clip and video accuracy), or fuse several",
@@ -462,16 +399,16 @@ def build_parser() -> argparse.ArgumentParser:
                        "A two-stream (rgb+flow) checkpoint reports its fused prediction and each "
                        "stream's clip and video accuracy. With --fuse: each checkpoint (each with "
                        "its own modality: rgb, flow or rgb+flow) and their late fusion.")
-    p.add_argument("--checkpoint", type=_existing_file, required=True)
+    p.add_argument("--checkpoint", type=existing_file, required=True)
     p.add_argument("--subset", default="test", choices=("train", "val", "test"))
-    p.add_argument("--clips", type=_positive_int, default=None,
+    p.add_argument("--clips", type=positive_int, default=None,
                    help="clips per video (default: the recipe's test clips)")
     p.add_argument("--out", type=Path, help="folder for metrics.json and confusion.csv/png")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    p.add_argument("--fuse", type=_existing_file, nargs="+", metavar="CHECKPOINT",
+    p.add_argument("--fuse", type=existing_file, nargs="+", metavar="CHECKPOINT",
                    help="late fusion: also evaluate these checkpoints (e.g. the temporal stream "
                    "of a two-stream pair) and average the video class probabilities of all")
-    p.add_argument("--fusion-weights", type=_positive_float, nargs="+", metavar="W",
+    p.add_argument("--fusion-weights", type=positive_float, nargs="+", metavar="W",
                    help="one weight per checkpoint for a weighted average (default: equal)")
     _add_data_options(p)
     _add_runtime_options(p)
@@ -480,11 +417,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="sliding-window predictions for one video",
                        description="Class probabilities per window (start and end in seconds) "
                        "and for the whole video.")
-    p.add_argument("video", type=_existing_file)
-    p.add_argument("--checkpoint", type=_existing_file, required=True)
-    p.add_argument("--step", type=_positive_int, default=None,
+    p.add_argument("video", type=existing_file)
+    p.add_argument("--checkpoint", type=existing_file, required=True)
+    p.add_argument("--step", type=positive_int, default=None,
                    help="frames between window starts (default: one window, no overlap)")
-    p.add_argument("--top", type=_positive_int, default=5)
+    p.add_argument("--top", type=positive_int, default=5)
     p.add_argument("--output-format", default="json", choices=("json", "csv"))
     p.add_argument("--out", type=Path, help="write to this file instead of stdout")
     _add_runtime_options(p)
@@ -495,10 +432,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "(convolutions, linear, recurrent and attention layers); totals at the end. "
                        "Runs on the meta device, so even large models take no memory.")
     p.add_argument("model", help="a name from `deepvideo models`")
-    p.add_argument("--input", type=_input_shape, default=(3, 16, 112, 112),
+    p.add_argument("--input", type=input_shape, default=(3, 16, 112, 112),
                    help="one input without the batch, C x T x H x W (default 3x16x112x112)")
-    p.add_argument("--num-classes", type=_positive_int, default=400)
-    p.add_argument("--model-opt", type=_model_option, action="append", metavar="KEY=VALUE")
+    p.add_argument("--num-classes", type=positive_int, default=400)
+    p.add_argument("--model-opt", type=model_option, action="append", metavar="KEY=VALUE")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_summary)
 
@@ -506,20 +443,37 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Dense optical flow between consecutive frames, written as a "
                        "video whose frames show the input (left) and the Middlebury colour coding "
                        "of its flow (right: hue = direction, saturation = speed).")
-    p.add_argument("video", type=_existing_file)
+    p.add_argument("video", type=existing_file)
     p.add_argument("--out", type=Path, required=True, help="output video (.mp4)")
-    p.add_argument("--max-flow", type=_positive_float, default=None,
+    p.add_argument("--max-flow", type=positive_float, default=None,
                    help="pixels of motion shown at full saturation (default: the largest per frame)")
     _add_flow_options(p)
     p.set_defaults(func=cmd_flow)
+
+    p = sub.add_parser("flow-train", help="train TinyFlow (a compact PWC-Net) on synthetic pairs",
+                       description="Train TinyFlow on pairs of textured layers warped by random smooth "
+                       "flow, drawn afresh every step, validated on held-out pairs (endpoint error). "
+                       "Writes OUT/weights.safetensors (for --method tinyflow --weights), OUT/last.pt, "
+                       "OUT/best.pt, OUT/metrics.csv and OUT/curves.png; --resume continues a run.")
+    p.add_argument("--out", type=Path, required=True, help="run folder")
+    p.add_argument("--size", type=input_shape, default=(64, 64), metavar="HxW",
+                   help="pair size, multiples of 8 (default 64x64)")
+    p.add_argument("--max-flow", type=positive_float, default=10.0, help="largest motion in pixels (default 10)")
+    p.add_argument("--objects", type=nonneg_int, default=3, help="moving objects per pair (default 3)")
+    p.add_argument("--pairs-per-epoch", type=positive_int, default=1600, help="default %(default)s")
+    p.add_argument("--val-pairs", type=nonneg_int, default=64, help="held-out pairs (default %(default)s)")
+    p.add_argument("--model-opt", type=model_option, action="append", metavar="KEY=VALUE",
+                   help="TinyPWC option, repeatable (channels, widths, max_displacement)")
+    add_training_options(p)
+    p.set_defaults(func=cmd_flow_train)
 
     p = sub.add_parser("flow-extract", help="compute and cache the flow of every video of a dataset",
                        description="Flow of every video under --data, clipped to +-bound pixels and "
                        "quantised to uint8 (the two-stream papers' storage), one .npz per video "
                        "mirroring the folders. Resumable: finished videos are skipped.")
     _add_dataset_job_options(p, "flow cache folder (mirrors DATA)")
-    p.add_argument("--bound", type=_positive_float, default=20.0, help="clipping bound in pixels (default %(default)s)")
-    p.add_argument("--workers", type=_nonneg_int, default=0, help="videos processed side by side")
+    p.add_argument("--bound", type=positive_float, default=20.0, help="clipping bound in pixels (default %(default)s)")
+    p.add_argument("--workers", type=nonneg_int, default=0, help="videos processed side by side")
     _add_flow_options(p)
     p.set_defaults(func=cmd_flow_extract)
 
@@ -533,12 +487,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backbone", default="resnet18",
                    help="torchvision image classifier (resnet18, ...), a model of `deepvideo models`, "
                    "or a deepvideo checkpoint file (default %(default)s)")
-    p.add_argument("--weights", type=_existing_file, help="local state_dict for a named backbone "
+    p.add_argument("--weights", type=existing_file, help="local state_dict for a named backbone "
                    "(random weights without it)")
-    p.add_argument("--size", type=_positive_int, help="input side (default 224 for 2D, 112 for video models)")
-    p.add_argument("--clip-len", type=_positive_int, default=16, help="frames per clip for video models")
-    p.add_argument("--every", type=_positive_int, default=1, help="2D backbones: every N-th frame")
-    p.add_argument("--batch-size", type=_positive_int, default=32, help="frames (or clips) per forward")
+    p.add_argument("--size", type=positive_int, help="input side (default 224 for 2D, 112 for video models)")
+    p.add_argument("--clip-len", type=positive_int, default=16, help="frames per clip for video models")
+    p.add_argument("--every", type=positive_int, default=1, help="2D backbones: every N-th frame")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="frames (or clips) per forward")
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_extract_features)
 
@@ -551,9 +505,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="jpeg: one .tar of JPEG frames per video (default); raw: uncompressed "
                    "frames (fastest, large: for small --size); mp4: h264 with a keyframe every "
                    "8 frames; folder: a folder of JPEG frames per video")
-    p.add_argument("--size", type=_positive_int, help="resize the short side to SIZE pixels")
-    p.add_argument("--quality", type=_positive_int, default=90, help="JPEG quality (default %(default)s)")
-    p.add_argument("--workers", type=_nonneg_int, default=0, help="videos packed side by side")
+    p.add_argument("--size", type=positive_int, help="resize the short side to SIZE pixels")
+    p.add_argument("--quality", type=positive_int, default=90, help="JPEG quality (default %(default)s)")
+    p.add_argument("--workers", type=nonneg_int, default=0, help="videos packed side by side")
     p.set_defaults(func=cmd_pack)
 
     track.add_parser(sub)
@@ -575,6 +529,26 @@ def _one_line(exc: BaseException) -> str:
     return lines[0]
 
 
+def _with_flags(message: str, parser: argparse.ArgumentParser) -> str:
+    """A library message that starts with a Python parameter (``lr must be positive``)
+    starting with the command's flag for it instead (``--lr must be positive``)."""
+    flags = {action.dest: action.option_strings[-1] for action in _all_actions(parser) if action.option_strings}
+    word = re.match(r"[a-z][a-z0-9_]*", message)
+    if word and word.group() in flags and message[word.end():word.end() + 1] in (" ", ":", ""):
+        message = flags[word.group()] + message[word.end():]
+    # parameter names with an underscore are unambiguous anywhere in the message
+    return re.sub(r"\b[a-z0-9]+(?:_[a-z0-9]+)+\b", lambda m: flags.get(m.group(), m.group()), message)
+
+
+def _all_actions(parser: argparse.ArgumentParser) -> Iterator[argparse.Action]:
+    """The actions of ``parser`` and of its sub-command parsers."""
+    for action in parser._actions:
+        yield action
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _all_actions(sub)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from deepvideo.engine.checkpoint import CheckpointError
     from deepvideo.io import VideoDecodeError
@@ -582,13 +556,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], None] = args.func
+    if os.environ.get("DEEPVIDEO_DEBUG") == "1":  # the full traceback instead of one line
+        handler(args)
+        return 0
     try:
         handler(args)
     except BrokenPipeError:  # output piped into `head` and closed early
         sys.stderr.close()
         return 0
     except (UsageError, ValueError, VideoDecodeError, CheckpointError, OSError, IndexError) as exc:
-        print(f"deepvideo {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"deepvideo {args.command}: error: {_with_flags(_one_line(exc), parser)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"deepvideo {args.command}: interrupted", file=sys.stderr)

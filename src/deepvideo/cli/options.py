@@ -29,15 +29,15 @@ def _number(kind: type, accept: Callable[[float], bool], wanted: str) -> Callabl
     return parse
 
 
-_positive_int = _number(int, lambda v: v >= 1, "a positive integer")
-_nonneg_int = _number(int, lambda v: v >= 0, "an integer >= 0")
-_positive_float = _number(float, lambda v: v > 0, "a positive number")
-_nonneg_float = _number(float, lambda v: v >= 0, "a number >= 0")
-_fraction = _number(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
-_unit_float = _number(float, lambda v: 0 < v <= 1, "a number in (0, 1]")
+positive_int = _number(int, lambda v: v >= 1, "a positive integer")
+nonneg_int = _number(int, lambda v: v >= 0, "an integer >= 0")
+positive_float = _number(float, lambda v: v > 0, "a positive number")
+nonneg_float = _number(float, lambda v: v >= 0, "a number >= 0")
+fraction = _number(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
+unit_float = _number(float, lambda v: 0 < v <= 1, "a number in (0, 1]")
 
 
-def _model_option(text: str) -> tuple[str, Any]:
+def model_option(text: str) -> tuple[str, Any]:
     """``key=value`` with value parsed as JSON when possible (numbers, lists, booleans)."""
     key, sep, raw = text.partition("=")
     if not sep or not key:
@@ -48,18 +48,18 @@ def _model_option(text: str) -> tuple[str, Any]:
         return key, raw
 
 
-def _existing_file(text: str) -> Path:
+def existing_file(text: str) -> Path:
     path = Path(text)
     if not path.is_file():
         raise argparse.ArgumentTypeError(f"{text}: no such file")
     return path
 
 
-def _print_json(payload: Any) -> None:
+def print_json(payload: Any) -> None:
     print(json.dumps(payload, indent=2))
 
 
-def _input_shape(text: str) -> tuple[int, ...]:
+def input_shape(text: str) -> tuple[int, ...]:
     try:
         shape = tuple(int(part) for part in text.lower().split("x"))
     except ValueError:
@@ -67,3 +67,50 @@ def _input_shape(text: str) -> tuple[int, ...]:
     if not shape or min(shape) < 1:
         raise argparse.ArgumentTypeError(f"expected positive sizes like 3x16x112x112, got {text!r}")
     return shape
+
+
+TRAINING_FIELDS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "warmup_epochs", "clip_grad", "seed",
+                   "accumulate", "device", "amp", "workers", "prefetch")
+
+
+def add_training_options(parser: argparse.ArgumentParser) -> None:
+    """The engine's options (:class:`deepvideo.engine.TrainConfig`); those left out take the
+    command's defaults (:func:`train_config`)."""
+    group = parser.add_argument_group("optimisation (defaults: the command's, see its docs page)")
+    group.add_argument("--epochs", type=positive_int)
+    group.add_argument("--batch-size", type=positive_int, help="samples per step and process")
+    group.add_argument("--lr", type=positive_float, help="peak learning rate")
+    group.add_argument("--optimizer", choices=("adamw", "adam", "sgd"))
+    group.add_argument("--weight-decay", type=nonneg_float)
+    group.add_argument("--warmup-epochs", type=nonneg_float, help="linear warm-up, then cosine decay")
+    group.add_argument("--clip-grad", type=nonneg_float, help="max gradient norm, 0 = off")
+    group.add_argument("--seed", type=int)
+    group.add_argument("--accumulate", type=positive_int, help="gradient accumulation: batches per optimiser step")
+    group.add_argument("--compile", action="store_true",
+                       help="torch.compile the model: faster steps after a one-time compilation "
+                       "that takes minutes on the CPU (worth it only for long runs)")
+    group.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across torchrun processes (CUDA only)")
+    group = parser.add_argument_group("runtime")
+    group.add_argument("--device", help="cpu, cuda, cuda:N or auto (default cpu)")
+    group.add_argument("--amp", choices=("none", "bf16", "fp16", "auto"),
+                       help="mixed precision, CPU or CUDA (fp16 with gradient scaling; on a CPU only fast "
+                       "where it has bf16/fp16 arithmetic; auto: bf16 where the hardware has it, else fp16 "
+                       "on CUDA and fp32 on the CPU; default none)")
+    group.add_argument("--channels-last", action="store_true",
+                       help="channels_last memory layout (faster convolutions on recent CPUs)")
+    group.add_argument("--workers", type=nonneg_int, help="DataLoader worker processes (default 0)")
+    group.add_argument("--prefetch", type=positive_int, help="batches each DataLoader worker loads ahead (default 2)")
+    group.add_argument("--tensorboard", action="store_true",
+                       help="also write the metrics to OUT/tensorboard (pip install 'deepvideo[tensorboard]')")
+    group.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
+
+
+def train_config(args: argparse.Namespace, defaults: Any) -> Any:
+    """``defaults`` (a ``TrainConfig``) with the options of :func:`add_training_options` given."""
+    from dataclasses import replace
+
+    given = {name: getattr(args, name) for name in TRAINING_FIELDS if getattr(args, name) is not None}
+    if "clip_grad" in given:
+        given["clip_grad"] = given["clip_grad"] or None
+    flags = {name: True for name in ("compile", "sync_bn", "channels_last", "tensorboard") if getattr(args, name)}
+    return replace(defaults, **given, **flags)

@@ -11,9 +11,9 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
-from deepvideo.cli.options import (UsageError, _existing_file, _fraction, _input_shape, _model_option,
-                                   _nonneg_float, _nonneg_int, _positive_float, _positive_int,
-                                   _print_json, _unit_float)
+from deepvideo.cli.options import (UsageError, add_training_options, existing_file, fraction, input_shape, model_option,
+                                   nonneg_float, nonneg_int, positive_float, positive_int,
+                                   print_json, train_config, unit_float)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -235,46 +235,29 @@ def cmd_track_eval(args: argparse.Namespace) -> None:
         raise UsageError("--kind sot: --gt takes box files, not folders")
     results = _evaluate_mot(args) if kind == "mot" else _evaluate_sot(args)
     if args.json:
-        _print_json(results)
+        print_json(results)
     else:
         print(format_table(results) if kind == "mot" else _format_ope(results))
 
 
-def _add_track_train_options(parser: argparse.ArgumentParser, lr: float) -> None:
-    group = parser.add_argument_group("training")
-    group.add_argument("--out", type=Path, required=True, help="weights file to write (.safetensors)")
-    group.add_argument("--steps", type=_positive_int, default=300, help="optimiser steps (default %(default)s)")
-    group.add_argument("--batch-size", type=_positive_int, help="examples per step (default: the library's)")
-    group.add_argument("--lr", type=_positive_float, default=lr, help="learning rate (default %(default)s)")
-    group.add_argument("--seed", type=int, default=0)
-    group.add_argument("--device", default="cpu")
-
-
-def _train_kwargs(args: argparse.Namespace, *names: str) -> dict[str, Any]:
-    """The common training options, leaving out those left to the library's default."""
-    values = dict(steps=args.steps, lr=args.lr, seed=args.seed, device=args.device, progress=True,
-                  **{name: getattr(args, name) for name in ("batch_size", *names)})
-    return {key: value for key, value in values.items() if value is not None}
-
-
-def _loss_change(losses: Sequence[float]) -> str:
-    import numpy as np
-
-    window = max(1, min(10, len(losses) // 2))
-    return f"loss {np.mean(losses[:window]):.4f} -> {np.mean(losses[-window:]):.4f}"
+def _loss_change(history: Sequence[dict[str, Any]]) -> str:
+    return f"train loss {history[0]['train_loss']:.4f} -> {history[-1]['train_loss']:.4f} over {len(history)} epochs"
 
 
 def cmd_track_train_sot(args: argparse.Namespace) -> None:
     from deepvideo.track.goturn import GOTURNConfig
     from deepvideo.track.siamfc import SiamFCConfig
-    from deepvideo.track.sot import load_annotated_videos, synthetic_sequences, train_goturn, train_siamfc
+    from deepvideo.track.sot import TRACKERS, load_annotated_videos, synthetic_sequences, train_sot
 
-    config_type, train = (SiamFCConfig, train_siamfc) if args.tracker == "siamfc" else (GOTURNConfig, train_goturn)
+    config_type = SiamFCConfig if args.tracker == "siamfc" else GOTURNConfig
     config = config_type(**_keyword_options(config_type, args.config, "--config"))
     sequences = (load_annotated_videos(args.data, args.split) if args.data is not None else
                  synthetic_sequences(args.sequences, args.frames, args.size, seed=args.data_seed))
-    _, losses = train(sequences, args.out, config, **_train_kwargs(args, "max_gap"))
-    print(f"{args.out}: {args.tracker} weights trained on {len(sequences)} sequences, {_loss_change(losses)}")
+    _, result = train_sot(args.tracker, sequences, args.out, config, max_gap=args.max_gap,
+                          pairs_per_epoch=args.pairs_per_epoch,
+                          train=train_config(args, TRACKERS.info(args.tracker)["training"]), resume=args.resume)
+    print(f"{args.out / 'weights.safetensors'}: {args.tracker} weights trained on {len(sequences)} sequences, "
+          f"{_loss_change(result['history'])}")
 
 
 def _identity_sources(args: argparse.Namespace) -> Iterator[tuple[Iterable[np.ndarray], np.ndarray]]:
@@ -296,40 +279,40 @@ def _identity_sources(args: argparse.Namespace) -> Iterator[tuple[Iterable[np.nd
 def cmd_track_train_embedder(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from deepvideo.track.deepsort import identity_crops, save_embedding, train_embedding
+    from deepvideo.track.deepsort import EMBEDDING_TRAINING, identity_crops, renumber_identities, train_embedding
 
     if len(args.video) != len(args.gt):
         raise UsageError(f"--gt: {len(args.gt)} files for {len(args.video)} --video files")
     if len(args.crop) != 2:
         raise UsageError(f"--crop: expected HEIGHTxWIDTH, got {'x'.join(map(str, args.crop))}")
-    crops, ids, count = [], [], 0
+    crops, ids = [], []
     for frames, gt in _identity_sources(args):
         visible = (gt[:, 8] < 0) | (gt[:, 8] >= args.min_visibility)  # -1: no visibility column
         c, i = identity_crops(frames, gt[visible], size=args.crop, max_per_identity=args.max_per_identity,
-                              jitter=args.jitter, seed=args.seed)
-        local = np.unique(i, return_inverse=True)[1].reshape(-1)  # identities of different sequences differ
+                              jitter=args.jitter, seed=args.data_seed)
         crops.append(c)
-        ids.append(local + count)
-        count += int(local.max(initial=-1)) + 1
-    model = train_embedding(np.concatenate(crops), np.concatenate(ids), dim=args.dim, width=args.width,
-                            **_train_kwargs(args))
-    save_embedding(args.out, model)
-    print(f"{args.out}: {args.dim}-d embedding trained on {sum(map(len, crops))} crops of {count} identities")
+        ids.append(i)
+    labels = renumber_identities(ids)
+    _, result = train_embedding(np.concatenate(crops), labels, args.out, dim=args.dim, width=args.width,
+                                crops_per_epoch=args.crops_per_epoch,
+                                train=train_config(args, EMBEDDING_TRAINING), resume=args.resume)
+    print(f"{args.out / 'weights.safetensors'}: {args.dim}-d embedding trained on {len(labels)} crops of "
+          f"{int(labels.max()) + 1} identities, {_loss_change(result['history'])}")
 
 
 def _add_mot_tracker_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("tracker")
     group.add_argument("--tracker", default="sort", choices=_MOT_TRACKERS, help="default %(default)s")
-    group.add_argument("--max-age", type=_nonneg_int,
+    group.add_argument("--max-age", type=nonneg_int,
                        help="frames a track survives unmatched (default: the tracker's: sort 1, others 30)")
-    group.add_argument("--min-hits", type=_nonneg_int,
+    group.add_argument("--min-hits", type=nonneg_int,
                        help="matches before a track is reported (deepsort: n_init; default: the tracker's)")
-    group.add_argument("--iou-threshold", type=_unit_float,
+    group.add_argument("--iou-threshold", type=unit_float,
                        help="smallest IoU of a match (deepsort: 1 - max_iou_distance; default: the tracker's)")
-    group.add_argument("--tracker-opt", type=_model_option, action="append", metavar="KEY=VALUE",
+    group.add_argument("--tracker-opt", type=model_option, action="append", metavar="KEY=VALUE",
                        help="any other tracker argument, repeatable (e.g. high_threshold=0.5 for "
                        "bytetrack, max_cosine_distance=0.3 for deepsort)")
-    group.add_argument("--embedder", type=_existing_file,
+    group.add_argument("--embedder", type=existing_file,
                        help="deepsort: appearance network from `deepvideo track train-embedder` "
                        "(without it deepsort associates by motion alone; needs VIDEO)")
 
@@ -349,16 +332,16 @@ def add_parser(sub) -> None:
                          "--dets alone, linked into tracks; writes OUT as MOTChallenge rows "
                          "frame,id,x,y,w,h,1,-1,-1,-1 and with --video-out VIDEO with each track's box "
                          "and id drawn in a colour fixed by its id.")
-    p.add_argument("video", nargs="?", type=_existing_file, help="video to track in (optional with --dets)")
-    p.add_argument("--dets", type=_existing_file, help="MOTChallenge detection file (det.txt)")
+    p.add_argument("video", nargs="?", type=existing_file, help="video to track in (optional with --dets)")
+    p.add_argument("--dets", type=existing_file, help="MOTChallenge detection file (det.txt)")
     p.add_argument("--out", type=Path, required=True, help="result file (MOTChallenge .txt)")
     p.add_argument("--video-out", type=Path, help="also write VIDEO with the tracks drawn (.mp4)")
     group = p.add_argument_group("detector")
     group.add_argument("--detector", choices=_DETECTORS,
                        help="detections of VIDEO: dets (the --dets file), mog2 (moving objects, static "
                        "camera) or torchvision (--weights; persons); default dets with --dets, else mog2")
-    group.add_argument("--weights", type=_existing_file, help="torchvision detector: local state_dict file")
-    group.add_argument("--detector-opt", type=_model_option, action="append", metavar="KEY=VALUE",
+    group.add_argument("--weights", type=existing_file, help="torchvision detector: local state_dict file")
+    group.add_argument("--detector-opt", type=model_option, action="append", metavar="KEY=VALUE",
                        help="detector argument, repeatable (e.g. min_area=200 for mog2, min_score=0.5 "
                        "for dets, arch=fasterrcnn_resnet50_fpn or score_threshold=0.7 for torchvision)")
     group.add_argument("--device", default="cpu", help="device of the torchvision detector and the embedder")
@@ -370,14 +353,14 @@ def add_parser(sub) -> None:
                          "through the whole file; writes one x,y,w,h line per frame (the first is "
                          "--box itself). SiamFC without --weights is training-free template "
                          "matching; GOTURN needs weights (see `deepvideo track train-sot`).")
-    p.add_argument("video", type=_existing_file)
+    p.add_argument("video", type=existing_file)
     p.add_argument("--box", type=_box, required=True, metavar="X,Y,W,H",
                    help="the target on the first frame, pixels, top-left corner (a negative x: --box=-4,10,20,30)")
     p.add_argument("--out", type=Path, required=True, help="box file to write")
     p.add_argument("--video-out", type=Path, help="also write VIDEO with the box drawn (.mp4)")
     group = p.add_argument_group("tracker")
     group.add_argument("--tracker", default="siamfc", choices=_SOT_TRACKERS, help="default %(default)s")
-    group.add_argument("--weights", type=_existing_file, help="weights from `deepvideo track train-sot`")
+    group.add_argument("--weights", type=existing_file, help="weights from `deepvideo track train-sot`")
     group.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_track_sot, command="track sot")
 
@@ -395,7 +378,7 @@ def add_parser(sub) -> None:
     p.add_argument("--kind", default="auto", choices=("auto", "mot", "sot"), help="default %(default)s")
     p.add_argument("--json", action="store_true", help="print the metrics (fractions for mot, percent for sot) as JSON")
     group = p.add_argument_group("mot files")
-    group.add_argument("--iou-threshold", type=_unit_float, default=0.5,
+    group.add_argument("--iou-threshold", type=unit_float, default=0.5,
                        help="smallest IoU of a match (default %(default)s)")
     group.add_argument("--clear-rule", default="motmetrics", choices=_CLEAR_RULES,
                        help="CLEAR MOT as py-motmetrics or as TrackEval computes it (default %(default)s)")
@@ -410,37 +393,45 @@ def add_parser(sub) -> None:
                          "--data (a folder written by `deepvideo synth`, with annotations/<split>.csv).")
     group = p.add_argument_group("network")
     group.add_argument("--tracker", default="siamfc", choices=_SOT_TRACKERS, help="default %(default)s")
-    group.add_argument("--config", type=_model_option, action="append", metavar="KEY=VALUE",
+    group.add_argument("--config", type=model_option, action="append", metavar="KEY=VALUE",
                        help="network setting, repeatable (SiamFCConfig: width, exemplar_size, search_size, "
                        "...; GOTURNConfig: input_size, width, fc_dim, dropout)")
-    group.add_argument("--max-gap", type=_nonneg_int, help="largest frame gap of a training pair "
+    group.add_argument("--max-gap", type=nonneg_int, help="largest frame gap of a training pair "
                        "(default: the library's, siamfc 8, goturn 1)")
+    group.add_argument("--pairs-per-epoch", type=positive_int,
+                       help="training pairs drawn per epoch (default: siamfc 400, goturn 800)")
     group = p.add_argument_group("data")
     group.add_argument("--data", type=Path, help="motion dataset folder (default: rendered in memory)")
     group.add_argument("--split", default="train", choices=("train", "val", "test"))
-    group.add_argument("--sequences", type=_positive_int, default=32, help="rendered sequences (default %(default)s)")
-    group.add_argument("--frames", type=_positive_int, default=32, help="frames per rendered sequence")
-    group.add_argument("--size", type=_positive_int, default=64, help="side of the rendered frames")
+    group.add_argument("--sequences", type=positive_int, default=32, help="rendered sequences (default %(default)s)")
+    group.add_argument("--frames", type=positive_int, default=32, help="frames per rendered sequence")
+    group.add_argument("--size", type=positive_int, default=64, help="side of the rendered frames")
     group.add_argument("--data-seed", type=int, default=0)
-    _add_track_train_options(p, lr=1e-3)
+    p.add_argument("--out", type=Path, required=True,
+                   help="run folder: weights.safetensors, last.pt, best.pt, metrics.csv, curves.png")
+    add_training_options(p)
     p.set_defaults(func=cmd_track_train_sot, command="track train-sot")
 
     p = track.add_parser("train-embedder", help="train DeepSORT's appearance network",
                          description="Train the re-identification embedding DeepSORT uses (cosine-"
                          "softmax over identities) on crops of MOT ground-truth boxes: of each --video "
                          "with its --gt, or of a rendered scene of moving textured objects.")
-    p.add_argument("--video", type=_existing_file, nargs="+", default=[], help="videos of the sequences")
-    p.add_argument("--gt", type=_existing_file, nargs="+", default=[], help="their MOT ground truth files")
-    p.add_argument("--objects", type=_positive_int, default=8, help="objects of the rendered scene")
-    p.add_argument("--frames", type=_positive_int, default=60, help="frames of the rendered scene")
+    p.add_argument("--video", type=existing_file, nargs="+", default=[], help="videos of the sequences")
+    p.add_argument("--gt", type=existing_file, nargs="+", default=[], help="their MOT ground truth files")
+    p.add_argument("--objects", type=positive_int, default=8, help="objects of the rendered scene")
+    p.add_argument("--frames", type=positive_int, default=60, help="frames of the rendered scene")
     p.add_argument("--data-seed", type=int, default=0)
-    p.add_argument("--min-visibility", type=_fraction, default=0.5,
+    p.add_argument("--min-visibility", type=fraction, default=0.5,
                    help="skip boxes less visible than this (gt column 9; -1, as in MOT15, keeps the box)")
-    p.add_argument("--max-per-identity", type=_positive_int, default=200)
-    p.add_argument("--jitter", type=_nonneg_float, default=0.05,
+    p.add_argument("--max-per-identity", type=positive_int, default=200)
+    p.add_argument("--jitter", type=nonneg_float, default=0.05,
                    help="move box corners by this fraction of the box size, as a detector would")
-    p.add_argument("--crop", type=_input_shape, default=(64, 32), metavar="HxW", help="crop size (default 64x32)")
-    p.add_argument("--dim", type=_positive_int, default=128, help="embedding size (default %(default)s)")
-    p.add_argument("--width", type=_positive_int, default=16, help="channels of the first layer")
-    _add_track_train_options(p, lr=2e-3)
+    p.add_argument("--crop", type=input_shape, default=(64, 32), metavar="HxW", help="crop size (default 64x32)")
+    p.add_argument("--dim", type=positive_int, default=128, help="embedding size (default %(default)s)")
+    p.add_argument("--width", type=positive_int, default=16, help="channels of the first layer")
+    p.add_argument("--crops-per-epoch", type=positive_int, default=3200,
+                   help="crops drawn (with replacement) per epoch (default %(default)s)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="run folder: weights.safetensors, last.pt, best.pt, metrics.csv, curves.png")
+    add_training_options(p)
     p.set_defaults(func=cmd_track_train_embedder, command="track train-embedder")

@@ -25,7 +25,7 @@ from deepvideo.data.synthetic import SyntheticConfig, make_motion_dataset
 from deepvideo.engine.evaluate import evaluate
 from deepvideo.engine.recipe import DataSpec, Recipe, load_trained
 from deepvideo.engine.report import save_frame_strip, write_confusion
-from deepvideo.engine.train import TrainConfig, train
+from deepvideo.engine import TrainConfig, train
 from deepvideo.io import VideoReader
 
 __all__ = ["run_demo", "DEMO_MODELS"]
@@ -59,7 +59,7 @@ def _sample_strip(root: Path, classes: list[str], out: Path, frames: int = 8) ->
 
 def run_demo(out: str | Path = "deepvideo-demo", synth: SyntheticConfig | None = None,
              root: str | Path | None = None, epochs: int | None = None, workers: int = 0,
-             seed: int = 0, amp: str = "none") -> dict[str, Any]:
+             seed: int = 0, amp: str = "auto") -> dict[str, Any]:
     """Run the demo; returns the content of ``results.json``."""
     synth = synth or SyntheticConfig()
     out = Path(out)

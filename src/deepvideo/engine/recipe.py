@@ -12,22 +12,25 @@ from __future__ import annotations
 import inspect
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+import numpy as np
 import torch.nn as nn
 
 from deepvideo.data import datasets
 from deepvideo.data.sampling import ClipSampler, RandomClipSampler, UniformClipSampler
-from deepvideo.data.features import FeatureOpener, features_to_clip
+from deepvideo.data.features import FEATURE_SUFFIX, FeatureOpener, features_to_clip, load_features
 from deepvideo.data.transforms import (KINETICS_MEAN, KINETICS_STD, build_flow_transform, build_pair_transform,
                                        build_transform)
 from deepvideo.engine.checkpoint import CheckpointError, load_checkpoint
 from deepvideo.models import create_model, list_models
-from deepvideo.models.registry import model_builder, model_inputs
+from deepvideo.models.registry import MODELS, model_builder, model_inputs
+from deepvideo.registry import Registry
 
-__all__ = ["Recipe", "DataSpec", "DATA_FORMATS", "MODALITIES", "RGB_FLOW", "load_trained"]
+__all__ = ["Recipe", "DataSpec", "feature_dim", "stratified_holdout", "DATA_FORMATS", "MODALITIES", "RGB_FLOW", "load_trained"]
 
-DATA_FORMATS = ("folder", "list", "ucf101", "hmdb51", "kinetics")
+# builders (spec, subset, classes, **common) -> dataset; info: needs, the DataSpec fields they read
+DATA_FORMATS: Registry[Callable[..., datasets.VideoDataset]] = Registry("data format")
 SUBSETS = ("train", "val", "test")
 RGB_FLOW = "rgb+flow"
 MODALITIES = ("rgb", "flow", "features", RGB_FLOW)
@@ -77,11 +80,29 @@ class Recipe:
         if self.modality in ("flow", RGB_FLOW) and self.resize is None:
             raise ValueError(f"the {self.modality} modality needs --resize (resizing scales the flow vectors)")
         _check_model_modality(self.model, self.modality, self.model_kwargs, self.clip_len)
+        MODELS.check(self.model, {"num_classes": 1, **self.model_kwargs})
         for name in ("clip_len", "frame_stride", "size", "test_clips"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.resize is not None and self.resize < self.size:
             raise ValueError(f"resize ({self.resize}) must be at least size ({self.size})")
+
+    @classmethod
+    def for_data(cls, data: "DataSpec", model: str, model_kwargs: dict[str, Any] | None = None,
+                 **settings: Any) -> "Recipe":
+        """A recipe (no classes yet: training fills them) for ``model`` on ``data``, with the
+        model options its input implies unless given: a temporal stream (``flow`` and
+        ``rgb+flow`` modalities) takes the whole stack, ``flow_frames = clip_len``; a feature
+        head (``features`` modality) takes ``feature_dim`` from the first file in
+        ``data.feature_dir``."""
+        kwargs = dict(model_kwargs or {})
+        modality, clip_len = settings.get("modality", "rgb"), settings.get("clip_len", cls.clip_len)
+        options = inspect.signature(model_builder(model)).parameters
+        if modality in ("flow", RGB_FLOW) and "flow_frames" in options:
+            kwargs.setdefault("flow_frames", clip_len)
+        if modality == "features" and "feature_dim" in options and "feature_dim" not in kwargs:
+            kwargs["feature_dim"] = feature_dim(data.feature_dir)
+        return cls(model=model, classes=[], model_kwargs=kwargs, **settings)
 
     @property
     def num_classes(self) -> int:
@@ -151,19 +172,19 @@ def _check_model_modality(model: str, modality: str, model_kwargs: dict[str, Any
 
 @dataclass
 class DataSpec:
-    """Where the labelled videos are.
-
-    - ``folder``: ``root/{train,val,test}/<class>/<video>`` (what ``deepvideo synth`` writes).
-    - ``list``: ``lists={"train": file, ...}`` of "path label" lines, paths under ``root``.
-    - ``ucf101`` / ``hmdb51``: videos under ``root``, official split files in ``splits``,
-      split number ``split``; "val" and "test" both mean the official test list.
-    - ``kinetics``: a csv (label, youtube_id, time_start, time_end, split), videos under ``root``.
+    """Where the labelled videos are, laid out as ``format``: a name of :data:`DATA_FORMATS`,
+    whose builder (below) describes the layout and reads the fields it needs.
 
     Optical flow (for a recipe of the flow or rgb+flow modality): ``flow_dir`` is the cache that
     ``deepvideo flow-extract --data ROOT --out FLOW_DIR`` wrote, mirroring ``root``; without
     it flow is computed on the fly with ``flow_method`` (``flow_weights`` for learned ones).
     Features (for the features modality): ``feature_dir`` is what ``deepvideo
     extract-features --data ROOT --out FEATURE_DIR`` wrote.
+
+    Validation held out from training (for data stored as train/test only): ``val_split``
+    is the fraction of each class's training videos that form the "val" subset instead
+    (stratified by class, drawn with the dataset seed); ``val_videos`` lists them once
+    chosen (a run stores them in ``val_split.txt`` and reuses them on resume).
     """
 
     format: str = "folder"
@@ -176,13 +197,13 @@ class DataSpec:
     flow_method: str = "farneback"
     flow_weights: str | None = None
     feature_dir: str | None = None
+    val_split: float = 0.0
+    val_videos: list[str] | None = None
 
     def __post_init__(self) -> None:
-        if self.format not in DATA_FORMATS:
-            raise ValueError(f"--format must be one of {', '.join(DATA_FORMATS)}, got {self.format!r}")
-        needs = {"folder": ("root",), "list": (), "ucf101": ("root", "splits"),
-                 "hmdb51": ("root", "splits"), "kinetics": ("root", "csv")}[self.format]
-        for name in needs:
+        if not 0 <= self.val_split < 1:
+            raise ValueError(f"val_split must be in [0, 1), got {self.val_split}")
+        for name in DATA_FORMATS.info(self.format)["needs"]:
             if getattr(self, name) is None:
                 option = "--data" if name == "root" else f"--{name}"
                 raise ValueError(f"--format {self.format} needs {option}")
@@ -205,20 +226,83 @@ class DataSpec:
             if self.feature_dir is None:
                 raise ValueError("the features modality needs --feature-dir (see deepvideo extract-features)")
             common["opener"] = FeatureOpener(self.feature_dir, self.root)
-        if self.format == "folder":
-            folder = Path(self.root) / subset
-            if not folder.is_dir():
-                raise ValueError(f"{folder}: no such folder (--format folder expects "
-                                 f"{self.root}/{{train,val,test}}/<class>/<video>)")
-            return datasets.folder_dataset(folder, classes=classes, **common)
-        if self.format == "list":
-            if subset not in self.lists:
-                raise ValueError(f"no list file for the {subset} subset (--{subset}-list)")
-            return datasets.list_dataset(self.lists[subset], root=self.root, classes=classes, **common)
-        if self.format in ("ucf101", "hmdb51"):
-            build = datasets.ucf101 if self.format == "ucf101" else datasets.hmdb51
-            return build(self.root, self.splits, split=self.split, train=subset == "train", **common)
-        return datasets.kinetics_csv(self.csv, self.root, split=subset, **common)
+        if self.val_split and subset in ("train", "val"):
+            return self._held_out(subset, classes, common)
+        return DATA_FORMATS.get(self.format)(self, subset, classes, **common)
+
+    def _held_out(self, subset: str, classes: list[str] | None, common: dict[str, Any]) -> datasets.VideoDataset:
+        """The training videos minus (``"train"``) or only (``"val"``) the held-out ones."""
+        full = DATA_FORMATS.get(self.format)(self, "train", classes, **common)
+        if self.val_videos is None:
+            self.val_videos = [str(full.paths[i]) for i in stratified_holdout(full.labels, self.val_split,
+                                                                              common["seed"])]
+        held = set(self.val_videos)
+        keep = [i for i, path in enumerate(full.paths) if (str(path) in held) == (subset == "val")]
+        missing = held - {str(path) for path in full.paths}
+        if missing:
+            raise ValueError(f"val_videos: {sorted(missing)[0]} is not a training video (of {len(missing)})")
+        return datasets.VideoDataset([(full.paths[i], full.labels[i]) for i in keep], full.classes, **common)
+
+
+def stratified_holdout(labels: list[int], fraction: float, seed: int = 0) -> list[int]:
+    """Indices of ``fraction`` of each class's samples (rounded, at least one of a class with
+    two or more, never all of a class), drawn with ``seed``; sorted."""
+    rng = np.random.default_rng(seed)
+    chosen: list[int] = []
+    for label in sorted(set(labels)):
+        members = [i for i, value in enumerate(labels) if value == label]
+        count = min(len(members) - 1, max(1, round(fraction * len(members))))
+        chosen += rng.permutation(members)[:count].tolist()
+    return sorted(chosen)
+
+
+@DATA_FORMATS.register("folder", needs=("root",))
+def _folder(spec: DataSpec, subset: str, classes: list[str] | None, **common) -> datasets.VideoDataset:
+    """``root/{train,val,test}/<class>/<video>`` (what ``deepvideo synth`` writes)."""
+    folder = Path(spec.root) / subset
+    if not folder.is_dir():
+        hint = ("; to hold out part of train/ for validation set val_split" if subset == "val" else "")
+        raise ValueError(f"{folder}: no such folder (the folder format expects "
+                         f"{spec.root}/{{train,val,test}}/<class>/<video>{hint})")
+    return datasets.folder_dataset(folder, classes=classes, **common)
+
+
+@DATA_FORMATS.register("list", needs=())
+def _list(spec: DataSpec, subset: str, classes: list[str] | None, **common) -> datasets.VideoDataset:
+    """``lists={"train": file, ...}`` of "path label" lines, paths under ``root``."""
+    if subset not in spec.lists:
+        raise ValueError(f"no list file for the {subset} subset (--{subset}-list)")
+    return datasets.list_dataset(spec.lists[subset], root=spec.root, classes=classes, **common)
+
+
+@DATA_FORMATS.register("ucf101", needs=("root", "splits"))
+def _ucf101(spec: DataSpec, subset: str, classes: list[str] | None, **common) -> datasets.VideoDataset:
+    """Videos under ``root``, official split files in ``splits``, split number ``split``;
+    "val" and "test" both mean the official test list."""
+    return datasets.ucf101(spec.root, spec.splits, split=spec.split, train=subset == "train", **common)
+
+
+@DATA_FORMATS.register("hmdb51", needs=("root", "splits"))
+def _hmdb51(spec: DataSpec, subset: str, classes: list[str] | None, **common) -> datasets.VideoDataset:
+    """As ``ucf101``: videos under ``root``, official split files in ``splits``, split ``split``."""
+    return datasets.hmdb51(spec.root, spec.splits, split=spec.split, train=subset == "train", **common)
+
+
+@DATA_FORMATS.register("kinetics", needs=("root", "csv"))
+def _kinetics(spec: DataSpec, subset: str, classes: list[str] | None, **common) -> datasets.VideoDataset:
+    """A csv (label, youtube_id, time_start, time_end, split), videos under ``root``."""
+    return datasets.kinetics_csv(spec.csv, spec.root, split=subset, **common)
+
+
+def feature_dim(feature_dir: str | None) -> int:
+    """The feature size of the first feature file in ``feature_dir`` (from ``deepvideo
+    extract-features``)."""
+    if feature_dir is None:
+        raise ValueError("feature_dir: the features modality needs the folder extract-features wrote")
+    first = next(iter(sorted(Path(feature_dir).rglob(f"*{FEATURE_SUFFIX}"))), None)
+    if first is None:
+        raise ValueError(f"feature_dir {feature_dir}: no feature files (run deepvideo extract-features)")
+    return int(load_features(first)[0].shape[1])
 
 
 def load_trained(path: str | Path, device: str = "cpu") -> tuple[Recipe, nn.Module]:

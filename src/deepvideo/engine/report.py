@@ -30,18 +30,21 @@ def write_metrics_csv(path: str | os.PathLike, rows: Sequence[dict]) -> Path:
 
 
 def plot_curves(path: str | os.PathLike, rows: Sequence[dict], title: str = "") -> Path:
-    """Loss (left) and accuracy (right) per epoch for train and validation."""
+    """Per epoch: the training and validation losses (left) and every other ``train_*`` and
+    ``val_*`` metric, e.g. accuracies or endpoint errors (right, when there are any)."""
     epochs = [row["epoch"] for row in rows]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.5))
-    for split, style in (("train", "-o"), ("val", "--s")):
-        if f"{split}_loss" in rows[0]:
-            ax_loss.plot(epochs, [row[f"{split}_loss"] for row in rows], style, label=split)
-            ax_acc.plot(epochs, [row[f"{split}_acc"] for row in rows], style, label=split)
-    ax_loss.set(xlabel="epoch", ylabel="loss")
-    ax_acc.set(xlabel="epoch", ylabel="clip accuracy", ylim=(0, 1.02))
-    for ax in (ax_loss, ax_acc):
+    columns = [key for key in rows[0] if key.startswith(("train_", "val_"))
+               and isinstance(rows[0][key], (int, float))]
+    losses = [key for key in columns if key.endswith("loss")]
+    metrics = [key for key in columns if key not in losses]
+    fig, axes = plt.subplots(1, 2 if metrics else 1, figsize=(9 if metrics else 4.5, 3.5), squeeze=False)
+    for ax, keys, label in zip(axes[0], (losses, metrics), ("loss", "metric")):
+        for key in keys:
+            ax.plot(epochs, [row.get(key, np.nan) for row in rows], "--s" if key.startswith("val_") else "-o",
+                    label=key)
+        ax.set(xlabel="epoch", ylabel=label)
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -1,61 +1,81 @@
-"""Training loop: optimizer, warm-up + cosine schedule, AMP, checkpoints, resume.
+"""The one training loop: every trainable network in deepvideo trains through :func:`fit`.
 
-``train(recipe, data, config, out_dir)`` trains ``recipe.model`` on the "train" subset of
-``data`` and validates on "val" after every epoch.  Each epoch appends a row to
-``out_dir/metrics.csv``, redraws ``out_dir/curves.png`` and writes ``out_dir/last.pt``
-atomically (model, optimizer, scheduler, epoch, RNG states, history), plus ``best.pt``
-when validation accuracy improves.  ``resume=True`` continues from ``last.pt`` and ends
-with the same weights as an uninterrupted run.
+``fit(task, config, out_dir)`` trains the network of a :class:`~deepvideo.engine.task.Task`
+on its training set and validates on its validation set after every epoch.  The task
+says what is learned (model, data, loss of a batch, validation metrics); this loop owns
+everything else:
 
-A two-stream model (modality ``rgb+flow``, batches ``(rgb, flow)``) trains both streams
-at once: the loss is the sum of the streams' cross-entropies (see
-:mod:`deepvideo.engine.batch`), accuracy is the fused prediction's, and the validation
-columns add each stream's clip accuracy (``val_spatial_acc``, ``val_temporal_acc``).
+- device, AMP (``bf16``/``fp16``/``auto``), channels_last, ``torch.compile``, gradient
+  accumulation and gradient-norm clipping;
+- the optimiser (AdamW, Adam or SGD; no weight decay on biases and norms) and a per-step
+  schedule: linear warm-up, then cosine decay to ``min_lr * lr`` (or constant);
+- seeded determinism: the same seed gives the same weights;
+- ``out_dir/last.pt`` every epoch and ``best.pt`` when the monitored column improves, both
+  written atomically (model, optimiser, schedule, scaler, epoch, RNG states, history), so
+  ``resume=True`` after a kill ends with the same weights as an uninterrupted run;
+- ``out_dir/metrics.csv`` (one row per epoch), ``curves.png`` and, when asked, the same
+  scalars to TensorBoard (``out_dir/tensorboard``);
+- progress bars, throughput and ``input_wait`` (the share of the epoch the device waited
+  for its next batch), unreadable samples skipped and counted per epoch (``bad_videos``).
 
 Under ``torchrun`` the same call trains data-parallel (:mod:`deepvideo.engine.distributed`):
 DistributedDataParallel averages gradients, a DistributedSampler gives each process its
 share of every epoch's permutation (the permutation a single process would use, so N
 processes with batch B take the steps of one process with batch N*B), validation is
-sharded and gathered, and only rank 0 prints and writes files.
+sharded and summed, and only rank 0 prints and writes files.
+
+For tests, the environment variable ``DEEPVIDEO_KILL_AT_STEP=N`` makes the process kill
+itself (SIGKILL) right after optimiser step N: a deterministic stand-in for a crash.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import signal
 import time
 import warnings
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
-from deepvideo.engine.batch import STREAMS, forward, output_loss, prediction_scores
 from deepvideo.engine.checkpoint import load_checkpoint, save_checkpoint
-from deepvideo.engine.device import AMP_MODES, autocast, prepare_input, prepare_model, resolve_device
+from deepvideo.engine.device import (AMP_CHOICES, autocast, prepare_input, prepare_model, resolve_amp,
+                                     resolve_device)
 from deepvideo.engine.distributed import (all_gather_objects, all_sum, broadcast_buffers, is_main,
                                           process_group, rank, world_size)
-from deepvideo.engine.evaluate import evaluate
-from deepvideo.engine.recipe import DataSpec, Recipe
 from deepvideo.engine.report import plot_curves, write_metrics_csv
+from deepvideo.engine.task import Step, Task
 
-__all__ = ["TrainConfig", "train"]
+__all__ = ["OPTIMIZERS", "SCHEDULES", "TrainConfig", "fit"]
+
+OPTIMIZERS = ("adamw", "adam", "sgd")
+SCHEDULES = ("cosine", "constant")
+KILL_AT_STEP = "DEEPVIDEO_KILL_AT_STEP"
 
 
 @dataclass
 class TrainConfig:
-    """Optimisation settings.  ``amp``: "none", "bf16" or "fp16" autocast (fp16 with
-    gradient scaling), on the CPU or CUDA.
+    """How to train (any task).
 
+    ``amp``: ``"none"``, ``"bf16"``, ``"fp16"`` (with gradient scaling) or ``"auto"`` (bf16
+    where the hardware has it, fp16 on CUDA without bf16, otherwise fp32 on the CPU).
     ``batch_size`` is per process; ``accumulate`` sums the gradients of that many batches
     before each optimiser step (effective batch ``batch_size * accumulate * processes``).
-    ``compile`` runs the model through ``torch.compile`` (a large one-time cost on the
-    CPU); ``sync_bn`` converts BatchNorm to SyncBatchNorm in data-parallel CUDA runs.
+    ``warmup_epochs`` (may be fractional) of linear warm-up, then ``schedule`` ``"cosine"``
+    decays to ``min_lr * lr`` by the last step, ``"constant"`` stays at ``lr``.
+    ``compile`` runs the model through ``torch.compile`` (a large one-time cost on the CPU);
+    ``sync_bn`` converts BatchNorm to SyncBatchNorm in data-parallel CUDA runs.
+    ``val_clips`` is the clips per validation video of classification.  ``tensorboard``
+    writes the metrics to ``out_dir/tensorboard`` too (needs the ``tensorboard`` package).
     """
 
     epochs: int = 10
@@ -65,6 +85,8 @@ class TrainConfig:
     weight_decay: float = 0.05
     momentum: float = 0.9
     warmup_epochs: float = 1.0
+    schedule: str = "cosine"
+    min_lr: float = 0.0
     clip_grad: float | None = 1.0
     workers: int = 0
     prefetch: int = 2
@@ -77,41 +99,52 @@ class TrainConfig:
     device: str = "cpu"
     val_clips: int = 1
     progress: bool = True
+    tensorboard: bool = False
 
     def __post_init__(self) -> None:
-        if self.optimizer not in ("adamw", "sgd"):
-            raise ValueError(f"--optimizer must be adamw or sgd, got {self.optimizer!r}")
-        if self.amp not in AMP_MODES:
-            raise ValueError(f"--amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
+        for name, choices in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("amp", AMP_CHOICES)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
         for name in ("epochs", "batch_size", "val_clips", "accumulate", "prefetch"):
             if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
-        if self.lr <= 0:
-            raise ValueError(f"--lr must be positive, got {self.lr}")
-        if self.weight_decay < 0 or (self.clip_grad is not None and self.clip_grad < 0):
-            raise ValueError("--weight-decay and --clip-grad must be >= 0")
-        if self.workers < 0:
-            raise ValueError(f"--workers must be >= 0, got {self.workers}")
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        for name in ("weight_decay", "warmup_epochs", "workers"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.clip_grad is not None and self.clip_grad < 0:
+            raise ValueError(f"clip_grad must be >= 0, got {self.clip_grad}")
+        if not 0 <= self.min_lr <= 1:
+            raise ValueError(f"min_lr must be in [0, 1] (a fraction of lr), got {self.min_lr}")
 
 
-def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """``config.optimizer`` over the trainable parameters; no weight decay on 1-D ones
+    (biases, norms, scales)."""
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() > 1]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() <= 1]
     groups = [{"params": decay, "weight_decay": config.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=True)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=config.lr)
     return torch.optim.AdamW(groups, lr=config.lr)
 
 
-def _schedule(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int):
-    """Linear warm-up to the base learning rate, then cosine decay to zero (per step)."""
+def build_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, warmup_steps: int,
+                   total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Per optimiser step: linear warm-up to ``lr``, then cosine decay to ``min_lr * lr``
+    (or ``lr`` held, for the constant schedule)."""
 
     def factor(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / warmup_steps
+        if config.schedule == "constant":
+            return 1.0
         progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+        return config.min_lr + (1 - config.min_lr) * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
@@ -129,77 +162,112 @@ def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def train(recipe: Recipe, data: DataSpec, config: TrainConfig, out_dir: str | Path,
-          resume: bool = False) -> dict[str, Any]:
-    """Train and validate; returns ``{"history": rows, "best_val_acc": float, "checkpoint": path}``.
+def _json(value: Any) -> Any:
+    """``value`` as it reads back from JSON (tuples become lists), for comparisons."""
+    return json.loads(json.dumps(value))
 
-    An empty ``recipe.classes`` is filled from the training set.
 
-    Videos that cannot be decoded are skipped (with a warning), replaced by other videos,
-    and counted per epoch in the ``bad_videos`` column of ``metrics.csv``.
+def fit(task: Task, config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False) -> dict[str, Any]:
+    """Train ``task``'s network; returns ``{"history": rows, "best": value of the monitored
+    column at ``best.pt``, "monitor": its name, "checkpoint": best.pt, "last": last.pt,
+    "model": the trained network (last epoch, on the training device)}``.
+
+    ``resume=True`` continues from ``out_dir/last.pt`` (refused when it holds another task
+    configuration); without it a run starts from scratch.
     """
     with process_group(resolve_device(config.device)) as device:
-        return _train(recipe, data, config, Path(out_dir), resume, device)
+        return _fit(task, config, Path(out_dir), resume, device)
 
 
-def _build_model(recipe: Recipe, config: TrainConfig, device: torch.device) -> nn.Module:
-    model = recipe.build_model()
+def _build_model(task: Task, config: TrainConfig, device: torch.device) -> nn.Module:
+    model = task.build_model()
     if config.sync_bn and world_size() > 1:
         if device.type != "cuda":
-            raise ValueError("--sync-bn needs CUDA: PyTorch's SyncBatchNorm runs on GPUs only "
+            raise ValueError("sync_bn needs CUDA: PyTorch's SyncBatchNorm runs on GPUs only "
                              "(on the CPU use a model without BatchNorm, e.g. small3d norm=group)")
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     return prepare_model(model, device, config.channels_last)
 
 
-def _bad_union(dataset) -> list[int]:
-    """Indices of the videos any process found unreadable; every process flags them all."""
+def _bad_union(dataset: Dataset) -> list[int]:
+    """Indices of the samples any process found unreadable; every process flags them all."""
+    if not hasattr(dataset, "bad_indices"):
+        return []
     bad = sorted(set().union(*all_gather_objects(dataset.bad_indices())))
     dataset.mark_bad(bad)
     return bad
 
 
-def _train(recipe: Recipe, data: DataSpec, config: TrainConfig, out_dir: Path, resume: bool,
-           device: torch.device) -> dict[str, Any]:
+def _describe_bad(dataset: Dataset, indices: list[int]) -> str:
+    paths = getattr(dataset, "paths", None)
+    return ", ".join(str(paths[i]) if paths is not None else f"#{i}" for i in indices)
+
+
+class _Board:
+    """The epoch rows as TensorBoard scalars (``out_dir/tensorboard``), rank 0 only."""
+
+    def __init__(self, out_dir: Path, first_epoch: int) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise ImportError("tensorboard=True needs the tensorboard package: "
+                              "pip install 'deepvideo[tensorboard]'") from None
+        self.writer = SummaryWriter(str(out_dir / "tensorboard"), purge_step=first_epoch + 1)
+
+    def write(self, row: dict[str, Any]) -> None:
+        for key, value in row.items():
+            if key != "epoch" and isinstance(value, (int, float)):
+                self.writer.add_scalar(key, value, row["epoch"])
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _fit(task: Task, config: TrainConfig, out_dir: Path, resume: bool, device: torch.device) -> dict[str, Any]:
     main = is_main()
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
+    config = replace(config, amp=resolve_amp(config.amp, device))
+    amp = config.amp
     torch.manual_seed(config.seed)
-    train_set = recipe.dataset(data, "train", train=True, seed=config.seed)
-    if not recipe.classes:
-        recipe.classes = list(train_set.classes)
-    val_set = recipe.dataset(data, "val", train=False, seed=config.seed, num_clips=config.val_clips)
-    model = _build_model(recipe, config, device)
-    optimizer = _optimizer(model, config)
+    train_set = task.train_set(config.seed)
+    val_set = task.val_set(config.seed)
+    monitor, higher = (task.monitor, task.higher_is_better) if val_set is not None else ("train_loss", False)
+    model = _build_model(task, config, device)
+    optimizer = build_optimizer(model, config)
     # one process: the permutation RandomSampler would draw from this seed; N processes: its shares
     sampler = DistributedSampler(train_set, num_replicas=world_size(), rank=rank(), shuffle=True,
                                  seed=config.seed * 100_003)
     loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler, num_workers=config.workers,
                         prefetch_factor=config.prefetch if config.workers else None,
                         persistent_workers=config.workers > 0, pin_memory=device.type == "cuda")
+    if len(loader) == 0:
+        raise ValueError(f"{task.name}: the training set is empty")
     steps_per_epoch = math.ceil(len(loader) / config.accumulate)
-    scheduler = _schedule(optimizer, round(config.warmup_epochs * steps_per_epoch),
-                          config.epochs * steps_per_epoch)
-    scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")
+    scheduler = build_schedule(optimizer, config, round(config.warmup_epochs * steps_per_epoch),
+                               config.epochs * steps_per_epoch)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
     history: list[dict[str, Any]] = []
-    best, start_epoch = -1.0, 0
+    best, start_epoch, bad = None, 0, []
     last, best_path = out_dir / "last.pt", out_dir / "best.pt"
 
     if resume and last.is_file():
         state = load_checkpoint(last, required=("model", "optimizer", "scheduler", "scaler", "epoch",
-                                                "rng", "recipe", "history", "best_val_acc",
-                                                "bad_train_videos"))
-        for key in ("model", "model_kwargs", "classes"):
-            if state["recipe"][key] != recipe.to_dict()[key]:
-                raise ValueError(f"{last}: was trained with another {key} "
-                                 f"({state['recipe'][key]!r}); use another --out")
+                                                "rng", "task", "history", "best", "bad_samples"))
+        stored, now = _json(state["task"]), _json(task.config())
+        for key in sorted(set(stored) | set(now)):
+            if stored.get(key) != now.get(key):
+                raise ValueError(f"{last}: was trained with another {key} ({stored.get(key)!r}, now "
+                                 f"{now.get(key)!r}); use another out_dir")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         _set_rng_state(state["rng"], device)
-        train_set.mark_bad(state["bad_train_videos"])
-        history, best, start_epoch = state["history"], state["best_val_acc"], state["epoch"]
+        if hasattr(train_set, "mark_bad"):
+            train_set.mark_bad(state["bad_samples"])
+        history, best, start_epoch = state["history"], state["best"], state["epoch"]
         if main:
             print(f"resuming {last} after epoch {start_epoch}/{config.epochs}")
     elif resume and main:
@@ -210,49 +278,106 @@ def _train(recipe: Recipe, data: DataSpec, config: TrainConfig, out_dir: Path, r
         net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
     if config.compile:
         net = torch.compile(net)
+    board = _Board(out_dir, start_epoch) if config.tensorboard and main else None
     bad, val_bad = _bad_union(train_set), set()
+    kill_at = int(os.environ.get(KILL_AT_STEP, "0"))
     for epoch in range(start_epoch, config.epochs):
         sampler.set_epoch(epoch)
-        train_set.set_epoch(epoch)
+        if hasattr(train_set, "set_epoch"):
+            train_set.set_epoch(epoch)
         row = {"epoch": epoch + 1, "lr": scheduler.get_last_lr()[0]}
-        row.update(_train_epoch(net, loader, optimizer, scheduler, scaler, device, config,
-                                f"epoch {epoch + 1}/{config.epochs}"))
+        row.update(_train_epoch(task, net, loader, optimizer, scheduler, scaler, device, amp, config,
+                                f"{task.name} epoch {epoch + 1}/{config.epochs}", kill_at))
         broadcast_buffers(model)  # validate and save rank 0's model on every process
-        bad_before, bad = bad, _bad_union(train_set)
-        row["bad_videos"] = len(bad) - len(bad_before)
-        if row["bad_videos"] and main:
-            warnings.warn(f"epoch {epoch + 1}: skipped {row['bad_videos']} unreadable videos "
-                          f"(all so far: {', '.join(str(train_set.paths[i]) for i in bad)})")
-        val = evaluate(model, val_set, batch_size=config.batch_size, device=device, amp=config.amp,
-                       channels_last=config.channels_last, workers=config.workers)
-        new_val_bad = sorted(set(val["bad_videos"]) - val_bad)  # gathered from every process
-        val_bad.update(new_val_bad)
-        if new_val_bad and main:
-            warnings.warn(f"epoch {epoch + 1}: validation skipped {len(new_val_bad)} unreadable videos "
-                          f"({', '.join(new_val_bad)})")
-        row.update(val_loss=val["loss"], val_acc=val["clip_acc"], val_video_acc=val["video_acc1"])
-        row.update({f"val_{s}_acc": val[f"{s}_clip_acc"] for s in STREAMS if f"{s}_clip_acc" in val})
+        if hasattr(train_set, "bad_indices"):
+            bad_before, bad = bad, _bad_union(train_set)
+            row["bad_videos"] = len(bad) - len(bad_before)
+            if row["bad_videos"] and main:
+                warnings.warn(f"epoch {epoch + 1}: skipped {row['bad_videos']} unreadable {task.samples} "
+                              f"(all so far: {_describe_bad(train_set, bad)})")
+        if val_set is not None:
+            val = _validate(task, model, val_set, config, device, amp)
+            new_val_bad = sorted(set(val.pop("bad_videos", [])) - val_bad)  # gathered from every process
+            val_bad.update(new_val_bad)
+            if new_val_bad and main:
+                warnings.warn(f"epoch {epoch + 1}: validation skipped {len(new_val_bad)} unreadable {task.samples} "
+                              f"({', '.join(map(str, new_val_bad))})")
+            row.update(val)
         history.append(row)
-        improved = row["val_video_acc"] > best
-        best = max(best, row["val_video_acc"])
+        if monitor not in row:
+            raise ValueError(f"{task.name}: monitored column {monitor!r} is not among {', '.join(row)}")
+        improved = best is None or (row[monitor] > best if higher else row[monitor] < best)
+        best = row[monitor] if improved else best
         if main:
             state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch + 1,
-                     "rng": _rng_state(device), "recipe": recipe.to_dict(), "config": asdict(config),
-                     "history": history, "best_val_acc": best, "bad_train_videos": bad}
+                     "rng": _rng_state(device), "task": task.config(), "config": asdict(config),
+                     "history": history, "best": best, "monitor": monitor, "bad_samples": bad,
+                     **task.checkpoint_extras()}
             if improved:  # best first: a crash between the two loses nothing
                 save_checkpoint(best_path, state)
             save_checkpoint(last, state)
             write_metrics_csv(out_dir / "metrics.csv", history)
-            plot_curves(out_dir / "curves.png", history, title=recipe.model)
+            plot_curves(out_dir / "curves.png", history, title=task.name)
+            if board is not None:
+                board.write(row)
             if config.progress:
-                print(f"epoch {epoch + 1}: loss {row['train_loss']:.3f} acc {row['train_acc']:.3f} | "
-                      f"val loss {row['val_loss']:.3f} acc {row['val_acc']:.3f} | "
-                      f"{row['clips_per_s']:.1f} clips/s, input wait {row['input_wait']:.0%}")
-    return {"history": history, "best_val_acc": best, "checkpoint": best_path}
+                print(_epoch_line(row))
+    if board is not None:
+        board.close()
+    return {"history": history, "best": best, "monitor": monitor, "checkpoint": best_path, "last": last,
+            "model": model}
 
 
-_SYNC_EVERY = 10  # steps between reading loss and accuracy back from the device
+def _epoch_line(row: dict[str, Any]) -> str:
+    """``epoch 3: train loss 0.412 acc 0.875 | val loss 0.5 acc 0.812 | 41.0 samples/s, input wait 3%``."""
+    parts = []
+    for split in ("train", "val"):
+        values = [f"{key[len(split) + 1:]} {value:.3f}" for key, value in row.items()
+                  if key.startswith(f"{split}_") and isinstance(value, float)]
+        if values:
+            parts.append(f"{split} " + " ".join(values))
+    parts.append(f"{row['samples_per_s']:.1f} samples/s, input wait {row['input_wait']:.0%}")
+    return f"epoch {row['epoch']}: " + " | ".join(parts)
+
+
+def _add_sums(totals: dict[str, torch.Tensor], step: Step, device: torch.device) -> None:
+    totals["loss"] = totals.get("loss", 0) + step.loss.detach().double() * step.size
+    for key, value in step.sums.items():
+        value = value.detach() if isinstance(value, torch.Tensor) else torch.tensor(value)
+        totals[key] = totals.get(key, 0) + value.to(device, torch.float64)
+
+
+def _means(totals: dict[str, torch.Tensor], seen: int, prefix: str) -> dict[str, float]:
+    """Sums over every process divided by the samples of every process."""
+    keys = ["loss", *sorted(set(totals) - {"loss"})]
+    values = all_sum([float(totals[k]) for k in keys] + [seen])
+    return {f"{prefix}_{k}": v / values[-1] for k, v in zip(keys, values[:-1])}
+
+
+@torch.no_grad()
+def _validate(task: Task, model: nn.Module, dataset: Dataset, config: TrainConfig, device: torch.device,
+              amp: str) -> dict[str, Any]:
+    """``val_*`` columns: the task's own validation, or :meth:`Task.validation_step` over
+    ``dataset`` (process ``r`` of ``N`` takes samples ``r, r + N, ...``), summed over processes."""
+    model.eval()
+    custom = task.validate(model, dataset, config, device)
+    if custom is not None:
+        return custom
+    requested = list(range(rank(), len(dataset), world_size()))
+    loader = DataLoader(dataset, batch_size=config.batch_size, sampler=requested, num_workers=config.workers,
+                        pin_memory=device.type == "cuda")
+    totals: dict[str, torch.Tensor] = {}
+    seen = 0
+    for batch in loader:
+        with autocast(device, amp):
+            step = task.validation_step(model, prepare_input(batch, device, config.channels_last))
+        _add_sums(totals, step, device)
+        seen += step.size
+    return _means(totals, seen, "val")
+
+
+_SYNC_EVERY = 10  # steps between reading the loss back from the device (for the progress bar)
 
 
 class _InputWait:
@@ -302,37 +427,35 @@ class _InputWait:
         return self.waited
 
 
-def _train_epoch(net: nn.Module, loader: DataLoader, optimizer, scheduler, scaler,
-                 device: torch.device, config: TrainConfig, desc: str) -> dict[str, float]:
-    """One epoch; loss, accuracy and clips/s are over all processes.
+def _train_epoch(task: Task, net: nn.Module, loader: DataLoader, optimizer, scheduler, scaler,
+                 device: torch.device, amp: str, config: TrainConfig, desc: str,
+                 kill_at: int) -> dict[str, float]:
+    """One epoch; loss, metrics and samples/s are over all processes.
 
     ``input_wait`` is the share of the epoch the device sat idle waiting for the next batch
     (:class:`_InputWait`; mean over processes): near 0 the input pipeline keeps up, near 1
-    it starves the model.  Loss and accuracy are summed on ``device`` and read back every
+    it starves the model.  Loss and metric sums stay on ``device`` and are read back every
     ``_SYNC_EVERY`` steps (for the progress bar), so a GPU is not stalled by a host sync
     after every step.
     """
     net.train()
-    total_loss = torch.zeros((), dtype=torch.float64, device=device)
-    correct = torch.zeros((), dtype=torch.int64, device=device)
+    totals: dict[str, torch.Tensor] = {}
     seen, wait = 0, _InputWait(device)
     start = time.perf_counter()
     bar = tqdm(loader, desc=desc, leave=False, disable=not config.progress or not is_main(), unit="batch")
     optimizer.zero_grad(set_to_none=True)
     batches = iter(bar)
-    for step in range(1, len(loader) + 1):
+    for index in range(1, len(loader) + 1):
         wait.ask()
-        clips, labels, _ = next(batches)
+        batch = next(batches)
         wait.got()
-        inputs = prepare_input(clips, device, config.channels_last)
-        labels = labels.to(device, non_blocking=True)
-        with autocast(device, config.amp):
-            output = forward(net, inputs)
-        loss = output_loss(output, labels)
-        stepping = step % config.accumulate == 0 or step == len(loader)
+        batch = prepare_input(batch, device, config.channels_last)
+        with autocast(device, amp):
+            step = task.training_step(net, batch)
+        stepping = index % config.accumulate == 0 or index == len(loader)
         # DDP: gradients are averaged over processes only on the batch that steps
         with nullcontext() if stepping or not hasattr(net, "no_sync") else net.no_sync():
-            scaler.scale(loss / config.accumulate).backward()
+            scaler.scale(step.loss.float() / config.accumulate).backward()
         if stepping:
             if config.clip_grad:
                 scaler.unscale_(optimizer)
@@ -341,16 +464,16 @@ def _train_epoch(net: nn.Module, loader: DataLoader, optimizer, scheduler, scale
             scaler.update()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-        total_loss += loss.detach() * len(labels)
-        correct += (prediction_scores(output).argmax(1) == labels).sum()
-        seen += len(labels)
-        if not bar.disable and (step % _SYNC_EVERY == 0 or step == len(loader)):
+            if scheduler.last_epoch == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+        _add_sums(totals, step, device)
+        seen += step.size
+        if not bar.disable and (index % _SYNC_EVERY == 0 or index == len(loader)):
             rate = seen / (time.perf_counter() - start)
-            bar.set_postfix(loss=f"{total_loss.item() / seen:.3f}", acc=f"{correct.item() / seen:.3f}",
-                            clips_s=f"{rate * world_size():.1f}")
+            bar.set_postfix(loss=f"{totals['loss'].item() / seen:.3f}", samples_s=f"{rate * world_size():.1f}")
     waited = wait.seconds()  # on CUDA: after the epoch's last kernel
     elapsed = time.perf_counter() - start
-    total_loss, correct, seen, waited = all_sum([total_loss.item(), correct.item(), seen, waited])
-    return {"train_loss": total_loss / seen, "train_acc": correct / seen,
-            "clips_per_s": seen / elapsed, "epoch_s": elapsed,
-            "input_wait": waited / world_size() / elapsed}
+    row = _means(totals, seen, "train")
+    total_seen, waited = all_sum([seen, waited])
+    row.update(samples_per_s=total_seen / elapsed, epoch_s=elapsed, input_wait=waited / world_size() / elapsed)
+    return row

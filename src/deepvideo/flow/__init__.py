@@ -14,7 +14,7 @@ from deepvideo.flow.metrics import angular_error, angular_error_map, endpoint_er
 from deepvideo.flow.video import (ALL_METHODS, ExtractSummary, extract_flow_dataset, flow_target, flow_video,
                                   make_estimator, video_flows)
 from deepvideo.flow.synthetic import PairConfig, synthetic_pairs
-from deepvideo.flow.tinyflow import TinyFlow, load_tinyflow, train_tinyflow
+from deepvideo.flow.tinyflow import TinyFlow, load_tinyflow
 from deepvideo.flow.viz import COLOR_WHEEL, flow_to_color
 from deepvideo.flow.warp import backward_warp, photometric_error
 
@@ -23,4 +23,4 @@ __all__ = ["ALL_METHODS", "COLOR_WHEEL", "DEFAULT_BOUND", "ExtractSummary", "FLO
            "endpoint_error", "endpoint_error_map", "estimate_flow", "extract_flow_dataset", "flow_estimator",
            "flow_file_info", "flow_target", "flow_to_color", "flow_video", "load_flow", "load_tinyflow",
            "make_estimator", "photometric_error", "quantize_flow", "read_flo", "save_flow", "synthetic_pairs",
-           "train_tinyflow", "video_flows", "write_flo"]
+           "video_flows", "write_flo"]

@@ -1,4 +1,4 @@
-"""Classical dense optical flow through OpenCV.
+"""Classical dense optical flow through OpenCV; the methods of :data:`FLOW_METHODS`:
 
 * ``farneback``: Farneback, "Two-frame motion estimation based on polynomial expansion"
   (SCIA 2003) -- each neighbourhood fitted by a quadratic polynomial, displacement solved
@@ -22,14 +22,16 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-__all__ = ["FLOW_METHODS", "flow_estimator", "estimate_flow", "clip_flow"]
+from deepvideo.registry import Registry
 
-FLOW_METHODS = ("farneback", "dis", "tvl1")
+__all__ = ["FLOW_METHODS", "flow_estimator", "estimate_flow", "clip_flow"]
 
 # (frame1, frame2) grayscale uint8 (H, W) -> (H, W, 2) float32 flow
 _GrayFlow = Callable[[np.ndarray, np.ndarray], np.ndarray]
+FLOW_METHODS: Registry[Callable[[], _GrayFlow]] = Registry("flow method")
 
 
+@FLOW_METHODS.register("farneback")
 def _farneback() -> _GrayFlow:
     # OpenCV's sample settings: pyramid scale 0.5, 3 levels, 15 px window, 3 iterations,
     # polynomial neighbourhood 5 with sigma 1.2.
@@ -51,18 +53,17 @@ def _per_size(create: Callable[[], cv2.DenseOpticalFlow]) -> _GrayFlow:
     return calc
 
 
+@FLOW_METHODS.register("dis")
 def _dis() -> _GrayFlow:
     return _per_size(lambda: cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST))
 
 
+@FLOW_METHODS.register("tvl1")
 def _tvl1() -> _GrayFlow:
     if not hasattr(cv2, "optflow"):
         raise ValueError(f"flow method 'tvl1' needs cv2.optflow from opencv-contrib-python-headless; "
                          f"the installed OpenCV {cv2.__version__} lacks it (use 'farneback' or 'dis')")
     return _per_size(cv2.optflow.DualTVL1OpticalFlow_create)
-
-
-_BUILDERS: dict[str, Callable[[], _GrayFlow]] = {"farneback": _farneback, "dis": _dis, "tvl1": _tvl1}
 
 
 def _gray(frame: np.ndarray, name: str) -> np.ndarray:
@@ -92,9 +93,7 @@ def flow_estimator(method: str = "farneback") -> Callable[[np.ndarray, np.ndarra
     Frames are ``(H, W, 3)`` uint8 RGB.  The OpenCV object behind it is built once per frame
     size, so reuse the function over a video.  Raises ``ValueError`` for an unknown or unavailable method.
     """
-    if method not in _BUILDERS:
-        raise ValueError(f"unknown flow method {method!r} (choose from {', '.join(FLOW_METHODS)})")
-    flow = _BUILDERS[method]()
+    flow = FLOW_METHODS.build(method)
 
     def estimate(frame1: np.ndarray, frame2: np.ndarray) -> np.ndarray:
         a, b = _gray(frame1, "frame1"), _gray(frame2, "frame2")

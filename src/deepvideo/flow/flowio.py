@@ -47,8 +47,8 @@ import numpy as np
 
 from deepvideo.io.atomic import atomic_write
 
-__all__ = ["FLO_MAGIC", "DEFAULT_BOUND", "read_flo", "write_flo", "quantize_flow", "dequantize_flow",
-           "save_flow", "load_flow", "flow_file_info"]
+__all__ = ["FLO_MAGIC", "DEFAULT_BOUND", "check_bound", "read_flo", "write_flo", "quantize_flow",
+           "dequantize_flow", "save_flow", "load_flow", "flow_file_info"]
 
 FLO_MAGIC = 202021.25
 DEFAULT_BOUND = 20.0
@@ -98,7 +98,8 @@ def write_flo(path: str | os.PathLike, flow: np.ndarray) -> Path:
     return atomic_write(path, lambda fh: fh.write(header + body))
 
 
-def _check_bound(bound: float) -> float:
+def check_bound(bound: float) -> float:
+    """``bound`` (pixels) as a float; ``ValueError`` unless it is positive and finite."""
     if not (np.isfinite(bound) and bound > 0):
         raise ValueError(f"flow bound must be a positive number of pixels, got {bound}")
     return float(bound)
@@ -106,14 +107,14 @@ def _check_bound(bound: float) -> float:
 
 def quantize_flow(flow: np.ndarray, bound: float = DEFAULT_BOUND) -> np.ndarray:
     """Clip ``flow`` (any shape, pixels) to ``[-bound, bound]`` and map it to uint8 ``0..255``."""
-    bound = _check_bound(bound)
+    bound = check_bound(bound)
     flow = np.clip(np.asarray(flow, np.float32), -bound, bound)
     return np.rint((flow + bound) * np.float32(255 / (2 * bound))).astype(np.uint8)
 
 
 def dequantize_flow(codes: np.ndarray, bound: float = DEFAULT_BOUND) -> np.ndarray:
     """Invert :func:`quantize_flow`: uint8 codes -> float32 pixels in ``[-bound, bound]``."""
-    bound = _check_bound(bound)
+    bound = check_bound(bound)
     return np.asarray(codes, np.float32) * np.float32(2 * bound / 255) - np.float32(bound)
 
 
@@ -125,7 +126,7 @@ def save_flow(path: str | os.PathLike, flow: np.ndarray, bound: float = DEFAULT_
     flow = _check_flow(flow, path, batched=True)
     codes = flow if flow.dtype == np.uint8 else quantize_flow(flow, bound)
     members = {f"{i:05d}": frame for i, frame in enumerate(codes)}
-    meta = {"bound": np.float32(_check_bound(bound)), "method": np.str_(method)}
+    meta = {"bound": np.float32(check_bound(bound)), "method": np.str_(method)}
     return atomic_write(path, lambda fh: np.savez_compressed(fh, **meta, **members))
 
 

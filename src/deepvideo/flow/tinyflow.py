@@ -24,38 +24,33 @@ Volume" (CVPR 2018), at a fraction of its width and depth:
    bilinearly to full resolution.
 6. **Loss.**  The paper's multi-scale loss: the endpoint error of each level's flow against
    the ground truth area-downsampled to that level, weighted (finest first) by
-   ``LEVEL_WEIGHTS``.  Training pairs come from :mod:`deepvideo.flow.synthetic`, drawn
-   afresh at every step (no pair is ever seen twice), with Adam and a cosine schedule.
+   ``LEVEL_WEIGHTS``.  Training (:func:`deepvideo.engine.flowtrain.train_tinyflow`, the
+   engine's one loop) draws pairs from :mod:`deepvideo.flow.synthetic` afresh at every
+   step (no pair is ever seen twice), with Adam and a cosine schedule.
 
 Images enter as ``(B, 3, H, W)`` float in ``[0, 1]``, normalised per pair (mean and
 contrast of both images together), so dark and bright scenes look alike to the network.
 Flow is ``(dx, dy)`` in pixels from image 1 to image 2 (the :mod:`deepvideo.flow`
 convention).  Weights are a safetensors file (:func:`save_tinyflow`, written atomically)
-holding the parameters, the architecture in its metadata and, during training, the Adam
-state and step, so :func:`train_tinyflow` resumes where it stopped.
+holding the parameters and the architecture in its metadata.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from deepvideo.flow.classical import frame_batches
-from deepvideo.flow.synthetic import PairConfig, pair_generator, synthetic_pairs
 from deepvideo.flow.warp import backward_warp
 from deepvideo.io.atomic import atomic_write
 
-__all__ = ["LEVEL_WEIGHTS", "TinyPWC", "TinyFlow", "multiscale_epe", "save_tinyflow", "load_tinyflow",
-           "train_tinyflow"]
+__all__ = ["LEVEL_WEIGHTS", "TinyPWC", "TinyFlow", "multiscale_epe", "save_tinyflow", "load_tinyflow"]
 
 LEVEL_WEIGHTS = (1.0, 0.5, 0.25)   # loss weights of the 1/2, 1/4, 1/8 flows
 _FORMAT = "deepvideo.tinyflow/1"
@@ -239,20 +234,13 @@ class TinyFlow:
         return flow[0] if single else flow
 
 
-def save_tinyflow(path: str | os.PathLike, model: TinyPWC, step: int | None = None,
-                  optimizer: torch.optim.Optimizer | None = None, recipe: dict | None = None) -> Path:
-    """Write ``model``'s weights (and, for resuming, the training ``step``, the Adam state of
-    ``optimizer`` and the ``recipe``) to a safetensors file, atomically."""
+def save_tinyflow(path: str | os.PathLike, model: TinyPWC) -> Path:
+    """Write ``model``'s weights, its architecture in the metadata, to a safetensors file,
+    atomically."""
     from safetensors.torch import save
 
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    if optimizer is not None:
-        for index, state in optimizer.state_dict()["state"].items():
-            tensors.update({f"optimizer.{index}.{name}": torch.as_tensor(value).cpu()
-                            for name, value in state.items()})
-    meta = {"format": _FORMAT, "model": json.dumps(model.config), "recipe": json.dumps(recipe or {}),
-            "step": str(step or 0)}
-    data = save(tensors, metadata=meta)
+    data = save(tensors, metadata={"format": _FORMAT, "model": json.dumps(model.config)})
     return atomic_write(path, lambda fh: fh.write(data))
 
 
@@ -261,7 +249,8 @@ def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     from safetensors.torch import load
 
     if not path.is_file():
-        raise ValueError(f"tinyflow weights file {path} does not exist (train one with train_tinyflow)")
+        raise ValueError(f"tinyflow weights file {path} does not exist (train one with "
+                         f"`deepvideo flow-train`)")
     try:
         data = path.read_bytes()
         tensors = load(data)
@@ -278,7 +267,7 @@ def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
 def _load_model(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> TinyPWC:
     model = TinyPWC(**json.loads(meta["model"]))
     own = model.state_dict()
-    stored = {k: v for k, v in tensors.items() if not k.startswith("optimizer.")}
+    stored = tensors
     for key in (*own, *stored):
         if key not in own or key not in stored or stored[key].shape != own[key].shape:
             where = ("missing from the file" if key not in stored else "not in TinyPWC" if key not in own
@@ -289,74 +278,8 @@ def _load_model(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, st
 
 
 def load_tinyflow(weights: str | os.PathLike, device: str | torch.device | None = None) -> TinyFlow:
-    """The :class:`TinyFlow` estimator stored in ``weights`` (a file from :func:`train_tinyflow`
-    or :func:`save_tinyflow`).  Raises ``ValueError`` naming the file when it is missing,
+    """The :class:`TinyFlow` estimator stored in ``weights`` (a file from
+    :func:`~deepvideo.engine.flowtrain.train_tinyflow` or :func:`save_tinyflow`).  Raises ``ValueError`` naming the file when it is missing,
     unreadable, of another kind, or its tensors do not fit (the first bad key is named)."""
     path = Path(weights)
     return TinyFlow(_load_model(path, *_read(path)), device=device)
-
-
-def _learning_rate(step: int, steps: int, lr: float) -> float:
-    """Linear warm-up over the first 5% of steps, then a cosine decay to 1% of ``lr``."""
-    warmup = max(1, steps // 20)
-    if step < warmup:
-        return lr * (step + 1) / warmup
-    progress = (step - warmup) / max(1, steps - warmup)
-    return lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-def train_tinyflow(out: str | os.PathLike, steps: int = 2000, batch_size: int = 8,
-                   pairs: PairConfig = PairConfig(), lr: float = 2e-3, seed: int = 0,
-                   device: str | torch.device | None = None, save_every: int = 200,
-                   progress: bool = True) -> TinyFlow:
-    """Train a :class:`TinyPWC` on synthetic pairs and save it to ``out`` (safetensors).
-
-    Step ``s`` trains on ``batch_size`` fresh pairs from ``pair_generator(seed, s)`` (see
-    :mod:`deepvideo.flow.synthetic`; evaluate on another seed for held-out pairs).  The file
-    is rewritten atomically every ``save_every`` steps and at the end; when ``out`` already
-    holds a run of the same recipe, training resumes from its step (with its Adam state),
-    so an interrupted run continues exactly as if it had not stopped.  Returns the trained
-    estimator.  Raises ``ValueError`` when ``out`` holds another recipe's run.
-    """
-    if steps < 1 or batch_size < 1 or save_every < 1 or not lr > 0:
-        raise ValueError(f"steps, batch_size and save_every must be >= 1 and lr > 0, got {steps}, "
-                         f"{batch_size}, {save_every}, {lr}")
-    out = Path(out)
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    recipe = {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
-              "pairs": {**asdict(pairs), "size": list(pairs.size)}}
-    torch.manual_seed(seed)
-    model, start = TinyPWC(), 0
-    if any(side % model.stride for side in pairs.size):
-        raise ValueError(f"training pair size {pairs.size} must be a multiple of {model.stride} on both sides")
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    if out.exists():
-        tensors, meta = _read(out)
-        if json.loads(meta["recipe"]) != recipe:
-            raise ValueError(f"{out} holds a tinyflow run with recipe {meta['recipe']}, "
-                             f"not {json.dumps(recipe)}: use another output file")
-        model, start = _load_model(out, tensors, meta), int(meta["step"])
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-        if start:
-            state = optimizer.state_dict()
-            for index in range(len(list(model.parameters()))):
-                state["state"][index] = {name: tensors[f"optimizer.{index}.{name}"]
-                                         for name in ("step", "exp_avg", "exp_avg_sq")}
-            optimizer.load_state_dict(state)
-    model.to(device).train()
-    bar = tqdm(range(start, steps), initial=start, total=steps, desc="tinyflow", unit="step",
-               disable=not progress)
-    for step in bar:
-        batch = synthetic_pairs(batch_size, pairs, pair_generator(seed, step))
-        img1, img2, flow = (x.to(device) for x in batch)
-        for group in optimizer.param_groups:
-            group["lr"] = _learning_rate(step, steps, lr)
-        loss = multiscale_epe(model(img1, img2), flow)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        bar.set_postfix(loss=f"{loss.item():.3f}")
-        if (step + 1) % save_every == 0 or step + 1 == steps:
-            save_tinyflow(out, model, step + 1, optimizer, recipe)
-    bar.close()
-    return TinyFlow(model, device=device)

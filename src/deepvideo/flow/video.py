@@ -3,8 +3,8 @@
 Both read every frame in order (from any source :func:`deepvideo.io.open_video` opens: a
 video file, a frame folder, a packed video) and estimate flow between each frame and the
 next (``T`` frames give ``T - 1`` flow fields, flow ``t`` running from frame ``t`` to
-``t + 1``), with any method of ``ALL_METHODS`` (``"raft"`` and ``"tinyflow"`` from local
-weights).
+``t + 1``), with any method of :data:`ALL_METHODS`: the classical ones of ``FLOW_METHODS``,
+and ``"raft"`` and ``"tinyflow"`` from local weights.
 """
 
 from __future__ import annotations
@@ -18,35 +18,54 @@ import numpy as np
 from tqdm import tqdm
 
 from deepvideo.flow.classical import FLOW_METHODS, flow_estimator
-from deepvideo.flow.flowio import DEFAULT_BOUND, _check_bound, flow_file_info, quantize_flow, save_flow
+from deepvideo.flow.flowio import DEFAULT_BOUND, check_bound, flow_file_info, quantize_flow, save_flow
 from deepvideo.flow.viz import flow_to_color
 from deepvideo.io import VideoDecodeError, open_video, write_video
 from deepvideo.io.open import AnyReader
 from deepvideo.io.jobs import JobSummary, output_path, plan_outputs, run_jobs
+from deepvideo.registry import Registry
 
 __all__ = ["ALL_METHODS", "ExtractSummary", "make_estimator", "video_flows", "flow_video",
            "flow_target", "extract_flow_dataset"]
 
-ALL_METHODS = (*FLOW_METHODS, "raft", "tinyflow")
-
 Estimator = Callable[[np.ndarray, np.ndarray], np.ndarray]
+# (weights, device) -> a factory giving each worker its own estimator (one network shared)
+MethodBuilder = Callable[..., Callable[[], Estimator]]
+ALL_METHODS: Registry[MethodBuilder] = Registry("flow method")
 
 
-def _estimator_factory(method: str, weights: str | os.PathLike | None, device: str | None
-                       ) -> Callable[[], Estimator]:
-    """Checks ``method`` now; the factory gives each worker its own estimator (one network shared)."""
-    if method in ("raft", "tinyflow"):
-        if weights is None:
-            kind = "a local raft_small state_dict file" if method == "raft" else "a file from train_tinyflow"
-            raise ValueError(f"flow method {method!r} needs weights: {kind}")
-        if method == "raft":
-            from deepvideo.flow.learned import load_raft as load  # torchvision's RAFT only when asked for
-        else:
-            from deepvideo.flow.tinyflow import load_tinyflow as load
-        network = load(weights, device=device)
-        return lambda: network
-    flow_estimator(method)  # raises now for an unknown or unavailable method
-    return lambda: flow_estimator(method)
+def _classical(method: str) -> MethodBuilder:
+    """The builder of ``method`` of ``FLOW_METHODS`` (no weights)."""
+    def build(weights: str | os.PathLike | None, device: str | None) -> Callable[[], Estimator]:
+        flow_estimator(method)  # raises now for an unavailable method
+        return lambda: flow_estimator(method)
+    return build
+
+
+for _method in FLOW_METHODS:
+    ALL_METHODS.register(_method)(_classical(_method))
+
+
+@ALL_METHODS.register("raft")
+def _raft(weights: str | os.PathLike | None, device: str | None) -> Callable[[], Estimator]:
+    """torchvision's RAFT (imported only now) from a local raft_small state_dict file."""
+    if weights is None:
+        raise ValueError("flow method 'raft' needs weights: a local raft_small state_dict file")
+    from deepvideo.flow.learned import load_raft
+
+    network = load_raft(weights, device=device)
+    return lambda: network
+
+
+@ALL_METHODS.register("tinyflow")
+def _tinyflow(weights: str | os.PathLike | None, device: str | None) -> Callable[[], Estimator]:
+    """TinyFlow from a file written by :func:`deepvideo.flow.tinyflow.train_tinyflow`."""
+    if weights is None:
+        raise ValueError("flow method 'tinyflow' needs weights: a file from train_tinyflow")
+    from deepvideo.flow.tinyflow import load_tinyflow
+
+    network = load_tinyflow(weights, device=device)
+    return lambda: network
 
 
 def make_estimator(method: str = "farneback", weights: str | os.PathLike | None = None,
@@ -54,7 +73,7 @@ def make_estimator(method: str = "farneback", weights: str | os.PathLike | None 
     """``(frame1, frame2) -> (2, H, W)`` float32 flow for any of ``ALL_METHODS``; frames
     ``(H, W, 3)`` uint8 RGB.  ``"raft"`` needs ``weights`` (a local raft_small state_dict),
     ``"tinyflow"`` a file written by :func:`deepvideo.flow.tinyflow.train_tinyflow`."""
-    return _estimator_factory(method, weights, device)()
+    return ALL_METHODS.get(method)(weights, device)()
 
 
 def video_flows(reader: AnyReader, estimate: Estimator) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -142,13 +161,13 @@ def extract_flow_dataset(videos: list[str | os.PathLike], out_dir: str | os.Path
         workers: threads working on different videos side by side (OpenCV and the decoder
             release the GIL); 0 works in the calling thread.
     """
-    bound = _check_bound(bound)
+    bound = check_bound(bound)
     videos = [Path(v) for v in videos]
     if not videos:
         raise ValueError("no videos to extract flow from")
     todo, done = plan_outputs(videos, lambda video: flow_target(video, out_dir, root), root is not None,
                               _check_done(method, bound))
-    make = _estimator_factory(method, weights, device) if todo else None
+    make = ALL_METHODS.get(method)(weights, device) if todo else None
 
     def extract(video: Path, target: Path) -> None:
         with open_video(video) as reader:

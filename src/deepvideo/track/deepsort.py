@@ -41,7 +41,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torchvision.models.resnet import BasicBlock
-from tqdm import tqdm
+
+from deepvideo.engine import Step, Task, TrainConfig, fit
+from deepvideo.engine.task import GeneratedSet
 
 from deepvideo.io.atomic import atomic_write
 from deepvideo.models.weights import load_weights
@@ -51,8 +53,9 @@ from deepvideo.track.mot_metrics import iou_matrix
 from deepvideo.track.scenes import jitter_boxes
 from deepvideo.track.sort import check_detections, linear_assignment
 
-__all__ = ["AppearanceEncoder", "DeepSort", "EmbeddingNet", "NearestNeighborGallery",
-           "crop_boxes", "identity_crops", "load_embedding", "save_embedding", "train_embedding"]
+__all__ = ["AppearanceEncoder", "DeepSort", "EmbeddingClassifier", "EmbeddingNet", "EmbeddingTask",
+           "NearestNeighborGallery", "augment_crop", "crop_boxes", "identity_crops", "load_embedding",
+           "renumber_identities", "save_embedding", "train_embedding"]
 
 GATED = 1e5  # cost of a pair ruled out by a gate
 
@@ -160,38 +163,104 @@ def identity_crops(frames: Iterable[np.ndarray], gt: np.ndarray, size: tuple[int
     return np.concatenate(crops), np.concatenate(ids)
 
 
-def train_embedding(crops: np.ndarray, ids: np.ndarray, steps: int = 300, batch_size: int = 64,
-                    lr: float = 2e-3, dim: int = 128, width: int = 16, seed: int = 0,
-                    device: str = "cpu", progress: bool = True) -> EmbeddingNet:
-    """Train an :class:`EmbeddingNet` to tell identities apart: cosine-softmax cross-entropy
-    over the identities of ``crops`` ``(N, 3, H, W)`` uint8 (labels ``ids`` ``(N,)``, any
-    integers), Adam, random horizontal flips and brightness jitter.  Returns the network
-    in eval mode on the CPU."""
-    if len(crops) == 0 or len(crops) != len(ids):
-        raise ValueError(f"train_embedding: need crops and one id per crop, got {len(crops)} "
-                         f"crops and {len(ids)} ids")
-    classes, labels = np.unique(ids, return_inverse=True)
-    if len(classes) < 2:
-        raise ValueError("train_embedding: the crops show a single identity; need at least two")
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    model = EmbeddingNet(dim, width, crops.shape[2:]).to(device)
-    head = CosineSoftmax(dim, len(classes)).to(device)
-    optimizer = torch.optim.Adam([*model.parameters(), *head.parameters()], lr=lr)
-    data = torch.from_numpy(np.ascontiguousarray(crops))
-    targets = torch.from_numpy(labels.astype(np.int64))
-    model.train()
-    for _ in tqdm(range(steps), desc="train embedding", disable=not progress):
-        pick = torch.randint(len(data), (min(batch_size, len(data)),), generator=generator)
-        batch = data[pick].float().div(255)
-        flip = torch.rand(len(batch), generator=generator) < 0.5
-        batch[flip] = batch[flip].flip(-1)
-        batch = (batch * (0.8 + 0.4 * torch.rand(len(batch), 1, 1, 1, generator=generator))).clamp(0, 1)
-        loss = F.cross_entropy(head(model(batch.to(device))), targets[pick].to(device))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return model.cpu().eval()
+def renumber_identities(ids_per_sequence: Iterable[np.ndarray]) -> np.ndarray:
+    """One array of labels ``0..K-1`` for the identities of several sequences: identity
+    numbers restart in every MOT sequence, so the same number in two sequences is two
+    identities."""
+    out, count = [], 0
+    for ids in ids_per_sequence:
+        local = np.unique(ids, return_inverse=True)[1].reshape(-1)
+        out.append(local + count)
+        count += int(local.max(initial=-1)) + 1
+    return np.concatenate(out) if out else np.empty(0, np.int64)
+
+
+def augment_crop(crop: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+    """A crop ``(3, H, W)`` uint8 as the network trains on it: float in ``[0, 1]``, flipped
+    horizontally with probability 1/2, brightness scaled by a factor in ``[0.8, 1.2)``."""
+    image = torch.from_numpy(np.ascontiguousarray(crop)).float().div(255)
+    if rng.random() < 0.5:
+        image = image.flip(-1)
+    return (image * (0.8 + 0.4 * rng.random())).clamp(0, 1)
+
+
+class EmbeddingClassifier(nn.Module):
+    """The embedding network with its training head: crops ``(B, 3, H, W)`` -> identity
+    logits ``(B, K)`` (:class:`CosineSoftmax` over :class:`EmbeddingNet` features)."""
+
+    def __init__(self, embedding: EmbeddingNet, num_identities: int) -> None:
+        super().__init__()
+        self.embedding = embedding
+        self.head = CosineSoftmax(embedding.dim, num_identities)
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embedding(crops))
+
+
+class EmbeddingTask(Task):
+    """Re-identification training (Wojke and Bewley 2018) for the engine: cosine-softmax
+    cross-entropy over the identities of ``crops`` ``(N, 3, H, W)`` uint8 (labels ``ids``
+    ``(N,)``, any integers), random horizontal flips and brightness jitter.  Every epoch
+    draws ``crops_per_epoch`` crops with replacement.  Validation: none (the identities
+    are the classes, so there are no held-out ones to classify)."""
+
+    name = "embedder"
+    samples = "crops"
+
+    def __init__(self, crops: np.ndarray, ids: np.ndarray, dim: int = 128, width: int = 16,
+                 crops_per_epoch: int = 3200) -> None:
+        if len(crops) == 0 or len(crops) != len(ids):
+            raise ValueError(f"crops, ids: need crops and one id per crop, got {len(crops)} crops and "
+                             f"{len(ids)} ids")
+        self.classes, self.labels = np.unique(ids, return_inverse=True)
+        if len(self.classes) < 2:
+            raise ValueError("ids: the crops show a single identity; need at least two")
+        self.crops, self.dim, self.width, self.crops_per_epoch = crops, dim, width, crops_per_epoch
+
+    def config(self) -> dict:
+        return {"task": "embedder", "dim": self.dim, "width": self.width, "crops": len(self.crops),
+                "crop_size": list(self.crops.shape[2:]), "identities": len(self.classes),
+                "crops_per_epoch": self.crops_per_epoch}
+
+    def build_model(self) -> nn.Module:
+        return EmbeddingClassifier(EmbeddingNet(self.dim, self.width, self.crops.shape[2:]), len(self.classes))
+
+    def example(self, rng: np.random.Generator) -> tuple[torch.Tensor, int]:
+        """A random crop, augmented, and its label."""
+        index = int(rng.integers(len(self.crops)))
+        return augment_crop(self.crops[index], rng), int(self.labels[index])
+
+    def train_set(self, seed: int) -> GeneratedSet:
+        return GeneratedSet(self.example, self.crops_per_epoch, seed)
+
+    def training_step(self, model: nn.Module, batch) -> Step:
+        crops, labels = batch
+        logits = model(crops)
+        correct = (logits.argmax(1) == labels).sum()
+        return Step(F.cross_entropy(logits.float(), labels), len(labels), {"acc": correct})
+
+
+EMBEDDING_TRAINING = TrainConfig(epochs=6, batch_size=64, lr=2e-3, optimizer="adam", weight_decay=0.0,
+                                 warmup_epochs=0, schedule="constant", clip_grad=None)
+
+
+def train_embedding(crops: np.ndarray, ids: np.ndarray, out_dir: str | os.PathLike, dim: int = 128,
+                    width: int = 16, crops_per_epoch: int = 3200, train: TrainConfig | None = None,
+                    resume: bool = False) -> tuple[EmbeddingNet, dict]:
+    """Train an :class:`EmbeddingNet` to tell the identities of ``crops`` ``(N, 3, H, W)``
+    uint8 apart (:class:`EmbeddingTask`) through the engine's one loop
+    (:func:`deepvideo.engine.fit`); write ``out_dir/weights.safetensors``
+    (:func:`save_embedding`) beside the run's ``last.pt``, ``metrics.csv`` and ``curves.png``.
+
+    ``train`` defaults to Adam at a constant 2e-3, batches of 64, 6 epochs of
+    ``crops_per_epoch`` crops (50 steps each).  ``resume=True`` continues a killed run
+    exactly.  Returns the network (eval mode, on the CPU) and ``fit``'s result.
+    """
+    result = fit(EmbeddingTask(crops, ids, dim, width, crops_per_epoch), train or EMBEDDING_TRAINING,
+                 out_dir, resume=resume)
+    model = result["model"].embedding.cpu().eval()
+    save_embedding(Path(out_dir) / "weights.safetensors", model)
+    return model, result
 
 
 def save_embedding(path: str | os.PathLike, model: EmbeddingNet) -> Path:

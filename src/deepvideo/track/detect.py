@@ -3,22 +3,24 @@ torchvision detector.
 
 Every detector is called once per frame as ``detector(frame, number) -> (M, 5)`` with the
 frame ``(H, W, 3)`` uint8 RGB and its number counted from 1 (as in MOT files), and returns
-rows ``x, y, w, h, score`` (pixels, top-left corner) -- what the trackers take.
+rows ``x, y, w, h, score`` (pixels, top-left corner) -- what the trackers take.  They are
+built by name from :data:`DETECTORS` with :func:`make_detector`:
 
-* :class:`FileDetections` -- precomputed detections (MOTChallenge ``det.txt``).
-* :class:`MOG2Detector` -- static cameras: OpenCV's Gaussian-mixture background model
-  (Zivkovic, "Improved Adaptive Gaussian Mixture Model for Background Subtraction", ICPR
-  2004) marks moving pixels; after a morphological opening (noise) and closing (holes),
-  each outer contour of the foreground big enough is a box whose score is the fraction of
-  it that is foreground.
-* :class:`TorchvisionDetector` -- a torchvision Faster R-CNN built without any pretrained
-  weights and loaded from a local state_dict file (nothing is downloaded).
+* ``dets``, :class:`FileDetections` -- precomputed detections (MOTChallenge ``det.txt``).
+* ``mog2``, :class:`MOG2Detector` -- static cameras: OpenCV's Gaussian-mixture background
+  model (Zivkovic, "Improved Adaptive Gaussian Mixture Model for Background Subtraction",
+  ICPR 2004) marks moving pixels; after a morphological opening (noise) and closing
+  (holes), each outer contour of the foreground big enough is a box whose score is the
+  fraction of it that is foreground.
+* ``torchvision``, :class:`TorchvisionDetector` -- a torchvision Faster R-CNN built without
+  any pretrained weights and loaded from a local state_dict file (nothing is downloaded).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -26,12 +28,14 @@ import torch
 import torchvision
 
 from deepvideo.models.weights import load_weights
+from deepvideo.registry import Registry
 from deepvideo.track.motio import frames_of, read_mot
 
-__all__ = ["DETECTORS", "TORCHVISION_DETECTORS", "FileDetections", "MOG2Detector",
+__all__ = ["DETECTORS", "TORCHVISION_DETECTORS", "Detector", "FileDetections", "MOG2Detector",
            "TorchvisionDetector", "check_frame", "make_detector"]
 
-DETECTORS = ("dets", "mog2", "torchvision")
+Detector = Callable[[np.ndarray, int], np.ndarray]  # (frame, number) -> (M, 5) x, y, w, h, score
+DETECTORS: Registry[Callable[..., Detector]] = Registry("detector")
 TORCHVISION_DETECTORS = ("fasterrcnn_mobilenet_v3_large_320_fpn", "fasterrcnn_mobilenet_v3_large_fpn",
                          "fasterrcnn_resnet50_fpn", "fasterrcnn_resnet50_fpn_v2", "retinanet_resnet50_fpn",
                          "fcos_resnet50_fpn", "ssdlite320_mobilenet_v3_large")
@@ -62,6 +66,16 @@ class FileDetections:
         return self.by_frame.get(number, np.empty((0, 5)))
 
 
+@DETECTORS.register("dets")
+def _file_detector(dets: str | os.PathLike | np.ndarray | None = None, min_score: float = -np.inf
+                   ) -> FileDetections:
+    """:class:`FileDetections` of ``dets``, which this detector needs."""
+    if dets is None:
+        raise ValueError("detector 'dets' needs a detections file (dets=...)")
+    return FileDetections(dets, min_score)
+
+
+@DETECTORS.register("mog2")
 class MOG2Detector:
     """Moving objects in front of a static camera.  The first frame only starts the
     background model and gives no detections.
@@ -98,6 +112,7 @@ class MOG2Detector:
         return np.array(rows, np.float64).reshape(-1, 5)
 
 
+@DETECTORS.register("torchvision")
 class TorchvisionDetector:
     """A torchvision detection model with weights from a local file.
 
@@ -134,15 +149,9 @@ class TorchvisionDetector:
 
 
 def make_detector(name: str, dets: str | os.PathLike | np.ndarray | None = None,
-                  weights: str | os.PathLike | None = None, **options):
-    """``"dets"`` (needs ``dets``, a MOT file), ``"mog2"`` or ``"torchvision"`` (needs
-    ``weights``); ``options`` go to the detector's constructor."""
-    if name == "dets":
-        if dets is None:
-            raise ValueError("detector 'dets' needs a detections file (dets=...)")
-        return FileDetections(dets, **options)
-    if name == "mog2":
-        return MOG2Detector(**options)
-    if name == "torchvision":
-        return TorchvisionDetector(weights, **options)
-    raise ValueError(f"detector: unknown detector {name!r}; one of {', '.join(DETECTORS)}")
+                  weights: str | os.PathLike | None = None, **options) -> Detector:
+    """A detector of :data:`DETECTORS` by name: ``"dets"`` (needs ``dets``, a MOT file),
+    ``"mog2"`` or ``"torchvision"`` (needs ``weights``); ``dets`` and ``weights`` when given,
+    and ``options``, go to the detector's builder."""
+    given = {key: value for key, value in (("dets", dets), ("weights", weights)) if value is not None}
+    return DETECTORS.build(name, **given, **options)

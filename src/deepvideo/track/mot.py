@@ -25,31 +25,36 @@ from tqdm import tqdm
 
 from deepvideo.io import VideoReader
 from deepvideo.io.encode import VideoWriter
+from deepvideo.registry import Registry
 from deepvideo.track.deepsort import AppearanceEncoder, DeepSort, load_embedding
-from deepvideo.track.detect import make_detector
+from deepvideo.track.detect import Detector, make_detector
 from deepvideo.track.motio import frames_of
 from deepvideo.track.sort import ByteTrack, Sort
 
 __all__ = ["TRACKERS", "draw_tracks", "make_tracker", "track_detections", "track_video"]
 
-TRACKERS = ("sort", "bytetrack", "deepsort")
 Tracker = Union[Sort, ByteTrack, DeepSort]
-Detector = Callable[[np.ndarray, int], np.ndarray]
+TRACKERS: Registry[Callable[..., Tracker]] = Registry("tracker")
+TRACKERS.register("sort")(Sort)
+TRACKERS.register("bytetrack")(ByteTrack)
+
+
+@TRACKERS.register("deepsort")
+def _deepsort(embedder: str | os.PathLike | None = None, device: str = "cpu", **options) -> DeepSort:
+    """DeepSORT with the appearance network of the ``embedder`` file (written by
+    ``deepsort.save_embedding``) on ``device``; without one it associates by motion alone."""
+    encoder = AppearanceEncoder(load_embedding(embedder), device) if embedder is not None else None
+    return DeepSort(encoder, **options)
 
 
 def make_tracker(name: str, embedder: str | os.PathLike | None = None, device: str = "cpu",
                  **options) -> Tracker:
-    """A tracker by name: ``"sort"``, ``"bytetrack"`` or ``"deepsort"`` (its appearance
-    network from the ``embedder`` file written by ``deepsort.save_embedding``; without one
-    DeepSORT associates by motion alone).  ``options`` go to the tracker's constructor."""
-    if name == "sort":
-        return Sort(**options)
-    if name == "bytetrack":
-        return ByteTrack(**options)
-    if name == "deepsort":
-        encoder = AppearanceEncoder(load_embedding(embedder), device) if embedder is not None else None
-        return DeepSort(encoder, **options)
-    raise ValueError(f"tracker: unknown tracker {name!r}; one of {', '.join(TRACKERS)}")
+    """A tracker of :data:`TRACKERS` by name: ``"sort"``, ``"bytetrack"`` or ``"deepsort"``.
+    ``embedder`` (DeepSORT's appearance network file, run on ``device``) when given, and
+    ``options``, go to the tracker's builder."""
+    if embedder is not None:
+        options.update(embedder=embedder, device=device)
+    return TRACKERS.build(name, **options)
 
 
 def _rows(number: int, tracks: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ import json
 import os
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
@@ -26,20 +27,24 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 from tqdm import tqdm
 
+from deepvideo.engine import Step, Task, TrainConfig, fit
+from deepvideo.engine.task import GeneratedSet
+
 from deepvideo.data.synthetic import MOTION_CLASSES, SyntheticConfig, render_video, video_rng
 from deepvideo.io import VideoReader, read_video
 from deepvideo.io.atomic import atomic_write
 from deepvideo.io.encode import VideoWriter
+from deepvideo.registry import Registry
 from deepvideo.track.goturn import GOTURNConfig, GOTURNNet, GOTURNTracker, goturn_example
 from deepvideo.track.ope import check_box
 from deepvideo.track.siamfc import (SiamFCConfig, SiamFCNet, SiamFCTracker, crop_and_resize,
                                     logistic_labels, logistic_loss, to_tensor)
 
-__all__ = ["PIXEL_CONFIG", "TRACKERS", "TrackSequence", "goturn_batch", "load_annotated_videos",
-           "load_tracker_net", "make_tracker", "save_tracker_net", "siamfc_batch", "synthetic_sequences",
-           "track_frames", "track_video", "train_goturn", "train_siamfc"]
+__all__ = ["GOTURNTask", "PIXEL_CONFIG", "SiamFCTask", "TRACKERS", "TrackSequence", "goturn_batch", "goturn_pair",
+           "load_annotated_videos", "load_tracker_net", "make_tracker", "save_tracker_net", "siamfc_batch",
+           "siamfc_example", "synthetic_sequences", "track_frames", "track_video", "train_goturn", "train_siamfc",
+           "train_sot"]
 
-TRACKERS = ("siamfc", "goturn")
 # the training-free SiamFC: raw-pixel embedding (stride 1), so small crops and x4 upsampling
 PIXEL_CONFIG = SiamFCConfig(width=0, exemplar_size=31, search_size=63, response_up=4)
 
@@ -101,39 +106,54 @@ def _frame_pair(sequences: Sequence[TrackSequence], rng: np.random.Generator, ma
     return seq, i, j
 
 
+def siamfc_example(sequences: Sequence[TrackSequence], config: SiamFCConfig, rng: np.random.Generator,
+                   max_gap: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """One SiamFC training pair: the exemplar ``(3, Z, Z)`` from frame ``i`` and the search
+    crop ``(3, X, X)`` from frame ``j`` (``0 <= j - i <= max_gap``), both centred on the
+    target and scaled so that the exemplar region has the paper's fixed context area."""
+    seq, i, j = _frame_pair(sequences, rng, max_gap)
+    crops = []
+    for frame, box, side in ((seq.frames[i], seq.boxes[i], config.exemplar_size),
+                             (seq.frames[j], seq.boxes[j], config.search_size)):
+        pad = config.context * (box[2] + box[3])
+        region = np.sqrt((box[2] + pad) * (box[3] + pad)) * side / config.exemplar_size
+        crops.append(to_tensor(crop_and_resize(frame, box[:2] + box[2:] / 2, (region, region), side)[None])[0])
+    return crops[0], crops[1]
+
+
 def siamfc_batch(sequences: Sequence[TrackSequence], batch_size: int, config: SiamFCConfig,
                  rng: np.random.Generator, max_gap: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
-    """SiamFC training pairs: exemplars ``(B, 3, Z, Z)`` from frame ``i`` and search crops
-    ``(B, 3, X, X)`` from frame ``j`` (``0 <= j - i <= max_gap``), both centred on the
-    target and scaled so that the exemplar region has the paper's fixed context area."""
-    exemplars, searches = [], []
-    for _ in range(batch_size):
-        seq, i, j = _frame_pair(sequences, rng, max_gap)
-        for frame, box, out, side in ((seq.frames[i], seq.boxes[i], exemplars, config.exemplar_size),
-                                      (seq.frames[j], seq.boxes[j], searches, config.search_size)):
-            pad = config.context * (box[2] + box[3])
-            region = np.sqrt((box[2] + pad) * (box[3] + pad)) * side / config.exemplar_size
-            out.append(crop_and_resize(frame, box[:2] + box[2:] / 2, (region, region), side))
-    return to_tensor(np.stack(exemplars)), to_tensor(np.stack(searches))
+    """``batch_size`` pairs of :func:`siamfc_example`: exemplars ``(B, 3, Z, Z)`` and search
+    crops ``(B, 3, X, X)``."""
+    exemplars, searches = zip(*(siamfc_example(sequences, config, rng, max_gap) for _ in range(batch_size)))
+    return torch.stack(exemplars), torch.stack(searches)
+
+
+def goturn_pair(sequences: Sequence[TrackSequence], config: GOTURNConfig, rng: np.random.Generator,
+                max_gap: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One GOTURN training example (``goturn_example``) from frames ``0 <= j - i <= max_gap``
+    (``j = i``: the paper's still-image examples): the previous crop and the current crop
+    ``(3, S, S)`` and the target ``(4,)``."""
+    seq, i, j = _frame_pair(sequences, rng, max_gap)
+    previous, current, target = goturn_example(seq.frames[i], seq.boxes[i], seq.frames[j], seq.boxes[j],
+                                               config.input_size, rng)
+    return to_tensor(previous[None])[0], to_tensor(current[None])[0], torch.from_numpy(target)
 
 
 def goturn_batch(sequences: Sequence[TrackSequence], batch_size: int, config: GOTURNConfig,
                  rng: np.random.Generator, max_gap: int = 1
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """GOTURN training examples (``goturn_example``) from frame pairs ``0 <= j - i <=
-    max_gap`` (``j = i``: the paper's still-image examples): previous crops, current
-    crops ``(B, 3, S, S)`` and targets ``(B, 4)``."""
-    examples = [goturn_example(seq.frames[i], seq.boxes[i], seq.frames[j], seq.boxes[j],
-                               config.input_size, rng)
-                for seq, i, j in (_frame_pair(sequences, rng, max_gap) for _ in range(batch_size))]
-    previous, current, targets = map(np.stack, zip(*examples))
-    return to_tensor(previous), to_tensor(current), torch.from_numpy(targets)
+    """``batch_size`` examples of :func:`goturn_pair`: previous crops, current crops
+    ``(B, 3, S, S)`` and targets ``(B, 4)``."""
+    parts = zip(*(goturn_pair(sequences, config, rng, max_gap) for _ in range(batch_size)))
+    previous, current, targets = map(torch.stack, parts)
+    return previous, current, targets
 
 
 def save_tracker_net(path: str | os.PathLike, net: SiamFCNet | GOTURNNet) -> Path:
     """Write ``net``'s state_dict as safetensors (atomically), with the tracker kind and
     its config in the metadata so that ``load_tracker_net`` rebuilds it."""
-    kind = "siamfc" if isinstance(net, SiamFCNet) else "goturn"
+    kind = _kind(net)
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     data = save(state, metadata={"tracker": kind, "config": net.config.to_json()})
     return atomic_write(path, lambda fh: fh.write(data))
@@ -154,7 +174,8 @@ def load_tracker_net(path: str | os.PathLike) -> SiamFCNet | GOTURNNet:
                          f"'tracker' and 'config' metadata)") from None
     if kind not in TRACKERS:
         raise ValueError(f"{path}: unknown tracker kind {kind!r}")
-    net = SiamFCNet(SiamFCConfig(**config)) if kind == "siamfc" else GOTURNNet(GOTURNConfig(**config))
+    info = TRACKERS.info(kind)
+    net = info["net"](info["config"](**config))
     try:
         net.load_state_dict(state)
     except RuntimeError as exc:
@@ -164,81 +185,168 @@ def load_tracker_net(path: str | os.PathLike) -> SiamFCNet | GOTURNNet:
     return net
 
 
-def _train(net: torch.nn.Module, loss_of_batch, steps: int, lr: float, out: str | os.PathLike | None,
-           progress: bool, desc: str, device: torch.device) -> list[float]:
-    """Adam with a cosine learning-rate decay over ``steps``; the loss of every step."""
-    net.to(device).train()
-    optimizer = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=5e-4)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
-    losses = []
-    bar = tqdm(range(steps), desc=desc, unit="step", disable=not progress)
-    for _ in bar:
-        loss = loss_of_batch()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        losses.append(loss.item())
-        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
-    net.eval()
-    if out is not None:
-        save_tracker_net(out, net)
-    return losses
+class SiamFCTask(Task):
+    """SiamFC training (Bertinetto et al. 2016) for the engine: pairs of
+    :func:`siamfc_example` drawn afresh every epoch (``epoch_steps * batch_size`` of them),
+    the logistic loss on the score map against the paper's +1/-1 labels within ``radius``.
+    Validation (when ``val_sequences`` are given): the same loss on pairs of those."""
+
+    name = "siamfc"
+
+    def __init__(self, sequences: Sequence[TrackSequence], config: SiamFCConfig | None = None,
+                 max_gap: int = 8, pairs_per_epoch: int = 400,
+                 val_sequences: Sequence[TrackSequence] | None = None) -> None:
+        self.net_config = config or SiamFCConfig()
+        if self.net_config.width == 0:
+            raise ValueError("config.width: 0 is the training-free pixel embedding; nothing to train")
+        _check_sequences(sequences, "sequences")
+        self.sequences, self.max_gap, self.pairs_per_epoch = sequences, max_gap, pairs_per_epoch
+        self.val_sequences = val_sequences
+        net = SiamFCNet(self.net_config)
+        self.labels = logistic_labels(net.response_size, self.net_config.radius, net.total_stride)
+
+    def config(self) -> dict:
+        return {"task": "siamfc", "config": json.loads(self.net_config.to_json()), "max_gap": self.max_gap,
+                "pairs_per_epoch": self.pairs_per_epoch, "sequences": [s.name for s in self.sequences]}
+
+    def build_model(self) -> torch.nn.Module:
+        return SiamFCNet(self.net_config)
+
+    def _pairs(self, sequences: Sequence[TrackSequence], length: int, seed: int) -> GeneratedSet:
+        return GeneratedSet(partial(siamfc_example, sequences, self.net_config, max_gap=self.max_gap), length, seed)
+
+    def train_set(self, seed: int) -> GeneratedSet:
+        return self._pairs(self.sequences, self.pairs_per_epoch, seed)
+
+    def val_set(self, seed: int) -> GeneratedSet | None:
+        if not self.val_sequences:
+            return None
+        return self._pairs(self.val_sequences, max(1, self.pairs_per_epoch // 4), seed + 1)
+
+    def training_step(self, model: torch.nn.Module, batch) -> Step:
+        exemplars, searches = batch
+        scores = model(exemplars, searches)
+        return Step(logistic_loss(scores, self.labels.to(scores.device)), len(exemplars))
 
 
-def train_siamfc(sequences: Sequence[TrackSequence], out: str | os.PathLike | None = None,
-                 config: SiamFCConfig | None = None, steps: int = 300, batch_size: int = 8,
-                 lr: float = 1e-3, max_gap: int = 8, seed: int = 0, progress: bool = True,
-                 device: str = "cpu") -> tuple[SiamFCNet, list[float]]:
-    """Train a ``SiamFCNet`` with the logistic loss on pairs from ``sequences``; save it to
-    ``out`` (safetensors) when given.  Returns the network (eval mode) and the losses."""
-    config = config or SiamFCConfig()
-    if config.width == 0:
-        raise ValueError("config.width: 0 is the training-free pixel embedding; nothing to train")
-    torch.manual_seed(seed)
-    rng, net, dev = np.random.default_rng(seed), SiamFCNet(config), torch.device(device)
-    labels = logistic_labels(net.response_size, config.radius, net.total_stride).to(dev)
+class GOTURNTask(Task):
+    """GOTURN training (Held et al. 2016) for the engine: examples of :func:`goturn_pair`
+    drawn afresh every epoch, the L1 loss on the predicted box corners.  Validation (when
+    ``val_sequences`` are given): the same loss on examples of those."""
 
-    def loss_of_batch() -> torch.Tensor:
-        z, x = siamfc_batch(sequences, batch_size, config, rng, max_gap)
-        return logistic_loss(net(z.to(dev), x.to(dev)), labels)
+    name = "goturn"
 
-    return net, _train(net, loss_of_batch, steps, lr, out, progress, "train siamfc", dev)
+    def __init__(self, sequences: Sequence[TrackSequence], config: GOTURNConfig | None = None,
+                 max_gap: int = 1, pairs_per_epoch: int = 800,
+                 val_sequences: Sequence[TrackSequence] | None = None) -> None:
+        _check_sequences(sequences, "sequences")
+        self.net_config = config or GOTURNConfig()
+        self.sequences, self.max_gap, self.pairs_per_epoch = sequences, max_gap, pairs_per_epoch
+        self.val_sequences = val_sequences
+
+    def config(self) -> dict:
+        return {"task": "goturn", "config": json.loads(self.net_config.to_json()), "max_gap": self.max_gap,
+                "pairs_per_epoch": self.pairs_per_epoch, "sequences": [s.name for s in self.sequences]}
+
+    def build_model(self) -> torch.nn.Module:
+        return GOTURNNet(self.net_config)
+
+    def _pairs(self, sequences: Sequence[TrackSequence], length: int, seed: int) -> GeneratedSet:
+        return GeneratedSet(partial(goturn_pair, sequences, self.net_config, max_gap=self.max_gap), length, seed)
+
+    def train_set(self, seed: int) -> GeneratedSet:
+        return self._pairs(self.sequences, self.pairs_per_epoch, seed)
+
+    def val_set(self, seed: int) -> GeneratedSet | None:
+        if not self.val_sequences:
+            return None
+        return self._pairs(self.val_sequences, max(1, self.pairs_per_epoch // 4), seed + 1)
+
+    def training_step(self, model: torch.nn.Module, batch) -> Step:
+        previous, current, targets = batch
+        return Step(torch.nn.functional.l1_loss(model(previous, current).float(), targets), len(targets))
 
 
-def train_goturn(sequences: Sequence[TrackSequence], out: str | os.PathLike | None = None,
-                 config: GOTURNConfig | None = None, steps: int = 300, batch_size: int = 16,
-                 lr: float = 1e-3, max_gap: int = 1, seed: int = 0, progress: bool = True,
-                 device: str = "cpu") -> tuple[GOTURNNet, list[float]]:
-    """Train a ``GOTURNNet`` with the L1 loss on motion-model examples from ``sequences``;
-    save it to ``out`` (safetensors) when given.  Returns the network (eval mode) and the
-    losses."""
-    config = config or GOTURNConfig()
-    torch.manual_seed(seed)
-    rng, net, dev = np.random.default_rng(seed), GOTURNNet(config), torch.device(device)
+def _check_sequences(sequences: Sequence[TrackSequence], name: str) -> None:
+    if not sequences:
+        raise ValueError(f"{name}: no annotated sequences to train on")
 
-    def loss_of_batch() -> torch.Tensor:
-        previous, current, targets = goturn_batch(sequences, batch_size, config, rng, max_gap)
-        return torch.nn.functional.l1_loss(net(previous.to(dev), current.to(dev)), targets.to(dev))
 
-    return net, _train(net, loss_of_batch, steps, lr, out, progress, "train goturn", dev)
+TRACKERS: Registry = Registry("single-object tracker")
+
+
+@TRACKERS.register("siamfc", net=SiamFCNet, config=SiamFCConfig, task=SiamFCTask,
+                   training=TrainConfig(epochs=6, batch_size=8, lr=1e-3, optimizer="adam", weight_decay=5e-4,
+                                        warmup_epochs=0, clip_grad=None))
+def siamfc_tracker(net: SiamFCNet | None = None, device: str = "cpu") -> SiamFCTracker:
+    """SiamFC with trained ``net``; without it the training-free pixel embedding (template
+    matching)."""
+    return SiamFCTracker(net or SiamFCNet(PIXEL_CONFIG), device)
+
+
+@TRACKERS.register("goturn", net=GOTURNNet, config=GOTURNConfig, task=GOTURNTask,
+                   training=TrainConfig(epochs=6, batch_size=16, lr=1e-3, optimizer="adam", weight_decay=5e-4,
+                                        warmup_epochs=0, clip_grad=None))
+def goturn_tracker(net: GOTURNNet | None = None, device: str = "cpu") -> GOTURNTracker:
+    """GOTURN with trained ``net`` (it has no training-free form)."""
+    if net is None:
+        raise ValueError("weights: GOTURN needs a trained weights file (see train_goturn)")
+    return GOTURNTracker(net, device)
+
+
+def _kind(net: torch.nn.Module) -> str:
+    """The registered tracker whose network ``net`` is."""
+    return next(name for name in TRACKERS if isinstance(net, TRACKERS.info(name)["net"]))
+
+
+def train_sot(tracker: str, sequences: Sequence[TrackSequence], out_dir: str | os.PathLike,
+              config: SiamFCConfig | GOTURNConfig | None = None, max_gap: int | None = None,
+              pairs_per_epoch: int | None = None, train: TrainConfig | None = None, resume: bool = False,
+              val_sequences: Sequence[TrackSequence] | None = None) -> tuple[SiamFCNet | GOTURNNet, dict]:
+    """Train ``tracker``'s network (``"siamfc"`` or ``"goturn"``) through the engine's one
+    loop (:func:`deepvideo.engine.fit`) and write ``out_dir/weights.safetensors``
+    (:func:`save_tracker_net`) beside the run's ``last.pt``, ``metrics.csv`` and ``curves.png``.
+
+    ``train`` defaults to Adam (weight decay 5e-4), cosine decay, 6 epochs of
+    ``pairs_per_epoch`` pairs (default 400 for SiamFC at batch 8, 800 for GOTURN at batch
+    16: 50 steps per epoch).  ``resume=True`` continues a killed run exactly.  Returns the
+    network (eval mode, on the CPU) and :func:`~deepvideo.engine.fit`'s result.
+    """
+    TRACKERS.get(tracker)  # an unknown name: "did you mean"
+    task_type, default = TRACKERS.info(tracker)["task"], TRACKERS.info(tracker)["training"]
+    options = {key: value for key, value in (("max_gap", max_gap), ("pairs_per_epoch", pairs_per_epoch))
+               if value is not None}
+    task = task_type(sequences, config, val_sequences=val_sequences, **options)
+    result = fit(task, train or default, out_dir, resume=resume)
+    net = result["model"].cpu().eval()
+    save_tracker_net(Path(out_dir) / "weights.safetensors", net)
+    return net, result
+
+
+def train_siamfc(sequences: Sequence[TrackSequence], out_dir: str | os.PathLike, config: SiamFCConfig | None = None,
+                 **options) -> tuple[SiamFCNet, dict]:
+    """:func:`train_sot` for SiamFC."""
+    return train_sot("siamfc", sequences, out_dir, config, **options)
+
+
+def train_goturn(sequences: Sequence[TrackSequence], out_dir: str | os.PathLike, config: GOTURNConfig | None = None,
+                 **options) -> tuple[GOTURNNet, dict]:
+    """:func:`train_sot` for GOTURN."""
+    return train_sot("goturn", sequences, out_dir, config, **options)
 
 
 def make_tracker(tracker: str = "siamfc", weights: str | os.PathLike | None = None,
                  device: str = "cpu") -> SiamFCTracker | GOTURNTracker:
-    """A tracker from a weights file.  Without ``weights``, ``siamfc`` is the training-free
-    pixel-embedding SiamFC (template matching); ``goturn`` needs trained weights."""
-    if tracker not in TRACKERS:
-        raise ValueError(f"tracker: one of {', '.join(TRACKERS)}, got {tracker!r}")
-    if weights is None:
-        if tracker == "goturn":
-            raise ValueError("weights: GOTURN needs a trained weights file (see train_goturn)")
-        return SiamFCTracker(SiamFCNet(PIXEL_CONFIG), device)
-    net = load_tracker_net(weights)
-    kind = "siamfc" if isinstance(net, SiamFCNet) else "goturn"
-    if kind != tracker:
-        raise ValueError(f"weights: {weights} holds a {kind} network, not {tracker}")
-    return SiamFCTracker(net, device) if kind == "siamfc" else GOTURNTracker(net, device)
+    """A registered tracker (:data:`TRACKERS`) with the network in ``weights``.  Without
+    ``weights``, ``siamfc`` is the training-free pixel-embedding SiamFC (template matching);
+    ``goturn`` needs trained weights."""
+    build = TRACKERS.get(tracker)
+    net = None
+    if weights is not None:
+        net = load_tracker_net(weights)
+        if _kind(net) != tracker:
+            raise ValueError(f"weights: {weights} holds a {_kind(net)} network, not {tracker}")
+    return build(net, device)
 
 
 def _track(tracker: SiamFCTracker | GOTURNTracker, frames: Iterable[np.ndarray], box: Sequence[float]
