@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from dataclasses import replace
 import time
 from pathlib import Path
 
@@ -27,7 +28,8 @@ import torch
 from flow import DATA, accuracy_table, best_time, estimators
 from machine import cpu_model
 
-from deepvideo.flow import PairConfig, endpoint_error, train_tinyflow
+from deepvideo.engine.flowtrain import TINYFLOW_TRAINING, train_tinyflow
+from deepvideo.flow import PairConfig, endpoint_error
 from deepvideo.flow.synthetic import pair_generator, synthetic_pairs, to_frames
 from deepvideo.io import VideoReader
 
@@ -68,7 +70,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2, help="torch and OpenCV threads (default 2)")
-    parser.add_argument("--weights", type=Path, help="weights file to train into or reuse (default: temporary)")
+    parser.add_argument("--out", type=Path, help="run folder to train into or resume (default: temporary)")
     parser.add_argument("--held-out", type=int, default=64, help="held-out synthetic pairs")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
@@ -77,10 +79,12 @@ def main() -> None:
     print(f"CPU: {cpu_model()}, {args.threads} threads, OpenCV {cv2.__version__}, torch {torch.__version__}")
     config = PairConfig(size=(64, 64), max_flow=10.0, objects=3)
     with tempfile.TemporaryDirectory() as tmp:
-        weights = args.weights or Path(tmp) / "tinyflow.safetensors"
+        out = args.out or Path(tmp)
         start = time.perf_counter()
-        tinyflow = train_tinyflow(weights, steps=args.steps, batch_size=args.batch_size, pairs=config,
-                                  device="cpu", progress=True)
+        # the engine's epochs: 10 of steps / 10 (the default recipe's warm-up and cosine decay)
+        train = replace(TINYFLOW_TRAINING, batch_size=args.batch_size)
+        tinyflow = train_tinyflow(out, pairs=config, pairs_per_epoch=args.steps // 10 * args.batch_size,
+                                  val_pairs=16, train=train, resume=True)
         seconds = time.perf_counter() - start
     print(f"\nTraining: {args.steps} steps of {args.batch_size} pairs {config.size[1]}x{config.size[0]} "
           f"(flow up to {config.max_flow:g} px), {sum(p.numel() for p in tinyflow.model.parameters()):,} "

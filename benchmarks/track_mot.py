@@ -25,7 +25,9 @@ asserts nothing.
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +36,7 @@ import torch
 from machine import cpu_model  # benchmarks/machine.py
 
 from deepvideo.track.deepsort import (AppearanceEncoder, DeepSort, EmbeddingNet, identity_crops,
-                                      load_embedding, train_embedding)
+                                      load_embedding, train_embedding, EMBEDDING_TRAINING)
 from deepvideo.track.mot import make_tracker, track_detections
 from deepvideo.track.mot_metrics import evaluate_mot
 from deepvideo.track.motio import frames_of, read_mot
@@ -156,7 +158,10 @@ def train_scene_embedding(steps: int = 200) -> EmbeddingNet:
         crops.append(c)
         ids.append(i + 100 * k)
     start = time.perf_counter()
-    net = train_embedding(np.concatenate(crops), np.concatenate(ids), steps=steps, progress=False)
+    train = replace(EMBEDDING_TRAINING, epochs=4, progress=False)   # 4 x 50 = 200 steps of 64 crops
+    with tempfile.TemporaryDirectory() as tmp:
+        net, _ = train_embedding(np.concatenate(crops), np.concatenate(ids), tmp, crops_per_epoch=steps // 4 * 64,
+                                 train=train)
     print(f"  embedding: {steps} steps on {sum(map(len, crops))} crops of 48 identities in "
           f"{time.perf_counter() - start:.0f} s")
     return net

@@ -17,7 +17,10 @@ tables; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -27,8 +30,7 @@ from machine import cpu_model  # benchmarks/machine.py
 from deepvideo.track.goturn import GOTURNConfig, GOTURNTracker
 from deepvideo.track.ope import evaluate_ope
 from deepvideo.track.siamfc import SiamFCConfig, SiamFCTracker
-from deepvideo.track.sot import (TrackSequence, make_tracker, synthetic_sequences, track_frames, train_goturn,
-                                 train_siamfc)
+from deepvideo.track.sot import TRACKERS, TrackSequence, make_tracker, synthetic_sequences, track_frames, train_sot
 
 
 class StaticBox:
@@ -90,17 +92,20 @@ def main() -> None:
           f"of {args.size}x{args.size}")
 
     siamfc_config = SiamFCConfig(width=args.siamfc_width)
-    start = time.perf_counter()
-    siamfc, losses = train_siamfc(train, config=siamfc_config, steps=args.siamfc_steps, seed=args.seed)
-    print(f"SiamFC  width {args.siamfc_width}: {args.siamfc_steps} steps x 8 pairs in "
-          f"{time.perf_counter() - start:.0f} s, logistic loss {np.mean(losses[:10]):.3f} -> "
-          f"{np.mean(losses[-10:]):.3f}")
     goturn_config = GOTURNConfig(width=args.goturn_width, fc_dim=args.goturn_fc, dropout=0.0)
-    start = time.perf_counter()
-    goturn, losses = train_goturn(train, config=goturn_config, steps=args.goturn_steps, seed=args.seed)
-    print(f"GOTURN  width {args.goturn_width}, fc {args.goturn_fc}: {args.goturn_steps} steps x 16 "
-          f"examples in {time.perf_counter() - start:.0f} s, L1 loss {np.mean(losses[:10]):.3f} -> "
-          f"{np.mean(losses[-10:]):.3f}")
+    nets = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, config, steps, batch in (("siamfc", siamfc_config, args.siamfc_steps, 8),
+                                           ("goturn", goturn_config, args.goturn_steps, 16)):
+            # the engine's epochs: 10 of steps / 10, the default recipe otherwise
+            train_config = replace(TRACKERS.info(name)["training"], epochs=10, seed=args.seed, progress=False)
+            start = time.perf_counter()
+            nets[name], result = train_sot(name, train, Path(tmp) / name, config,
+                                           pairs_per_epoch=steps // 10 * batch, train=train_config)
+            losses = [row["train_loss"] for row in result["history"]]
+            print(f"{name}: {steps} steps x {batch} pairs in {time.perf_counter() - start:.0f} s, "
+                  f"loss (first -> last epoch) {losses[0]:.3f} -> {losses[-1]:.3f}")
+    siamfc, goturn = nets["siamfc"], nets["goturn"]
 
     trackers = {"static first box": StaticBox(), "OpenCV MIL (reference)": OpenCVMIL(),
                 "SiamFC pixels, no training": make_tracker("siamfc"),

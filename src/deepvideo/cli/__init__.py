@@ -8,7 +8,6 @@ as one line on stderr and exits with status 2, without a traceback.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
 import re
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from deepvideo import __version__
 from deepvideo.cli import track
-from deepvideo.cli.options import (EXIT_USAGE, UsageError, add_training_options, existing_file, fraction, input_shape,
+from deepvideo.cli.options import (EXIT_USAGE, UsageError, add_training_options, existing_file, fraction, input_shape, label_pair,
                                    model_option, nonneg_int, positive_float, positive_int, print_json,
                                    train_config)
 
@@ -174,7 +173,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     recipe = Recipe.for_data(data, args.model, dict(args.model_opt or []), clip_len=args.clip_len,
                              frame_stride=args.frame_stride, size=args.size, resize=args.resize,
                              test_clips=args.test_clips, flip=not args.no_flip, modality=args.modality,
-                             flow_scale=args.flow_scale)
+                             flow_scale=args.flow_scale, flip_swap=args.flip_swap or [])
     result = train(recipe, data, train_config(args, TrainConfig()), args.out, resume=args.resume)
     if launch_rank() == 0:
         print(f"best validation video accuracy {result['best_val_acc']:.3f}; checkpoint {result['checkpoint']}")
@@ -388,6 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-split", type=fraction, default=0.0, metavar="FRACTION",
                    help="validate on this fraction of each class's training videos (seeded; for data "
                    "without a val/ subset; the chosen videos are written to OUT/val_split.txt)")
+    p.add_argument("--flip-swap", type=label_pair, action="append", metavar="A:B",
+                   help="a flipped training clip of class A is labelled B and vice versa (repeatable; "
+                   "for labels with left/right in them, instead of --no-flip)")
     _add_data_options(p)
     _add_clip_options(p)
     add_training_options(p)

@@ -48,6 +48,14 @@ def model_option(text: str) -> tuple[str, Any]:
         return key, raw
 
 
+def label_pair(text: str) -> tuple[str, str]:
+    """``A:B``: two different class names."""
+    first, sep, second = text.partition(":")
+    if not sep or not first or not second or first == second:
+        raise argparse.ArgumentTypeError(f"expected two different class names as A:B, got {text!r}")
+    return first, second
+
+
 def existing_file(text: str) -> Path:
     path = Path(text)
     if not path.is_file():

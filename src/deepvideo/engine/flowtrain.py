@@ -40,14 +40,16 @@ def flow_pair(config: PairConfig, rng: np.random.Generator) -> tuple[torch.Tenso
 
 class TinyFlowTask(Task):
     """TinyPWC on synthetic pairs: ``pairs_per_epoch`` fresh pairs per epoch, the multi-scale
-    EPE loss; ``val_pairs`` fixed held-out pairs; ``model`` holds TinyPWC's options."""
+    EPE loss; ``val_pairs`` fixed held-out pairs; ``model`` holds TinyPWC's options.  ``pairs``
+    defaults to ``PairConfig()`` (64x64, flow up to 10 px, 3 objects)."""
 
     name = "tinyflow"
     samples = "pairs"
     monitor = "val_epe"
 
-    def __init__(self, pairs: PairConfig = PairConfig(), pairs_per_epoch: int = 1600, val_pairs: int = 64,
+    def __init__(self, pairs: PairConfig | None = None, pairs_per_epoch: int = 1600, val_pairs: int = 64,
                  model: dict[str, Any] | None = None) -> None:
+        pairs = pairs or PairConfig()
         self.pairs, self.pairs_per_epoch, self.val_pairs = pairs, pairs_per_epoch, val_pairs
         self.model_options = dict(model or {})
         stride = TinyPWC(**self.model_options).stride
@@ -85,7 +87,7 @@ TINYFLOW_TRAINING = TrainConfig(epochs=10, batch_size=8, lr=2e-3, optimizer="ada
                                 warmup_epochs=0.5, min_lr=0.01, clip_grad=None)
 
 
-def train_tinyflow(out_dir: str | os.PathLike, pairs: PairConfig = PairConfig(), pairs_per_epoch: int = 1600,
+def train_tinyflow(out_dir: str | os.PathLike, pairs: PairConfig | None = None, pairs_per_epoch: int = 1600,
                    val_pairs: int = 64, model: dict[str, Any] | None = None, train: TrainConfig | None = None,
                    resume: bool = False) -> TinyFlow:
     """Train a :class:`~deepvideo.flow.tinyflow.TinyPWC` on synthetic pairs through the

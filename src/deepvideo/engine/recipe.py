@@ -19,6 +19,7 @@ import torch.nn as nn
 
 from deepvideo.data import datasets
 from deepvideo.data.sampling import ClipSampler, RandomClipSampler, UniformClipSampler
+from deepvideo.data.flipswap import FlipSwap, swap_table
 from deepvideo.data.features import FEATURE_SUFFIX, FeatureOpener, features_to_clip, load_features
 from deepvideo.data.transforms import (KINETICS_MEAN, KINETICS_STD, build_flow_transform, build_pair_transform,
                                        build_transform)
@@ -27,7 +28,8 @@ from deepvideo.models import create_model, list_models
 from deepvideo.models.registry import MODELS, model_builder, model_inputs
 from deepvideo.registry import Registry
 
-__all__ = ["Recipe", "DataSpec", "feature_dim", "stratified_holdout", "DATA_FORMATS", "MODALITIES", "RGB_FLOW", "load_trained"]
+__all__ = ["DATA_FORMATS", "DataSpec", "MODALITIES", "RGB_FLOW", "Recipe", "feature_dim", "load_trained",
+           "stratified_holdout"]
 
 # builders (spec, subset, classes, **common) -> dataset; info: needs, the DataSpec fields they read
 DATA_FORMATS: Registry[Callable[..., datasets.VideoDataset]] = Registry("data format")
@@ -58,6 +60,9 @@ class Recipe:
     (``two_stream``'s spatial stream sees frame ``s + (T // 2) d``, inside the stack's span).
     Both get the same crop and the same flip (``dx`` negated); see
     :func:`~deepvideo.data.transforms.build_pair_transform`.
+
+    ``flip_swap``: pairs of class names, e.g. ``[("left", "right")]``, whose labels trade
+    places when a training clip is mirrored (:class:`~deepvideo.data.flipswap.FlipSwap`).
     """
 
     model: str
@@ -73,6 +78,7 @@ class Recipe:
     test_clips: int = 5
     modality: str = "rgb"
     flow_scale: float = 20.0
+    flip_swap: list[tuple[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -86,6 +92,11 @@ class Recipe:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.resize is not None and self.resize < self.size:
             raise ValueError(f"resize ({self.resize}) must be at least size ({self.size})")
+        self.flip_swap = [tuple(pair) for pair in self.flip_swap]
+        if self.flip_swap and (not self.flip or self.modality == "features"):
+            raise ValueError("flip_swap needs flip=True and clips of frames or flow (not features)")
+        if any(len(pair) != 2 or pair[0] == pair[1] for pair in self.flip_swap):
+            raise ValueError(f"flip_swap: pairs of two different class names, got {self.flip_swap}")
 
     @classmethod
     def for_data(cls, data: "DataSpec", model: str, model_kwargs: dict[str, Any] | None = None,
@@ -118,28 +129,35 @@ class Recipe:
         return UniformClipSampler(self.clip_len, num_clips or self.test_clips, stride=self.frame_stride)
 
     def transform(self, train: bool):
-        """The input pipeline of ``modality`` (training or test time)."""
+        """The input pipeline of ``modality`` (training or test time).  With ``flip_swap``
+        the flips happen after it (:class:`~deepvideo.data.flipswap.FlipSwap`)."""
+        flip = self.flip and not self.flip_swap
         if self.modality == "features":
             return features_to_clip
         if self.modality == RGB_FLOW:
             return build_pair_transform(train, size=self.size, resize=self.resize, mean=self.mean,
-                                        std=self.std, flip=self.flip, flow_scale=self.flow_scale)
+                                        std=self.std, flip=flip, flow_scale=self.flow_scale)
         if self.modality == "flow":
-            return build_flow_transform(train, size=self.size, resize=self.resize, flip=self.flip,
+            return build_flow_transform(train, size=self.size, resize=self.resize, flip=flip,
                                         scale=self.flow_scale)
         return build_transform(train, size=self.size, resize=self.resize, mean=self.mean, std=self.std,
-                               flip=self.flip)
+                               flip=flip)
 
     def dataset(self, data: "DataSpec", subset: str, train: bool, seed: int = 0,
                 num_clips: int | None = None) -> datasets.VideoDataset:
         """``data``'s ``subset`` with this recipe's sampler, transform and modality; the
-        classes are the recipe's (or, while ``classes`` is empty, the data's own)."""
-        return data.build(subset, self.sampler(train, num_clips), self.transform(train), seed=seed,
-                          classes=self.classes or None, modality=self.modality)
+        classes are the recipe's (or, while ``classes`` is empty, the data's own).  Training
+        clips of a recipe with ``flip_swap`` are flipped with their labels swapped."""
+        dataset = data.build(subset, self.sampler(train, num_clips), self.transform(train), seed=seed,
+                             classes=self.classes or None, modality=self.modality)
+        if train and self.flip_swap:
+            return FlipSwap(dataset, swap_table(self.flip_swap, dataset.classes), self.modality, seed=seed)
+        return dataset
 
     def to_dict(self) -> dict[str, Any]:
         state = asdict(self)
         state["mean"], state["std"] = list(self.mean), list(self.std)
+        state["flip_swap"] = [list(pair) for pair in self.flip_swap]
         return state
 
     @classmethod
@@ -147,6 +165,7 @@ class Recipe:
         known = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in state.items() if k in known}
         kwargs["mean"], kwargs["std"] = tuple(kwargs["mean"]), tuple(kwargs["std"])
+        kwargs["flip_swap"] = [tuple(pair) for pair in kwargs.get("flip_swap", [])]
         return cls(**kwargs)
 
 

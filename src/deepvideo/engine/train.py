@@ -127,7 +127,7 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
     groups = [{"params": decay, "weight_decay": config.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
     if config.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=True)
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.momentum > 0)
     if config.optimizer == "adam":
         return torch.optim.Adam(groups, lr=config.lr)
     return torch.optim.AdamW(groups, lr=config.lr)
@@ -294,14 +294,14 @@ def _fit(task: Task, config: TrainConfig, out_dir: Path, resume: bool, device: t
             row["bad_videos"] = len(bad) - len(bad_before)
             if row["bad_videos"] and main:
                 warnings.warn(f"epoch {epoch + 1}: skipped {row['bad_videos']} unreadable {task.samples} "
-                              f"(all so far: {_describe_bad(train_set, bad)})")
+                              f"(all so far: {_describe_bad(train_set, bad)})", stacklevel=2)
         if val_set is not None:
             val = _validate(task, model, val_set, config, device, amp)
             new_val_bad = sorted(set(val.pop("bad_videos", [])) - val_bad)  # gathered from every process
             val_bad.update(new_val_bad)
             if new_val_bad and main:
                 warnings.warn(f"epoch {epoch + 1}: validation skipped {len(new_val_bad)} unreadable {task.samples} "
-                              f"({', '.join(map(str, new_val_bad))})")
+                              f"({', '.join(map(str, new_val_bad))})", stacklevel=2)
             row.update(val)
         history.append(row)
         if monitor not in row:

@@ -279,7 +279,8 @@ def _load_model(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, st
 
 def load_tinyflow(weights: str | os.PathLike, device: str | torch.device | None = None) -> TinyFlow:
     """The :class:`TinyFlow` estimator stored in ``weights`` (a file from
-    :func:`~deepvideo.engine.flowtrain.train_tinyflow` or :func:`save_tinyflow`).  Raises ``ValueError`` naming the file when it is missing,
-    unreadable, of another kind, or its tensors do not fit (the first bad key is named)."""
+    :func:`~deepvideo.engine.flowtrain.train_tinyflow` or :func:`save_tinyflow`).  Raises
+    ``ValueError`` naming the file when it is missing, unreadable, of another kind, or its
+    tensors do not fit (the first bad key is named)."""
     path = Path(weights)
     return TinyFlow(_load_model(path, *_read(path)), device=device)
