@@ -111,7 +111,7 @@ def test_a_new_data_format_needs_no_other_edit(monkeypatch):
     spec = DataSpec(format="single_folder", root="videos")
     assert spec.build("val", sampler=None, transform=None, classes=["a"]) == (
         "videos", "val", ["a"], ["sampler", "seed", "transform"])
-    assert _error(DataSpec, format="single_folder") == "--format single_folder needs --data"
+    assert _error(DataSpec, format="single_folder") == "format single_folder needs root"
 
 
 def test_one_builder_under_several_names():

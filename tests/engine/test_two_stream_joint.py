@@ -161,9 +161,9 @@ def test_missing_flow_cache_file_is_skipped_and_counted(tiny_motion_root, tiny_f
 
 
 @pytest.mark.parametrize("argv, fragments", [
-    (["--model", "two_stream"], ["--model two_stream takes (rgb, flow) pairs", "--modality rgb+flow"]),
+    (["--model", "two_stream"], ["--model two_stream takes (rgb, flow) pairs", "use modality rgb+flow"]),
     (["--model", "small3d", "--modality", "rgb+flow"], ["--modality rgb+flow needs", "two_stream, two_stream_i3d",
-                                                        "--model small3d"]),
+                                                        "model small3d takes one clip"]),
     (["--model", "two_stream", "--modality", "rgb+flow", "--model-opt", "flow_frames=5", "--clip-len", "4"],
      ["flow_frames=5", "--clip-len 4"]),
 ])

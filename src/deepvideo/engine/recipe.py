@@ -82,9 +82,9 @@ class Recipe:
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
-            raise ValueError(f"--modality must be one of {', '.join(MODALITIES)}, got {self.modality!r}")
+            raise ValueError(f"modality must be one of {', '.join(MODALITIES)}, got {self.modality!r}")
         if self.modality in ("flow", RGB_FLOW) and self.resize is None:
-            raise ValueError(f"the {self.modality} modality needs --resize (resizing scales the flow vectors)")
+            raise ValueError(f"resize: the {self.modality} modality needs it (resizing scales the flow vectors)")
         _check_model_modality(self.model, self.modality, self.model_kwargs, self.clip_len)
         MODELS.check(self.model, {"num_classes": 1, **self.model_kwargs})
         for name in ("clip_len", "frame_stride", "size", "test_clips"):
@@ -174,18 +174,18 @@ def _check_model_modality(model: str, modality: str, model_kwargs: dict[str, Any
     it; its ``flow_frames`` option (if any) must be ``clip_len``, the fields per stack."""
     pair = model_inputs(model) == PAIR_INPUTS
     if pair and modality != RGB_FLOW:
-        raise ValueError(f"--model {model} takes (rgb, flow) pairs: use --modality {RGB_FLOW} "
-                         f"(got --modality {modality})")
+        raise ValueError(f"model {model} takes (rgb, flow) pairs: use modality {RGB_FLOW} "
+                         f"(got modality {modality})")
     if not pair and modality == RGB_FLOW:
         pairs = ", ".join(n for n in list_models() if model_inputs(n) == PAIR_INPUTS)
-        raise ValueError(f"--modality {RGB_FLOW} needs a model taking (rgb, flow) pairs ({pairs}); "
-                         f"--model {model} takes one clip")
+        raise ValueError(f"modality {RGB_FLOW} needs a model taking (rgb, flow) pairs ({pairs}); "
+                         f"model {model} takes one clip")
     if not pair:
         return
     option = inspect.signature(model_builder(model)).parameters.get("flow_frames")
     flow_frames = model_kwargs.get("flow_frames", option.default) if option is not None else clip_len
     if flow_frames != clip_len:
-        raise ValueError(f"--model {model}: option flow_frames={flow_frames} must equal --clip-len "
+        raise ValueError(f"model {model}: option flow_frames={flow_frames} must equal clip_len "
                          f"{clip_len} (the flow stack has clip_len fields)")
 
 
@@ -224,8 +224,7 @@ class DataSpec:
             raise ValueError(f"val_split must be in [0, 1), got {self.val_split}")
         for name in DATA_FORMATS.info(self.format)["needs"]:
             if getattr(self, name) is None:
-                option = "--data" if name == "root" else f"--{name}"
-                raise ValueError(f"--format {self.format} needs {option}")
+                raise ValueError(f"format {self.format} needs {name}")
 
     def build(self, subset: str, sampler: ClipSampler, transform, seed: int = 0,
               classes: list[str] | None = None, modality: str = "rgb") -> datasets.VideoDataset:

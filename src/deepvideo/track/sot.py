@@ -40,7 +40,7 @@ from deepvideo.track.ope import check_box
 from deepvideo.track.siamfc import (SiamFCConfig, SiamFCNet, SiamFCTracker, crop_and_resize,
                                     logistic_labels, logistic_loss, to_tensor)
 
-__all__ = ["GOTURNTask", "PIXEL_CONFIG", "SiamFCTask", "TRACKERS", "TrackSequence", "goturn_batch", "goturn_pair",
+__all__ = ["GOTURNTask", "PIXEL_CONFIG", "SiamFCTask", "TRACKERS", "TrackerTask", "TrackSequence", "goturn_batch", "goturn_pair",
            "load_annotated_videos", "load_tracker_net", "make_tracker", "save_tracker_net", "siamfc_batch",
            "siamfc_example", "synthetic_sequences", "track_frames", "track_video", "train_goturn", "train_siamfc",
            "train_sot"]
@@ -185,43 +185,58 @@ def load_tracker_net(path: str | os.PathLike) -> SiamFCNet | GOTURNNet:
     return net
 
 
-class SiamFCTask(Task):
-    """SiamFC training (Bertinetto et al. 2016) for the engine: pairs of
-    :func:`siamfc_example` drawn afresh every epoch (``epoch_steps * batch_size`` of them),
-    the logistic loss on the score map against the paper's +1/-1 labels within ``radius``.
-    Validation (when ``val_sequences`` are given): the same loss on pairs of those."""
+class TrackerTask(Task):
+    """Training pairs for a single-object tracker's network, for the engine: examples of
+    ``example`` (:func:`siamfc_example`, :func:`goturn_pair`) drawn afresh every epoch
+    (``pairs_per_epoch`` of them); validation, when ``val_sequences`` are given, on examples
+    of those.  Subclasses set the network, its config, the example and the loss."""
 
-    name = "siamfc"
+    net_type: type[torch.nn.Module]
+    config_type: type
 
-    def __init__(self, sequences: Sequence[TrackSequence], config: SiamFCConfig | None = None,
-                 max_gap: int = 8, pairs_per_epoch: int = 400,
-                 val_sequences: Sequence[TrackSequence] | None = None) -> None:
-        self.net_config = config or SiamFCConfig()
-        if self.net_config.width == 0:
-            raise ValueError("config.width: 0 is the training-free pixel embedding; nothing to train")
-        _check_sequences(sequences, "sequences")
+    def __init__(self, sequences: Sequence[TrackSequence], config=None, max_gap: int = 1,
+                 pairs_per_epoch: int = 800, val_sequences: Sequence[TrackSequence] | None = None) -> None:
+        if not sequences:
+            raise ValueError("sequences: no annotated sequences to train on")
+        self.net_config = config or self.config_type()
         self.sequences, self.max_gap, self.pairs_per_epoch = sequences, max_gap, pairs_per_epoch
         self.val_sequences = val_sequences
-        net = SiamFCNet(self.net_config)
-        self.labels = logistic_labels(net.response_size, self.net_config.radius, net.total_stride)
+
+    def example(self, sequences: Sequence[TrackSequence], rng: np.random.Generator):
+        raise NotImplementedError
 
     def config(self) -> dict:
-        return {"task": "siamfc", "config": json.loads(self.net_config.to_json()), "max_gap": self.max_gap,
+        return {"task": self.name, "config": json.loads(self.net_config.to_json()), "max_gap": self.max_gap,
                 "pairs_per_epoch": self.pairs_per_epoch, "sequences": [s.name for s in self.sequences]}
 
     def build_model(self) -> torch.nn.Module:
-        return SiamFCNet(self.net_config)
-
-    def _pairs(self, sequences: Sequence[TrackSequence], length: int, seed: int) -> GeneratedSet:
-        return GeneratedSet(partial(siamfc_example, sequences, self.net_config, max_gap=self.max_gap), length, seed)
+        return self.net_type(self.net_config)
 
     def train_set(self, seed: int) -> GeneratedSet:
-        return self._pairs(self.sequences, self.pairs_per_epoch, seed)
+        return GeneratedSet(partial(self.example, self.sequences), self.pairs_per_epoch, seed)
 
     def val_set(self, seed: int) -> GeneratedSet | None:
         if not self.val_sequences:
             return None
-        return self._pairs(self.val_sequences, max(1, self.pairs_per_epoch // 4), seed + 1)
+        return GeneratedSet(partial(self.example, self.val_sequences), max(1, self.pairs_per_epoch // 4), seed + 1)
+
+
+class SiamFCTask(TrackerTask):
+    """SiamFC (Bertinetto et al. 2016): pairs of :func:`siamfc_example`, the logistic loss on
+    the score map against the paper's +1/-1 labels within ``radius``."""
+
+    name, net_type, config_type = "siamfc", SiamFCNet, SiamFCConfig
+
+    def __init__(self, sequences: Sequence[TrackSequence], config: SiamFCConfig | None = None, max_gap: int = 8,
+                 pairs_per_epoch: int = 400, val_sequences: Sequence[TrackSequence] | None = None) -> None:
+        super().__init__(sequences, config, max_gap, pairs_per_epoch, val_sequences)
+        if self.net_config.width == 0:
+            raise ValueError("config.width: 0 is the training-free pixel embedding; nothing to train")
+        net = SiamFCNet(self.net_config)
+        self.labels = logistic_labels(net.response_size, self.net_config.radius, net.total_stride)
+
+    def example(self, sequences: Sequence[TrackSequence], rng: np.random.Generator):
+        return siamfc_example(sequences, self.net_config, rng, self.max_gap)
 
     def training_step(self, model: torch.nn.Module, batch) -> Step:
         exemplars, searches = batch
@@ -229,47 +244,18 @@ class SiamFCTask(Task):
         return Step(logistic_loss(scores, self.labels.to(scores.device)), len(exemplars))
 
 
-class GOTURNTask(Task):
-    """GOTURN training (Held et al. 2016) for the engine: examples of :func:`goturn_pair`
-    drawn afresh every epoch, the L1 loss on the predicted box corners.  Validation (when
-    ``val_sequences`` are given): the same loss on examples of those."""
+class GOTURNTask(TrackerTask):
+    """GOTURN (Held et al. 2016): examples of :func:`goturn_pair`, the L1 loss on the
+    predicted box corners."""
 
-    name = "goturn"
+    name, net_type, config_type = "goturn", GOTURNNet, GOTURNConfig
 
-    def __init__(self, sequences: Sequence[TrackSequence], config: GOTURNConfig | None = None,
-                 max_gap: int = 1, pairs_per_epoch: int = 800,
-                 val_sequences: Sequence[TrackSequence] | None = None) -> None:
-        _check_sequences(sequences, "sequences")
-        self.net_config = config or GOTURNConfig()
-        self.sequences, self.max_gap, self.pairs_per_epoch = sequences, max_gap, pairs_per_epoch
-        self.val_sequences = val_sequences
-
-    def config(self) -> dict:
-        return {"task": "goturn", "config": json.loads(self.net_config.to_json()), "max_gap": self.max_gap,
-                "pairs_per_epoch": self.pairs_per_epoch, "sequences": [s.name for s in self.sequences]}
-
-    def build_model(self) -> torch.nn.Module:
-        return GOTURNNet(self.net_config)
-
-    def _pairs(self, sequences: Sequence[TrackSequence], length: int, seed: int) -> GeneratedSet:
-        return GeneratedSet(partial(goturn_pair, sequences, self.net_config, max_gap=self.max_gap), length, seed)
-
-    def train_set(self, seed: int) -> GeneratedSet:
-        return self._pairs(self.sequences, self.pairs_per_epoch, seed)
-
-    def val_set(self, seed: int) -> GeneratedSet | None:
-        if not self.val_sequences:
-            return None
-        return self._pairs(self.val_sequences, max(1, self.pairs_per_epoch // 4), seed + 1)
+    def example(self, sequences: Sequence[TrackSequence], rng: np.random.Generator):
+        return goturn_pair(sequences, self.net_config, rng, self.max_gap)
 
     def training_step(self, model: torch.nn.Module, batch) -> Step:
         previous, current, targets = batch
         return Step(torch.nn.functional.l1_loss(model(previous, current).float(), targets), len(targets))
-
-
-def _check_sequences(sequences: Sequence[TrackSequence], name: str) -> None:
-    if not sequences:
-        raise ValueError(f"{name}: no annotated sequences to train on")
 
 
 TRACKERS: Registry = Registry("single-object tracker")
