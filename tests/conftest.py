@@ -1,8 +1,11 @@
-"""Shared fixtures: real sample videos from ../shared/data and small generated videos."""
+"""Shared fixtures and helpers (``from conftest import ...``): real sample videos from
+../shared/data, small generated videos, training and CLI-error checks."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -109,13 +112,20 @@ def locate_crop(view: np.ndarray, frames: np.ndarray) -> tuple[int, int, int, bo
     return found[0]
 
 
-def train_losses(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor, steps: int = 25,
-                 lr: float = 1e-2) -> list[float]:
-    """Full-batch Adam steps on one small batch; the loss after each step."""
+def train_losses(model: torch.nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...], labels: torch.Tensor,
+                 steps: int = 25, lr: float = 1e-2,
+                 loss_fn: Callable[[Any, torch.Tensor], torch.Tensor] = torch.nn.functional.cross_entropy,
+                 ) -> list[float]:
+    """Full-batch Adam steps on one small batch; the loss of each step, before its update.
+
+    ``inputs``: the model's input, or a tuple of its inputs (``model(*inputs)``);
+    ``loss_fn(output, labels)``: cross-entropy unless given.
+    """
+    inputs = inputs if isinstance(inputs, tuple) else (inputs,)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     losses = []
     for _ in range(steps):
-        loss = torch.nn.functional.cross_entropy(model(inputs), labels)
+        loss = loss_fn(model(*inputs), labels)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -125,8 +135,23 @@ def train_losses(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Ten
 
 @pytest.fixture
 def overfit():
-    """``overfit(model, inputs, labels, steps=25, lr=1e-2) -> losses`` (see ``train_losses``)."""
+    """``overfit(model, inputs, labels, steps=25, lr=1e-2, loss_fn=cross_entropy) -> losses``
+    (see ``train_losses``)."""
     return train_losses
+
+
+def one_line_error(err: str, *fragments: str, command: str = "", lines_above: bool = False) -> None:
+    """``deepvideo``'s stderr after a failed command: one ``deepvideo CMD: error: ...`` line
+    (``CMD`` is ``command`` when given), no traceback, holding every fragment.  The error
+    line is all of stderr, or with ``lines_above`` its last line (above it: a progress bar,
+    a line per skipped video)."""
+    lines = err.splitlines()
+    errors = [line for line in lines if ": error: " in line]
+    assert len(errors) == 1 and err.endswith(errors[0] + "\n") and "Traceback" not in err, err
+    assert lines_above or len(lines) == 1, err
+    assert errors[0].startswith(f"deepvideo {command}: error: " if command else "deepvideo "), errors[0]
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
 
 
 def randomize_batchnorm(model: torch.nn.Module) -> torch.nn.Module:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import numbers
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar
@@ -34,6 +35,20 @@ _KEYWORD = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_O
 def _closest(word: str, choices: Iterable[str]) -> str | None:
     match = difflib.get_close_matches(word, list(choices), n=1)
     return match[0] if match else None
+
+
+def _check_number(key: str, value: Any, param: inspect.Parameter | None, owner: str) -> None:
+    """A ``ValueError`` for a non-number ``value`` of an option whose default is a number
+    (an integer where the default is one; ``None`` passes where the annotation allows it)."""
+    default = param.default if param is not None else None
+    if isinstance(default, bool) or not isinstance(default, (int, float)):
+        return
+    if value is None and "None" in str(param.annotation):
+        return
+    kind = numbers.Integral if isinstance(default, int) else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind):
+        wanted = "an integer" if kind is numbers.Integral else "a number"
+        raise ValueError(f"{key}: {owner} takes {wanted}, got {value!r}")
 
 
 class Registry(Generic[B]):
@@ -107,6 +122,9 @@ class Registry(Generic[B]):
         missing = [p.name for p in params if p.kind in _KEYWORD and p.default is p.empty and p.name not in options]
         if missing:
             raise ValueError(f"{self.kind} {name!r} needs {', '.join(missing)}")
+        by_name = {p.name: p for p in params}
+        for key, value in options.items():
+            _check_number(key, value, by_name.get(key), f"{self.kind} {name!r}")
         return builder
 
     def build(self, name: str, /, **options: Any) -> Any:

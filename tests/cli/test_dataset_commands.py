@@ -12,20 +12,13 @@ from deepvideo.cli import _video_files, main
 from deepvideo.data.features import load_features
 from deepvideo.io import open_video
 
+from conftest import one_line_error
+
 
 def run(capsys, *argv):
     code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def one_line_error(err: str, *fragments: str) -> None:
-    """The error is stderr's one ``deepvideo CMD: error:`` line, its last (above it: the
-    progress bar and a line per skipped video)."""
-    errors = [line for line in err.splitlines() if ": error: " in line]
-    assert len(errors) == 1 and err.endswith(errors[0] + "\n") and "Traceback" not in err, err
-    for fragment in fragments:
-        assert fragment in errors[0], errors[0]
 
 
 @pytest.fixture
@@ -86,11 +79,12 @@ def test_pack_of_only_corrupt_videos_exits_2_naming_each_once(capsys, tmp_path):
                                 f"  skipped {data / 'a.mp4'}: not a readable video (Invalid data found when "
                                 f"processing input: moov atom not found)",
                                 f"  skipped {data / 'b.avi'}: empty file"]
-    one_line_error(err, f"--data {data}: none of the 2 videos could be used", f"first: {data / 'a.mp4'}: not a readable video")
+    one_line_error(err, f"--data {data}: none of the 2 videos could be used",
+                   f"first: {data / 'a.mp4'}: not a readable video", lines_above=True)
     assert out.count(str(data / "a.mp4")) == 1
     code, _, err = run(capsys, "flow-extract", "--data", str(data), "--out", str(tmp_path / "flow"))
     assert code == 2
-    one_line_error(err, "none of the 2 videos could be used")
+    one_line_error(err, "none of the 2 videos could be used", lines_above=True)
 
 
 def test_one_good_video_is_success(capsys, tiny_motion_root, tmp_path):
@@ -116,5 +110,6 @@ def test_extract_features_on_too_short_videos_says_so_and_exits_2(capsys, tiny_m
     video = tiny_motion_root / "val" / "left" / "left_0.mp4"
     assert lines[1] == f"  skipped {video}: too short (8 frames, a clip needs 16)"
     assert len(lines) == 5 and "unreadable" not in out
-    one_line_error(err, "none of the 4 videos could be used", "too short (8 frames, a clip needs 16)")
+    one_line_error(err, "none of the 4 videos could be used", "too short (8 frames, a clip needs 16)",
+                   lines_above=True)
     assert not list(out_dir.rglob("*.npz"))

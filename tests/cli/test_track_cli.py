@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import entering_scene, moving_square_frames
+from conftest import entering_scene, moving_square_frames, one_line_error
 from deepvideo.cli import main
 from deepvideo.io import read_video
 from deepvideo.track.mot import draw_tracks
 from deepvideo.track.motio import read_mot, write_mot
 from deepvideo.track.ope import read_boxes, write_boxes
 from deepvideo.track.scenes import crossing_scene, noisy_detections
-from test_cli import one_line_error, run
+from test_cli import run
 
 
 @pytest.fixture(autouse=True)
@@ -253,14 +253,23 @@ def test_unknown_tracker_and_detector_are_rejected(dets, tmp_path, capsys):
 @pytest.mark.parametrize("argv, fragments", [
     ([], ("give a VIDEO", "--dets")),
     (["--dets", "{dets}", "--video-out", "v.mp4"], ("--video-out needs VIDEO",)),
-    (["{video}", "--dets", "{dets}", "--detector", "mog2"], ("--dets: read only by --detector dets",)),
-    (["{video}", "--detector", "dets"], ("--detector dets needs --dets",)),
-    (["{video}", "--detector", "torchvision"], ("--detector torchvision needs --weights",)),
-    (["--dets", "{dets}", "--tracker-opt", "speed=2"], ("--tracker-opt speed", "Sort takes max_age, min_hits")),
+    # the library's messages name its parameters (detector, tracker, max_age); main() shows the flags
+    (["{video}", "--dets", "{dets}", "--detector", "mog2"],
+     ("--detector 'mog2' has no option 'dets'; options: history, var_threshold, min_area",)),
+    (["{video}", "--detector", "dets"], ("--detector 'dets' needs a detections file",)),
+    (["{video}", "--detector", "torchvision"], ("--detector 'torchvision' needs weights",)),
+    (["{video}", "--detector", "mog2", "--weights", "{dets}"], ("--detector 'mog2' has no option 'weights'",)),
+    (["--dets", "{dets}", "--tracker-opt", "speed=2"],
+     ("--tracker 'sort' has no option 'speed'; options: --max-age, --min-hits, --iou-threshold",)),
     (["--dets", "{dets}", "--tracker", "bytetrack", "--tracker-opt", "max_age=x"],
-     ("--tracker-opt max_age='x': expected an integer",)),
-    (["{video}", "--detector-opt", "area=5"], ("--detector-opt area", "MOG2Detector takes", "min_area")),
-    (["{video}", "--dets", "{dets}", "--embedder", "{dets}"], ("--embedder: only deepsort",)),
+     ("--max-age must be a non-negative integer, got 'x'",)),
+    (["--dets", "{dets}", "--tracker", "bytetrack", "--tracker-opt", "high_threshold=[1]"],
+     ("high_threshold: tracker 'bytetrack' takes a number, got [1]",)),
+    (["--dets", "{dets}", "--tracker", "deepsort", "--tracker-opt", "nn_budget=x"],
+     ("nn_budget: tracker 'deepsort' takes an integer, got 'x'",)),
+    (["{video}", "--detector-opt", "area=5"], ("--detector 'mog2' has no option 'area'", "min_area")),
+    (["{video}", "--detector-opt", "min_area=2.5"], ("min_area: detector 'mog2' takes an integer, got 2.5",)),
+    (["{video}", "--dets", "{dets}", "--embedder", "{dets}"], ("--tracker 'sort' has no option 'embedder'",)),
 ])
 def test_inconsistent_options_are_one_line_errors(make_video, dets, tmp_path, capsys, argv, fragments):
     video = make_video("square.mp4", moving_square_frames(num_frames=3))
@@ -273,7 +282,7 @@ def test_inconsistent_options_are_one_line_errors(make_video, dets, tmp_path, ca
 def test_eval_needs_one_result_per_ground_truth(dets, tmp_path, capsys):
     code, _, err = run(capsys, "track", "eval", "--gt", str(dets), str(dets), "--pred", str(dets))
     assert code == 2
-    one_line_error(err, "--pred: 1 files for 2 --gt files")
+    one_line_error(err, "--pred: 1 files for 2 ground-truth files")
     code, _, err = run(capsys, "track", "eval", "--gt", str(tmp_path / "nope.txt"), "--pred", str(dets))
     assert code == 2
     one_line_error(err, "nope.txt: no such file")

@@ -16,7 +16,7 @@ from deepvideo.data.datasets import (BadVideoWarning, VideoDataset, folder_datas
                                      parse_kinetics_csv, parse_list_file, parse_ucf101)
 from deepvideo.data.sampling import RandomClipSampler, UniformClipSampler
 from deepvideo.data.transforms import build_transform
-from deepvideo.io import VideoDecodeError, read_video
+from deepvideo.io import VideoDecodeError, VideoTooShortError, read_video
 
 UCF_SIZES = {1: (9537, 3783), 2: (9586, 3734), 3: (9624, 3696)}  # official train/test counts
 
@@ -313,9 +313,32 @@ def test_time_range_past_the_end_is_a_bad_video(make_video):
     path = make_video("clip.mp4", tiny(12), fps=10)
     ds = VideoDataset([(path, 0), (path, 0)], ["x"], RandomClipSampler(2), to_tensor,
                       time_ranges=[(5.0, 6.0), None])
-    with pytest.warns(BadVideoWarning, match=r"IndexError: no frame in \[5.0, 6.0\) s"):
+    with pytest.warns(BadVideoWarning, match=r"clip\.mp4: cannot be decoded, skipped and replaced "
+                                             r"\(VideoTooShortError: no frame in \[5.0, 6.0\) s "
+                                             r"\(the video has 12 frames, 1.20 s\)\)"):
         _, _, index = ds[0]
     assert index == 1 and ds.bad_videos() == [path]
+    assert issubclass(VideoTooShortError, VideoDecodeError)
+
+
+def test_bugs_in_transform_or_sampler_propagate(video_tree):
+    """Only the reader's errors mean "bad video": a bug is a crash, not every video skipped."""
+
+    def broken_transform(frames: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+        return torch.from_numpy(frames).permute(3, 0, 1, 2) / None
+
+    def broken_sampler(num_frames: int, rng: np.random.Generator) -> np.ndarray:
+        return np.array([[num_frames]])  # one past the last frame
+
+    bad_transform = folder_dataset(video_tree, sampler=RandomClipSampler(4), transform=broken_transform)
+    bad_sampler = folder_dataset(video_tree, sampler=broken_sampler, transform=to_tensor)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BadVideoWarning)
+        with pytest.raises(TypeError, match="unsupported operand"):
+            bad_transform[0]
+        with pytest.raises(IndexError, match=r"0\.mp4: frame index 12 out of range"):
+            bad_sampler[0]
+    assert bad_transform.num_bad == bad_sampler.num_bad == 0
 
 
 def test_kinetics_csv_errors(tmp_path):

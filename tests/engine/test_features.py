@@ -68,19 +68,14 @@ def test_heads_take_sequences_and_feature_clips():
 
 
 @pytest.mark.parametrize("name", ["tcn_head", "transformer_head"])
-def test_heads_learn_the_order_of_a_sequence(name):
+def test_heads_learn_the_order_of_a_sequence(name, overfit):
     """Two classes with the same features in opposite temporal order: only time tells them apart."""
     torch.manual_seed(0)
     ramp = torch.linspace(-1, 1, 8)[:, None] * torch.randn(1, 6)
     inputs = torch.stack([ramp, ramp.flip(0)] * 4) + 0.05 * torch.randn(8, 8, 6)
     labels = torch.tensor([0, 1] * 4)
     head = create_model(name, num_classes=2, feature_dim=6, dropout=0.0)
-    optimizer = torch.optim.Adam(head.parameters(), lr=3e-3)
-    for _ in range(60):
-        loss = torch.nn.functional.cross_entropy(head(inputs), labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    overfit(head, inputs, labels, steps=60, lr=3e-3)
     head.eval()
     assert (head(inputs).argmax(1) == labels).all()
 
@@ -243,3 +238,12 @@ def test_a_truncated_feature_file_is_a_one_line_error(tmp_path):
     for read in (feature_backbone, load_features):             # was zipfile.BadZipFile, a traceback
         with pytest.raises(VideoDecodeError, match="v.npz: not a feature file"):
             read(path)
+
+
+def test_a_video_too_short_for_the_clip_has_its_own_error(tmp_path):
+    from deepvideo.io import VideoTooShortError, write_video
+
+    video = write_video(tmp_path / "short.mp4", np.zeros((4, 32, 32, 3), np.uint8), fps=10)
+    with pytest.raises(VideoTooShortError, match=r"short\.mp4: too short \(4 frames, a clip needs 8\)") as err:
+        video_features(video, build_backbone("small3d", size=16, clip_len=8))
+    assert isinstance(err.value, VideoDecodeError)

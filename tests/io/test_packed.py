@@ -104,9 +104,13 @@ def test_bad_inputs_give_one_line_errors(tmp_path, frames):
     with tarfile.open(tmp_path / "foreign.tar", "w") as tar:
         tar.add(tmp_path / "empty.tar", arcname="hello.txt")
     (tmp_path / "noise.tar").write_bytes(np.random.default_rng(0).bytes(4096))
+    with tarfile.open(tmp_path / "no_index.tar", "w") as tar:  # meta.json, then an empty index.npy
+        with tarfile.open(tmp_path / "good.tar") as packed:
+            tar.addfile(packed.getmember("meta.json"), packed.extractfile("meta.json"))
+        tar.addfile(tarfile.TarInfo("index.npy"), io.BytesIO())
     cases = {"empty.tar": "truncated packed file", "cut.tar": "truncated packed file \\(frames end",
              "foreign.tar": "not a packed video \\(expected tar member 'meta.json'",
-             "noise.tar": "not a packed video"}
+             "noise.tar": "not a packed video", "no_index.tar": "not a packed video \\(bad index.npy\\)"}
     for name, message in cases.items():
         with pytest.raises(VideoDecodeError, match=rf"{name}: {message}"):
             PackedReader(tmp_path / name)

@@ -152,16 +152,9 @@ def test_nonlocal_stages_keep_pretrained_output(mc3_checkpoint):
         create_model("r3d_18", nonlocal_stages=(5,))
 
 
-def test_overfits_a_handful_of_clips():
+def test_overfits_a_handful_of_clips(overfit):
     torch.manual_seed(0)
     model = create_model("mc3_18", num_classes=3, nonlocal_stages=(2,))
     clips, labels = torch.randn(4, 3, 2, 16, 16), torch.tensor([0, 1, 2, 1])
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(4):
-        loss = nn.functional.cross_entropy(model(clips), labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = overfit(model, clips, labels, steps=4, lr=1e-3)
     assert losses[-1] < 0.2 * losses[0], losses

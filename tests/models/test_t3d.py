@@ -3,6 +3,7 @@ and the 2D -> 3D supervision-transfer objective."""
 
 from __future__ import annotations
 
+import csv
 import json
 
 import pytest
@@ -169,11 +170,15 @@ def test_trains_and_evaluates_through_the_cli(capsys, tiny_motion_root, tmp_path
     _, err = capsys.readouterr()
     assert code == 0, err
     assert (out / "best.pt").is_file()
-    code = main(["eval", "--checkpoint", str(out / "best.pt"), "--data", str(tiny_motion_root), "--json"])
+    # best.pt holds the weights training validated: on the val videos, one clip each as in
+    # training, eval gives the loss and accuracy metrics.csv logged for its one epoch
+    code = main(["eval", "--checkpoint", str(out / "best.pt"), "--data", str(tiny_motion_root), "--subset", "val",
+                 "--clips", "1", "--json"])
     stdout, err = capsys.readouterr()
     assert code == 0, err
-    metrics = json.loads(stdout)
-    assert metrics["num_videos"] == 6 and 0 <= metrics["video_acc1"] <= 1
+    metrics, (logged,) = json.loads(stdout), list(csv.DictReader(open(out / "metrics.csv")))
+    assert metrics["num_videos"] == 4 and metrics["loss"] == pytest.approx(float(logged["val_loss"]), rel=1e-6)
+    assert metrics["video_acc1"] == float(logged["val_video_acc"])
 
 
 def test_weights_file_and_option_errors(tmp_path):
@@ -246,11 +251,17 @@ def test_supervision_transfer_trains_the_student_only():
     student_before = {k: v.clone() for k, v in model.student.state_dict().items()}
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     for _ in range(2):
+        frames, paired, labels = correspondence_pairs(clips, torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            logits = model(frames, paired)
         loss, accuracy = transfer_loss(model, clips, torch.Generator().manual_seed(0))
+        # the cross-entropy and accuracy of the model's logits on the pairs the same seed draws
+        expected = nn.functional.binary_cross_entropy_with_logits(logits, labels)
+        assert loss.item() == pytest.approx(expected.item(), abs=1e-6)
+        assert accuracy == ((logits > 0).float() == labels).float().mean().item()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        assert loss.item() > 0 and 0.0 <= accuracy <= 1.0
     assert all(p.grad is not None and p.grad.abs().sum() > 0
                for p in [*model.student.features.parameters(), *model.head.parameters()])
     assert all(torch.equal(v, teacher_state[k]) for k, v in model.teacher.state_dict().items())

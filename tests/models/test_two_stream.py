@@ -133,19 +133,13 @@ def test_two_stream_i3d(resnet18_file):
     assert model.temporal.conv1.weight.grad is not None and model.spatial.fc.weight.grad is not None
 
 
-def test_two_stream_overfits_a_handful_of_pairs():
+def test_two_stream_overfits_a_handful_of_pairs(overfit):
     torch.manual_seed(0)
     model = two_stream(num_classes=3, flow_frames=2, widths=(8, 16), fusion="weighted")
     rgb, flow = torch.randn(6, 3, 3, 16, 16), torch.randn(6, 2, 2, 16, 16)
     labels = torch.tensor([0, 1, 2, 0, 1, 2])
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(25):
-        loss = F.nll_loss(model(rgb, flow).log_probs, labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = overfit(model, (rgb, flow), labels, steps=25, lr=1e-2,
+                     loss_fn=lambda out, target: F.nll_loss(out.log_probs, target))
     assert losses[-1] < 0.3 * losses[0]
 
 

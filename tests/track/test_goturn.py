@@ -86,7 +86,7 @@ def test_trained_weights_track_a_video_file(make_video, tmp_path: Path) -> None:
     path = make_video("square.mp4", moving_square_frames(num_frames=5))
     boxes = track_video(path, (0, 20, 12, 12), tracker="goturn", weights=weights, progress=False)
     assert boxes.shape == (5, 4) and np.isfinite(boxes).all() and (boxes[:, 2:] >= 1).all()
-    with pytest.raises(ValueError, match="--box: width and height must be positive"):
+    with pytest.raises(ValueError, match="^box: width and height must be positive"):
         track_video(path, (0, 20, -3, 12), tracker="goturn", weights=weights, progress=False)
     with pytest.raises(ValueError, match="weights: GOTURN needs a trained weights file"):
         make_tracker("goturn")

@@ -40,10 +40,13 @@ import shutil
 import numpy as np
 import pytest
 
+from conftest import one_line_error
 from deepvideo.cli import main
-from deepvideo.track.mot_metrics import (evaluate_benchmark, evaluate_files, evaluate_mot, evaluate_sequences,
-                                         format_table, iou_matrix, read_ground_truth)
-from deepvideo.track.motio import write_mot
+from deepvideo.track.mot_metrics import (evaluate_benchmark, evaluate_files, evaluate_mot, evaluate_mot_files,
+                                         evaluate_sequences, evaluate_tracking, format_results, format_table,
+                                         iou_matrix, read_ground_truth)
+from deepvideo.track.motio import read_mot, write_mot
+from deepvideo.track.ope import format_ope_table, write_boxes
 
 # TrackEval 1.0.0 (script above); our key -> value
 TRACKEVAL = {
@@ -311,14 +314,6 @@ def track_eval(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def one_line_error(err: str, *fragments: str) -> None:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    assert lines[0].startswith("deepvideo track eval: error: "), lines[0]
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-
-
 @pytest.fixture
 def mot_files(tmp_path):
     """A 2-box ground truth (plus an ignored box), an empty result, an empty gt, a perfect result."""
@@ -333,12 +328,13 @@ def mot_files(tmp_path):
 def test_cli_empty_ground_truth_exits_with_one_line(capsys, mot_files):
     code, out, err = track_eval(capsys, "--gt", str(mot_files["empty_gt"]), "--pred", str(mot_files["good"]))
     assert code == 2 and out == ""
-    one_line_error(err, f"{mot_files['empty_gt']}: ground truth holds no boxes", "MOTA and recall are undefined")
+    one_line_error(err, f"{mot_files['empty_gt']}: ground truth holds no boxes", "MOTA and recall are undefined",
+                   command="track eval")
     # among several sequences too: the empty one is named, nothing is printed
     code, out, err = track_eval(capsys, "--gt", str(mot_files["gt"]), str(mot_files["empty_gt"]),
                                 "--pred", str(mot_files["good"]), str(mot_files["good"]), "--json")
     assert code == 2 and out == ""
-    one_line_error(err, f"{mot_files['empty_gt']}: ground truth holds no boxes")
+    one_line_error(err, f"{mot_files['empty_gt']}: ground truth holds no boxes", command="track eval")
 
 
 def test_cli_empty_result_still_evaluates(capsys, mot_files):
@@ -368,7 +364,7 @@ def test_cli_malformed_line_names_file_and_line(capsys, mot_files, tmp_path, lin
     gt, pred = (malformed, mot_files["good"]) if bad == "--gt" else (mot_files["gt"], malformed)
     code, out, err = track_eval(capsys, "--gt", str(gt), "--pred", str(pred))
     assert code == 2 and out == ""
-    one_line_error(err, f"{malformed}:3: {problem}")
+    one_line_error(err, f"{malformed}:3: {problem}", command="track eval")
 
 
 @pytest.mark.parametrize("bad", ["--gt", "--pred"])
@@ -377,4 +373,48 @@ def test_cli_missing_file_is_named(capsys, mot_files, tmp_path, bad):
     gt, pred = (missing, mot_files["good"]) if bad == "--gt" else (mot_files["gt"], missing)
     code, out, err = track_eval(capsys, "--gt", str(gt), "--pred", str(pred))
     assert code == 2 and out == ""
-    one_line_error(err, f"{missing}: no such")
+    one_line_error(err, f"{missing}: no such", command="track eval")
+
+
+# ---------------------------------------------------------------------------------- files of either kind
+
+def test_evaluate_mot_files_names_sequences_and_combines(mot_files, tmp_path):
+    gt, good, none = mot_files["gt"], mot_files["good"], mot_files["none"]
+    scene = shutil.copy(gt, tmp_path / "scene.gt.txt")
+    folder = tmp_path.name  # gt.txt says nothing: its folder names the sequence
+    assert evaluate_mot_files(gt, good) == {folder: evaluate_files(gt, good)}  # one file: no COMBINED row
+    results = evaluate_mot_files([scene, gt], [good, none])
+    assert list(results) == ["scene", folder, "COMBINED"]
+    assert results == evaluate_sequences({"scene": (read_ground_truth(scene), read_mot(good)),
+                                          folder: (read_ground_truth(gt), read_mot(none))})
+    assert (results["COMBINED"]["TP"], results["COMBINED"]["FN"], results["COMBINED"]["MOTA"]) == (2, 2, 0.5)
+    with pytest.raises(ValueError, match=r"^pred: 1 files for 2 ground-truth files$"):
+        evaluate_mot_files([scene, gt], [good])
+    with pytest.raises(ValueError, match=r"^gt: one benchmark folder \(<seq>/gt/gt\.txt\) or MOT files, not both$"):
+        evaluate_mot_files([tmp_path, gt], [tmp_path, good])
+
+
+def test_evaluate_mot_files_of_a_benchmark_folder(shared_data):
+    root = shared_data / "mot" / "mmtracking_demo_MOT15" / "train"
+    assert evaluate_mot_files(root, root / "results") == evaluate_benchmark(root, root / "results")
+
+
+def test_evaluate_tracking_tells_box_files_from_mot_files(mot_files, tmp_path):
+    gt, good = mot_files["gt"], mot_files["good"]
+    mot = evaluate_tracking(gt, good)
+    assert mot == evaluate_mot_files(gt, good) and mot[tmp_path.name]["MOTA"] == 1.0
+    boxes = write_boxes(tmp_path / "square" / "groundtruth.txt", [[1, 2, 10, 10], [3, 2, 10, 10]])
+    sot = evaluate_tracking([boxes], [boxes])
+    assert sot == {"square": {"success": pytest.approx(100 * 20 / 21), "precision": 100.0, "norm_precision": 100.0}}
+    xyxy = write_boxes(tmp_path / "square" / "xyxy.txt", [[1, 2, 11, 12], [3, 2, 13, 12]])
+    assert evaluate_tracking(boxes, xyxy, pred_format="xyxy") == sot
+    assert format_results(sot) == format_ope_table(sot) and format_results(mot) == format_table(mot)
+    assert format_results(sot).splitlines()[1].split() == ["square", "95.24", "100.00", "100.00"]
+    for kwargs, message in [(dict(gt=[gt, gt], pred=[good]), "pred: 1 files for 2 ground-truth files"),
+                            (dict(gt=gt, pred=good, kind="box"), "kind: 'auto', 'mot' or 'sot', got 'box'"),
+                            (dict(gt=tmp_path, pred=tmp_path, kind="sot"),
+                             "gt: kind 'sot' takes box files, not folders"),
+                            (dict(gt=gt, pred=good, kind="sot"), f"{gt}:1: expected 4 numbers x,y,w,h")]:
+        with pytest.raises(ValueError) as info:
+            evaluate_tracking(**kwargs)
+        assert str(info.value).startswith(message)

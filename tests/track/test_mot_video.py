@@ -9,11 +9,13 @@ import torchvision
 
 from conftest import entering_scene
 from deepvideo.io import read_video
+from deepvideo.track.deepsort import DeepSort
 from deepvideo.track.detect import FileDetections, MOG2Detector, TorchvisionDetector, make_detector
 from deepvideo.track.mot import draw_tracks, make_tracker, track_detections, track_video
 from deepvideo.track.mot_metrics import evaluate_mot, iou_matrix
 from deepvideo.track.motio import read_mot
 from deepvideo.track.scenes import crossing_scene, make_scene, noisy_detections, render_scene
+from deepvideo.track.sort import ByteTrack, Sort
 
 
 def test_scene_ground_truth_has_occlusion_and_pan():
@@ -156,3 +158,62 @@ def test_render_scene_checks_its_arguments():
         render_scene(np.zeros((3, 2, 4)), np.zeros(3), (20, 30))
     with pytest.raises(ValueError, match="pan must be >= 0"):
         render_scene(np.zeros((3, 2, 4)), np.zeros(2), (20, 30), pan=-1.0)
+
+
+def _error(call, *args, **kwargs) -> str:
+    with pytest.raises(ValueError) as info:
+        call(*args, **kwargs)
+    return str(info.value)
+
+
+def test_make_tracker_translates_the_common_settings():
+    sort = make_tracker("sort", max_age=2, min_hits=0, iou_threshold=0.4)
+    assert type(sort) is Sort and (sort.max_age, sort.min_hits, sort.iou_threshold) == (2, 0, 0.4)
+    byte = make_tracker("bytetrack", max_age=np.int64(5), options={"high_threshold": 0.5, "min_hits": 2})
+    assert type(byte) is ByteTrack and (byte.max_age, byte.min_hits, byte.high_threshold) == (5, 2, 0.5)
+    # DeepSORT's own names: min_hits is n_init, iou_threshold is 1 - max_iou_distance
+    deep = make_tracker("deepsort", max_age=4, min_hits=2, iou_threshold=0.25, options={"nn_budget": None})
+    assert type(deep) is DeepSort and deep.encoder is None and deep.gallery.budget is None
+    assert (deep.max_age, deep.n_init, deep.max_iou_distance) == (4, 2, 0.75)
+    assert make_tracker("deepsort", options={"min_hits": 5}).n_init == 5
+    # options come last and win; the defaults stay where nothing is given
+    assert make_tracker("sort", min_hits=3, options={"min_hits": 1}).min_hits == 1
+    assert make_tracker("deepsort", min_hits=3, options={"n_init": 1}).n_init == 1
+    assert (make_tracker("sort").max_age, make_tracker("deepsort").n_init) == (1, 3)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(name="sort", max_age=-1), "max_age must be a non-negative integer, got -1"),
+    (dict(name="sort", min_hits=1.5), "min_hits must be a non-negative integer, got 1.5"),
+    (dict(name="sort", min_hits=True), "min_hits must be a non-negative integer, got True"),
+    (dict(name="deepsort", iou_threshold=1.5), "iou_threshold must be a number in [0, 1], got 1.5"),
+    (dict(name="bytetrack", options={"max_age": "x"}), "max_age must be a non-negative integer, got 'x'"),
+    (dict(name="bytetrack", options={"high_threshold": "x"}),
+     "high_threshold: tracker 'bytetrack' takes a number, got 'x'"),
+    (dict(name="deepsort", options={"nn_budget": 1.5}), "nn_budget: tracker 'deepsort' takes an integer, got 1.5"),
+    (dict(name="deepsort", options={"speed": 2}),
+     "tracker 'deepsort' has no option 'speed'; options: embedder, device, max_cosine_distance, nn_budget, "
+     "max_iou_distance, max_age, n_init, motion_weight, min_confidence"),
+    (dict(name="sort", options={"device": "cpu"}),
+     "tracker 'sort' has no option 'device'; options: max_age, min_hits, iou_threshold"),
+    (dict(name="kcf", max_age=-1), "unknown tracker 'kcf'; one of sort, bytetrack, deepsort"),
+])
+def test_make_tracker_errors_name_the_parameter(kwargs, message):
+    assert _error(make_tracker, kwargs.pop("name"), **kwargs) == message
+
+
+def test_make_detector_picks_the_detector_and_checks_its_options(detector_weights):
+    rows = [[1, -1, 2, 3, 4, 5, 0.9], [1, -1, 0, 0, 1, 1, 0.1]]
+    assert type(make_detector(dets=rows)) is FileDetections  # no name: dets when given, else mog2
+    assert type(make_detector()) is MOG2Detector
+    assert make_detector(dets=rows, options={"min_score": 0.5})(None, 1).tolist() == [[2, 3, 4, 5, 0.9]]
+    assert make_detector("mog2", device="cuda", options={"min_area": 7}).min_area == 7  # mog2 runs no network
+    detector = make_detector("torchvision", weights=detector_weights, device="cpu", options={"score_threshold": 0.9})
+    assert (detector.device, detector.score_threshold, detector.labels) == ("cpu", 0.9, (1,))
+    assert _error(make_detector, "mog2", options={"min_area": 2.5}) == (
+        "min_area: detector 'mog2' takes an integer, got 2.5")
+    assert _error(make_detector, dets=rows, options={"min_score": "high"}) == (
+        "min_score: detector 'dets' takes a number, got 'high'")
+    assert _error(make_detector, "mog2", weights="w.pth") == (
+        "detector 'mog2' has no option 'weights'; options: history, var_threshold, min_area, kernel, detect_shadows")
+    assert _error(make_detector, "dets", weights="w.pth").startswith("detector 'dets' has no option 'weights'")

@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deepvideo.track.ope import (IOU_THRESHOLDS, check_box, evaluate_files, evaluate_ope, read_boxes,
-                                 success_curve, write_boxes)
+from deepvideo.track.ope import (IOU_THRESHOLDS, box_file_kind, check_box, evaluate_files, evaluate_ope,
+                                 evaluate_ope_files, format_ope_table, read_boxes, sequence_names, success_curve,
+                                 write_boxes)
 
 
 def mmtracking_ope(gts_xywh: list[np.ndarray], preds_xyxy: list[np.ndarray], legacy: bool = False) -> dict:
@@ -156,4 +157,46 @@ def test_check_box() -> None:
     for box, message in [((1, 2, 0, 4), "positive"), ((1, 2, 3, -1), "positive"),
                          ((20, 2, 3, 4), "outside"), ((-9, 2, 3, 4), "outside"), ((1, 2, 3), "4 finite")]:
         with pytest.raises(ValueError, match=message):
-            check_box(box, 10, 10, "--box")
+            check_box(box, 10, 10)
+    with pytest.raises(ValueError, match=r"^box: width and height must be positive, got w=0, h=4$"):
+        check_box((1, 2, 0, 4), 10, 10)
+
+
+def test_sequence_names_say_more_than_gt(tmp_path: Path) -> None:
+    assert sequence_names(["mot/TUD-Campus/gt.txt", "mot/TUD-Stadtmitte/gt.txt"]) == ["TUD-Campus", "TUD-Stadtmitte"]
+    assert sequence_names([Path("x/scene.gt.txt"), "lasot/airplane-1/groundtruth.txt"]) == ["scene", "airplane-1"]
+    assert sequence_names(["a/TUD-Campus/gt/gt.txt", "seq.det.txt"]) == ["TUD-Campus", "seq"]
+    assert sequence_names(["a/s/gt.txt", "b/s/gt.txt"]) == ["a/s/gt.txt", "b/s/gt.txt"]  # coinciding: paths
+
+
+def test_box_file_kind(tmp_path: Path) -> None:
+    files = {"box": "\n1.5\t2 3,4\n", "mot": "1,1,10,20,40,80,1,-1,-1,-1\n", "det": "1,-1,10,20,40,80\n", "empty": ""}
+    for name, text in files.items():
+        (tmp_path / f"{name}.txt").write_text(text)
+    assert [box_file_kind(tmp_path / f"{name}.txt") for name in files] == ["sot", "mot", "mot", "mot"]
+    assert box_file_kind(tmp_path) == "mot"  # a folder: a benchmark split
+    with pytest.raises(FileNotFoundError, match=r"nope\.txt: no such file"):
+        box_file_kind(tmp_path / "nope.txt")
+
+
+def test_evaluate_ope_files_per_sequence_and_combined(tmp_path: Path) -> None:
+    gt = np.array([[10, 10, 20, 20], [12, 10, 20, 20], [14, 10, 20, 20]], dtype=float)
+    for name, pred in (("a", gt), ("b", gt + [10, 0, 0, 0])):  # b: IoU 1/3, centre 10 px (0.5 widths) off
+        write_boxes(tmp_path / name / "groundtruth.txt", gt)
+        write_boxes(tmp_path / name / "track_results.txt", pred)
+    gts = [tmp_path / n / "groundtruth.txt" for n in "ab"]
+    preds = [tmp_path / n / "track_results.txt" for n in "ab"]
+    results = evaluate_ope_files(gts, preds)
+    assert list(results) == ["a", "b", "COMBINED"]
+    assert results["a"] == {"success": pytest.approx(100 * 20 / 21), "precision": 100.0, "norm_precision": 100.0}
+    assert results["b"] == {"success": pytest.approx(100 * 7 / 21), "precision": 100.0, "norm_precision": 0.0}
+    assert results["COMBINED"] == evaluate_files(gts, preds)
+    assert results["COMBINED"]["norm_precision"] == 50.0
+    assert list(evaluate_ope_files(gts[0], preds[0])) == ["a"]  # one sequence: no COMBINED row
+    with pytest.raises(ValueError, match="pred: 1 prediction files for 2 ground-truth files"):
+        evaluate_ope_files(gts, preds[:1])
+    assert format_ope_table(results) == (
+        "         success precision norm_precision\n"
+        "a          95.24    100.00         100.00\n"
+        "b          33.33    100.00           0.00\n"
+        "COMBINED   64.29    100.00          50.00")

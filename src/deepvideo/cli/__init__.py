@@ -566,7 +566,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and closed early
         sys.stderr.close()
         return 0
-    except (UsageError, ValueError, VideoDecodeError, CheckpointError, OSError, IndexError) as exc:
+    except (UsageError, ValueError, VideoDecodeError, CheckpointError, OSError) as exc:
         print(f"deepvideo {args.command}: error: {_with_flags(_one_line(exc), parser)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

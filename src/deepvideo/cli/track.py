@@ -7,18 +7,14 @@ import argparse
 import importlib
 import inspect
 import math
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 from deepvideo.cli.options import (UsageError, add_training_options, existing_file, fraction, input_shape, model_option,
-                                   nonneg_float, nonneg_int, positive_float, positive_int,
-                                   print_json, train_config, unit_float)
+                                   nonneg_float, nonneg_int, positive_int, print_json, train_config, unit_float)
 
 if TYPE_CHECKING:
     import numpy as np
-
-    from deepvideo.track.mot import Detector, Tracker
 
 
 class _LibraryNames:
@@ -60,14 +56,13 @@ def _box(text: str) -> tuple[float, float, float, float]:
     return values  # type: ignore[return-value]
 
 
-def _keyword_options(target: Callable, pairs: list[tuple[str, Any]] | None, flag: str,
-                     skip: tuple[str, ...] = ()) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs given to ``flag`` as keyword arguments of ``target`` (a class or a
+def _keyword_options(target: Callable, pairs: list[tuple[str, Any]] | None, flag: str) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs given to ``flag`` as keyword arguments of ``target`` (a config
     dataclass): a one-line error for a key it does not take, or for a value that is not a
     number (an integer) where the default is one (``null`` passes where the annotation
     allows ``None``)."""
     params = {name: param for name, param in inspect.signature(target).parameters.items()
-              if name not in skip and param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)}
+              if param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)}
     options = dict(pairs or [])
     for key, value in options.items():
         if key not in params:
@@ -83,55 +78,11 @@ def _keyword_options(target: Callable, pairs: list[tuple[str, Any]] | None, flag
     return options
 
 
-def _mot_tracker(args: argparse.Namespace) -> Tracker:
-    """The tracker of ``track mot``: ``--tracker`` with ``--max-age``, ``--min-hits``,
-    ``--iou-threshold`` (DeepSORT's ``max_age``, ``n_init``, ``1 - max_iou_distance``) and
-    ``--tracker-opt``."""
-    from deepvideo.track.deepsort import DeepSort
-    from deepvideo.track.mot import make_tracker
-    from deepvideo.track.sort import ByteTrack, Sort
-
-    deep = args.tracker == "deepsort"
-    if args.embedder is not None and not deep:
-        raise UsageError(f"--embedder: only deepsort uses an appearance network, not {args.tracker}")
-    options: dict[str, Any] = {}
-    if args.max_age is not None:
-        options["max_age"] = args.max_age
-    if args.min_hits is not None:
-        options["n_init" if deep else "min_hits"] = args.min_hits
-    if args.iou_threshold is not None:
-        options.update({"max_iou_distance": 1 - args.iou_threshold} if deep else
-                       {"iou_threshold": args.iou_threshold})
-    kind = {"sort": Sort, "bytetrack": ByteTrack, "deepsort": DeepSort}[args.tracker]
-    options.update(_keyword_options(kind, args.tracker_opt, "--tracker-opt", skip=("encoder",)))
-    return make_tracker(args.tracker, embedder=args.embedder, device=args.device, **options)
-
-
-def _mot_detector(args: argparse.Namespace) -> Detector:
-    """The per-frame detector of ``track mot VIDEO``: ``--detector`` (default: the ``--dets``
-    file if given, else MOG2) with ``--detector-opt``."""
-    from deepvideo.track.detect import FileDetections, MOG2Detector, TorchvisionDetector, make_detector
-
-    name = args.detector or ("dets" if args.dets is not None else "mog2")
-    if name == "dets" and args.dets is None:
-        raise UsageError("--detector dets needs --dets DET.txt")
-    if name != "dets" and args.dets is not None:
-        raise UsageError(f"--dets: read only by --detector dets, not --detector {name}")
-    if name == "torchvision" and args.weights is None:
-        raise UsageError("--detector torchvision needs --weights FILE (a local state_dict; nothing is downloaded)")
-    if name != "torchvision" and args.weights is not None:
-        raise UsageError(f"--weights: read only by --detector torchvision, not --detector {name}")
-    kind = {"dets": FileDetections, "mog2": MOG2Detector, "torchvision": TorchvisionDetector}[name]
-    options = _keyword_options(kind, args.detector_opt, "--detector-opt", skip=("dets", "weights", "device"))
-    if name == "torchvision":
-        options["device"] = args.device
-    return make_detector(name, dets=args.dets, weights=args.weights, **options)
-
-
 def cmd_track_mot(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from deepvideo.track.mot import track_detections, track_video
+    from deepvideo.track.detect import make_detector
+    from deepvideo.track.mot import make_tracker, track_detections, track_video
     from deepvideo.track.motio import read_mot, write_mot
 
     if args.video is None:
@@ -140,11 +91,15 @@ def cmd_track_mot(args: argparse.Namespace) -> None:
         for flag in ("video_out", "detector", "detector_opt", "weights", "embedder"):
             if getattr(args, flag):
                 raise UsageError(f"--{flag.replace('_', '-')} needs VIDEO (without it only --dets is tracked)")
-        rows = track_detections(read_mot(args.dets), _mot_tracker(args), progress=True)
+    tracker = make_tracker(args.tracker, embedder=args.embedder, device=args.device, max_age=args.max_age,
+                           min_hits=args.min_hits, iou_threshold=args.iou_threshold,
+                           options=dict(args.tracker_opt or []))
+    if args.video is None:
+        rows = track_detections(read_mot(args.dets), tracker, progress=True)
     else:
-        detector = _mot_detector(args)
-        rows = track_video(args.video, _mot_tracker(args), detector, video_out=args.video_out,
-                           progress=True, device=args.device)
+        detector = make_detector(args.detector, dets=args.dets, weights=args.weights, device=args.device,
+                                 options=dict(args.detector_opt or []))
+        rows = track_video(args.video, tracker, detector, video_out=args.video_out, progress=True, device=args.device)
     write_mot(args.out, rows)
     shown = f"; annotated video {args.video_out}" if args.video_out else ""
     print(f"{args.out}: {len(rows)} boxes of {len(np.unique(rows[:, 1]))} tracks "
@@ -162,82 +117,15 @@ def cmd_track_sot(args: argparse.Namespace) -> None:
     print(f"{args.out}: {len(boxes)} boxes, last {','.join(f'{v:.1f}' for v in boxes[-1])}{shown}")
 
 
-_GENERIC_STEMS = {"gt", "groundtruth", "gt_for_eval", "det", "test", "track_results"}
-
-
-def _sequence_names(paths: Sequence[Path]) -> list[str]:
-    """One name per file: the nearest of its stem and folder names that says more than
-    ``gt`` or ``groundtruth`` (``TUD-Campus/gt.txt`` -> ``TUD-Campus``, ``scene.gt.txt`` ->
-    ``scene``); full paths where two would coincide."""
-    def stem(path: Path) -> str:
-        while path.suffix[1:].lower() in _GENERIC_STEMS:
-            path = path.with_suffix("")
-        return path.stem
-
-    names = [next((part for part in (stem(p.with_suffix("")), *reversed(p.absolute().parent.parts))
-                   if part.lower() not in _GENERIC_STEMS), p.stem) for p in paths]
-    return names if len(set(names)) == len(names) else [str(p) for p in paths]
-
-
-def _box_file_kind(path: Path) -> str:
-    """``"sot"`` when the first line of ``path`` holds 4 numbers (``x,y,w,h``), else ``"mot"``
-    (a MOTChallenge file: 6 to 10 fields; a folder: a benchmark split)."""
-    if path.is_dir():
-        return "mot"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    first = next((line for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()), "")
-    return "sot" if len(re.split(r"[,\s]+", first.strip())) == 4 else "mot"
-
-
-def _evaluate_mot(args: argparse.Namespace) -> dict[str, dict[str, float]]:
-    from deepvideo.track.mot_metrics import evaluate_benchmark, evaluate_files, evaluate_sequences, read_ground_truth
-    from deepvideo.track.motio import read_mot
-
-    options = dict(iou_threshold=args.iou_threshold, clear_rule=args.clear_rule)
-    if args.gt[0].is_dir():
-        if len(args.gt) > 1:
-            raise UsageError("--gt: one benchmark folder (<seq>/gt/gt.txt) or MOT files, not both")
-        return evaluate_benchmark(args.gt[0], args.pred[0], progress=not args.json, **options)
-    names = _sequence_names(args.gt)
-    if len(names) == 1:
-        return {names[0]: evaluate_files(args.gt[0], args.pred[0], **options)}
-    sequences = {name: (read_ground_truth(g), read_mot(p)) for name, g, p in zip(names, args.gt, args.pred)}
-    return evaluate_sequences(sequences, progress=not args.json, **options)
-
-
-def _evaluate_sot(args: argparse.Namespace) -> dict[str, dict[str, float]]:
-    from deepvideo.track.ope import evaluate_files
-
-    results = {name: evaluate_files(g, p, args.pred_format)
-               for name, g, p in zip(_sequence_names(args.gt), args.gt, args.pred)}
-    if len(results) > 1:
-        results["COMBINED"] = evaluate_files(args.gt, args.pred, args.pred_format)
-    return results
-
-
-def _format_ope(results: dict[str, dict[str, float]]) -> str:
-    """OPE scores (percent) as a table, one row per sequence."""
-    keys = ("success", "precision", "norm_precision")
-    rows = [["", *keys], *([name, *(f"{r[k]:.2f}" for k in keys)] for name, r in results.items())]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(keys) + 1)]
-    return "\n".join(" ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in
-                              enumerate(zip(row, widths))) for row in rows)
-
-
 def cmd_track_eval(args: argparse.Namespace) -> None:
-    from deepvideo.track.mot_metrics import format_table
+    from deepvideo.track.mot_metrics import evaluate_tracking, format_results
 
-    if len(args.pred) != len(args.gt):
-        raise UsageError(f"--pred: {len(args.pred)} files for {len(args.gt)} --gt files")
-    kind = _box_file_kind(args.gt[0]) if args.kind == "auto" else args.kind
-    if kind == "sot" and any(path.is_dir() for path in args.gt):
-        raise UsageError("--kind sot: --gt takes box files, not folders")
-    results = _evaluate_mot(args) if kind == "mot" else _evaluate_sot(args)
+    results = evaluate_tracking(args.gt, args.pred, args.kind, args.iou_threshold, clear_rule=args.clear_rule,
+                                pred_format=args.pred_format, progress=not args.json)
     if args.json:
         print_json(results)
     else:
-        print(format_table(results) if kind == "mot" else _format_ope(results))
+        print(format_results(results))
 
 
 def _loss_change(history: Sequence[dict[str, Any]]) -> str:

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from deepvideo.io import PACKED_SUFFIX, VideoDecodeError, is_frame_folder, open_video
+from deepvideo.io import PACKED_SUFFIX, VideoDecodeError, VideoTooShortError, is_frame_folder, open_video
 from deepvideo.io.open import AnyReader
 
 if TYPE_CHECKING:
@@ -97,13 +97,14 @@ class VideoDataset(Dataset):
     ``video_index`` is the index of the video actually used (a replacement's index when
     video ``i`` could not be decoded).
 
-    A video whose decoding raises :class:`VideoDecodeError` or ``IndexError`` (missing,
-    corrupt, truncated, or too short for the sampler) is skipped with a
+    A video whose reader raises :class:`VideoDecodeError` (missing, corrupt, truncated, or
+    :class:`VideoTooShortError`: no frame in its time range) is skipped with a
     :class:`BadVideoWarning` naming the file and the cause, flagged so that it is never
     tried again, and replaced by a video drawn from ``default_rng([seed, e, i, 0])``; the
     ``k``-th replacement samples its clip with ``default_rng([seed, e, i, k])``.  Flags
     live in shared memory, so :meth:`bad_videos` and :attr:`num_bad` in the main process
-    count what DataLoader workers found.
+    count what DataLoader workers found.  Any other exception (a bug in the sampler, the
+    transform or the opener) propagates.
     """
 
     def __init__(self, samples: Sequence[tuple[PathLike, int]], classes: Sequence[str],
@@ -199,7 +200,7 @@ class VideoDataset(Dataset):
                 indices = np.asarray(self.sampler(count, rng), dtype=np.int64) + first
                 # One read for all clips: the reader decodes each wanted frame once.
                 frames = reader.read(indices.reshape(-1))
-        except (VideoDecodeError, IndexError) as exc:
+        except VideoDecodeError as exc:
             self._mark_bad(i, exc)
             return None
         if isinstance(frames, tuple):
@@ -214,8 +215,8 @@ class VideoDataset(Dataset):
             return 0, reader.num_frames
         lo, hi = np.searchsorted(reader.frame_times, span, side="left").tolist()
         if hi <= lo:
-            raise IndexError(f"{reader.path}: no frame in [{span[0]}, {span[1]}) s "
-                             f"(the video lasts {reader.duration:.2f} s)")
+            raise VideoTooShortError(f"{reader.path}: no frame in [{span[0]}, {span[1]}) s (the video has "
+                                     f"{reader.num_frames} frames, {reader.duration:.2f} s)")
         return lo, hi - lo
 
     def _mark_bad(self, i: int, exc: BaseException) -> None:

@@ -29,19 +29,19 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["SHORT_POLICIES", "ClipSampler", "RandomClipSampler", "SegmentSampler",
-           "SlidingWindowSampler", "UniformClipSampler"]
+           "SlidingWindowSampler", "UniformClipSampler", "ensure_rng", "positive_int"]
 
 SHORT_POLICIES = ("loop", "pad")
 
 
-def _positive_int(name: str, value: object) -> int:
+def positive_int(name: str, value: object) -> int:
     """``value`` as an int >= 1, or ValueError naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
 
 
-def _rng(rng: np.random.Generator | None) -> np.random.Generator:
+def ensure_rng(rng: np.random.Generator | None) -> np.random.Generator:
     """``rng``, or a generator seeded from fresh entropy when None."""
     return np.random.default_rng() if rng is None else rng
 
@@ -73,8 +73,8 @@ class ClipSampler:
 
     def __init__(self, clip_len: int, stride: int = 1, short: str = "loop",
                  snippet_len: int | None = None) -> None:
-        self.clip_len = _positive_int("clip_len", clip_len)
-        self.stride = _positive_int("stride", stride)
+        self.clip_len = positive_int("clip_len", clip_len)
+        self.stride = positive_int("stride", stride)
         if short not in SHORT_POLICIES:
             raise ValueError(f"short must be one of {SHORT_POLICIES}, got {short!r}")
         self.short = short
@@ -89,7 +89,7 @@ class ClipSampler:
             rng: randomness for the random samplers; None draws fresh entropy.
                 Deterministic samplers ignore it.
         """
-        num_frames = _positive_int("num_frames", num_frames)
+        num_frames = positive_int("num_frames", num_frames)
         last_start = max(num_frames - self.span, 0)
         starts = np.asarray(self._starts(last_start, rng), dtype=np.int64)  # (K, P)
         offsets = np.arange(self._snippet_len, dtype=np.int64) * self.stride
@@ -118,7 +118,7 @@ class RandomClipSampler(ClipSampler):
         self.num_clips = 1
 
     def _starts(self, last_start: int, rng: np.random.Generator | None) -> np.ndarray:
-        return _rng(rng).integers(0, last_start + 1, size=(1, 1))
+        return ensure_rng(rng).integers(0, last_start + 1, size=(1, 1))
 
 
 class UniformClipSampler(ClipSampler):
@@ -133,7 +133,7 @@ class UniformClipSampler(ClipSampler):
     def __init__(self, clip_len: int, num_clips: int, stride: int = 1,
                  short: str = "loop") -> None:
         super().__init__(clip_len, stride, short)
-        self.num_clips = _positive_int("num_clips", num_clips)
+        self.num_clips = positive_int("num_clips", num_clips)
 
     def _starts(self, last_start: int, rng: np.random.Generator | None) -> np.ndarray:
         if self.num_clips == 1:
@@ -150,7 +150,7 @@ class SlidingWindowSampler(ClipSampler):
     def __init__(self, clip_len: int, stride: int = 1, step: int | None = None,
                  short: str = "loop") -> None:
         super().__init__(clip_len, stride, short)
-        self.step = self.span if step is None else _positive_int("step", step)
+        self.step = self.span if step is None else positive_int("step", step)
         self.num_clips = None
 
     def _starts(self, last_start: int, rng: np.random.Generator | None) -> np.ndarray:
@@ -172,8 +172,8 @@ class SegmentSampler(ClipSampler):
 
     def __init__(self, num_segments: int, frames_per_segment: int = 1, stride: int = 1,
                  random: bool = True, short: str = "loop") -> None:
-        self.num_segments = _positive_int("num_segments", num_segments)
-        self.frames_per_segment = _positive_int("frames_per_segment", frames_per_segment)
+        self.num_segments = positive_int("num_segments", num_segments)
+        self.frames_per_segment = positive_int("frames_per_segment", frames_per_segment)
         super().__init__(self.num_segments * self.frames_per_segment, stride, short,
                          snippet_len=self.frames_per_segment)
         self.random = bool(random)
@@ -185,4 +185,4 @@ class SegmentSampler(ClipSampler):
             return np.floor((np.arange(s) + 0.5) * n / s).astype(np.int64)[None]
         lo = np.arange(s) * n // s
         hi = np.maximum((np.arange(s) + 1) * n // s, lo + 1)
-        return _rng(rng).integers(lo, hi)[None]
+        return ensure_rng(rng).integers(lo, hi)[None]

@@ -50,7 +50,7 @@ from deepvideo.io import write_video
 from deepvideo.io.atomic import atomic_write
 
 __all__ = ["FORMAT_VERSION", "MOTION_CLASSES", "SHAPES", "SPLITS", "SyntheticConfig",
-           "default_root", "make_motion_dataset", "render_video", "video_rng"]
+           "default_root", "make_motion_dataset", "render_video", "textured_background", "video_rng"]
 
 FORMAT_VERSION = 1  # bump when the renderer changes: the default root changes with it
 SPLITS = ("train", "val", "test")
@@ -232,7 +232,7 @@ def _pose(cls: str, rng: np.random.Generator, config: SyntheticConfig) -> _Pose:
                  rng.uniform(0, 2 * np.pi) + spin * clocks[3])
 
 
-def _background(rng: np.random.Generator, side: int) -> np.ndarray:
+def textured_background(rng: np.random.Generator, side: int) -> np.ndarray:
     """A random textured background ``(H, W, 3)`` float32: smooth blobs plus stripes."""
     base = rng.uniform(50, 205, 3)
     cells = int(rng.integers(2, 9))
@@ -285,7 +285,7 @@ def render_video(cls: str, rng: np.random.Generator, config: SyntheticConfig | N
         raise ValueError(f"cls: unknown motion class {cls!r}; one of {', '.join(MOTION_CLASSES)}")
     pose = _pose(cls, rng, config)
     n, side = config.num_frames, config.size
-    background = _background(rng, side)
+    background = textured_background(rng, side)
     colour, stripe_colour = _object_colours(rng, background)
     paint = colour + _stripes(rng, pose, side) * (stripe_colour - colour)
     # coverage by supersampling (cv2's LINE_AA fill is about half a pixel too fat);

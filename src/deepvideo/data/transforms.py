@@ -46,7 +46,7 @@ import cv2
 import numpy as np
 import torch
 
-from deepvideo.data.sampling import _positive_int, _rng
+from deepvideo.data.sampling import ensure_rng, positive_int
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "INTERPOLATIONS", "KINETICS_MEAN", "KINETICS_STD",
            "CenterCrop", "Compose", "HorizontalFlip", "Normalize", "RandomCrop",
@@ -67,10 +67,10 @@ Transform = Callable[..., "np.ndarray | torch.Tensor"]
 def _pair(name: str, size: int | Sequence[int]) -> tuple[int, int]:
     """``size`` (int or (height, width)) as a (height, width) pair of positive ints."""
     if isinstance(size, (int, np.integer)):
-        return (_positive_int(name, size),) * 2
+        return (positive_int(name, size),) * 2
     if not isinstance(size, (tuple, list)) or len(size) != 2:
         raise ValueError(f"{name} must be an int or a (height, width) pair, got {size!r}")
-    return _positive_int(name, size[0]), _positive_int(name, size[1])
+    return positive_int(name, size[0]), positive_int(name, size[1])
 
 
 def _interpolation(value: str) -> str:
@@ -139,7 +139,7 @@ class ResizeShort:
     """
 
     def __init__(self, size: int, interpolation: str = "bilinear") -> None:
-        self.size = _positive_int("size", size)
+        self.size = positive_int("size", size)
         self.interpolation = _interpolation(interpolation)
 
     def __call__(self, frames: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -178,7 +178,7 @@ class RandomCrop:
         self.size = _pair("size", size)
 
     def __call__(self, frames: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
-        rng = _rng(rng)
+        rng = ensure_rng(rng)
         h, w = self.size
         frames = _fit(frames, h, w)
         height, width = frames.shape[-3:-1]
@@ -255,7 +255,7 @@ class RandomResizedCrop:
         return (height - h) // 2, (width - w) // 2, h, w
 
     def __call__(self, frames: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
-        top, left, h, w = self.box(*frames.shape[-3:-1], _rng(rng))
+        top, left, h, w = self.box(*frames.shape[-3:-1], ensure_rng(rng))
         return resize_frames(_crop(frames, top, left, h, w), *self.size, self.interpolation)
 
     def __repr__(self) -> str:
@@ -272,7 +272,7 @@ class HorizontalFlip:
         self.p = p
 
     def __call__(self, frames: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
-        return frames[..., ::-1, :] if _rng(rng).random() < self.p else frames
+        return frames[..., ::-1, :] if ensure_rng(rng).random() < self.p else frames
 
     def __repr__(self) -> str:
         return f"HorizontalFlip(p={self.p})"
@@ -335,7 +335,7 @@ class Compose:
 
     def __call__(self, frames: np.ndarray,
                  rng: np.random.Generator | None = None) -> np.ndarray | torch.Tensor:
-        rng = _rng(rng)
+        rng = ensure_rng(rng)
         for t in self.transforms:
             frames = t(frames, rng)
         return frames
@@ -370,7 +370,7 @@ def _rgb_finish(scale: str, mean: Sequence[float] | None, std: Sequence[float] |
 
 def _check_sizes(size: int | Sequence[int], resize: int | None) -> tuple[int, int]:
     crop = _pair("size", size)
-    if resize is not None and _positive_int("resize", resize) < max(crop):
+    if resize is not None and positive_int("resize", resize) < max(crop):
         raise ValueError(f"resize ({resize}) must be at least the crop size ({size})")
     return crop
 
@@ -467,7 +467,7 @@ def build_flow_transform(train: bool, size: int = 112, resize: int = 128, flip: 
     crops) in evaluation; then :class:`FlowToTensor` with ``scale`` and ``subtract_mean``.
     ``resize`` is required: upsizing a field to fit a crop must scale its vectors too.
     """
-    crop = _check_sizes(size, _positive_int("resize", resize))
+    crop = _check_sizes(size, positive_int("resize", resize))
     return Compose(_geometry(train, crop, resize, flip, False, three_crop, "bilinear", flow=True)
                    + [FlowToTensor(scale, subtract_mean)])
 
@@ -500,7 +500,7 @@ class PairedTransform:
         if rgb.shape[-3:-1] != flow.shape[-3:-1]:
             raise ValueError(f"RGB frames {rgb.shape[-3:-1]} and flow fields {flow.shape[-3:-1]} "
                              f"differ in size: they cannot share one crop")
-        rng = _rng(rng)
+        rng = ensure_rng(rng)
         for rgb_step, flow_step in self.geometry:
             twin = copy.deepcopy(rng)
             rgb, flow = rgb_step(rgb, rng), flow_step(flow, twin)
@@ -525,7 +525,7 @@ def build_pair_transform(train: bool, size: int = 112, resize: int = 128,
     ``mean``/``std``, the flow is mean-subtracted (``subtract_mean``) and divided by
     ``flow_scale`` pixels.
     """
-    crop = _check_sizes(size, _positive_int("resize", resize))
+    crop = _check_sizes(size, positive_int("resize", resize))
     twins = [_geometry(train, crop, resize, flip, False, three_crop, "bilinear", flow=flow)
              for flow in (False, True)]
     return PairedTransform(list(zip(*twins)), _rgb_finish("01", mean, std),

@@ -43,7 +43,7 @@ import torchvision
 from deepvideo.data.features import feature_backbone, feature_target, save_features
 from deepvideo.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
 from deepvideo.engine.recipe import RGB_FLOW, load_trained
-from deepvideo.io import VideoDecodeError, open_video
+from deepvideo.io import VideoTooShortError, open_video
 from deepvideo.io.jobs import JobSummary, plan_outputs, run_jobs
 from deepvideo.models import create_model, list_models
 from deepvideo.models.two_stream import SpatialStream, TemporalStream, TwoStream
@@ -165,14 +165,14 @@ def video_features(video: str | os.PathLike, backbone: Backbone, batch_size: int
 
     Per frame (2D backbone): frames ``0, every, 2 * every, ...``; per clip (3D): the
     consecutive clips ``[k * clip_len, (k + 1) * clip_len)``.  A video shorter than one
-    clip raises ``IndexError``.
+    clip raises :class:`~deepvideo.io.VideoTooShortError`.
     """
     step = backbone.clip_len or 1
     rows, times = [], []
     with open_video(video) as reader:
         starts = np.arange(0, reader.num_frames - step + 1, step if backbone.clip_len else every)
         if not len(starts):
-            raise IndexError(f"{video}: too short ({reader.num_frames} frames, a clip needs {step})")
+            raise VideoTooShortError(f"{video}: too short ({reader.num_frames} frames, a clip needs {step})")
         for chunk in np.array_split(starts, -(-len(starts) // batch_size)):
             frames = reader.read((chunk[:, None] + np.arange(step)).reshape(-1))
             if backbone.clip_len:        # (K * T, H, W, 3) -> K clips (3, T, h, w)
@@ -219,10 +219,7 @@ def extract_features(videos: list[str | os.PathLike], out_dir: str | os.PathLike
     backbone.net.to(device)
 
     def extract(video: Path, target: Path) -> None:
-        try:
-            features, times = video_features(video, backbone, batch_size, every, device)
-        except IndexError as exc:  # too short: skipped like an unreadable video
-            raise VideoDecodeError(str(exc)) from None
+        features, times = video_features(video, backbone, batch_size, every, device)
         save_features(target, features, times, name)
         summary.dim = features.shape[1]
 

@@ -29,10 +29,11 @@ import av
 import av.logging
 import numpy as np
 
-__all__ = ["VideoDecodeError", "VideoReader", "read_video"]
+__all__ = ["SWS_OPTIONS", "VideoDecodeError", "VideoReader", "VideoTooShortError", "read_video"]
 
-# Single-threaded swscale (the ``threads`` argument exists from PyAV 17 on).
-_SWS_OPTIONS = {"threads": 1} if int(av.__version__.split(".")[0]) >= 17 else {}
+# Options of every colour conversion (decoding and encoding): single-threaded swscale (the
+# ``threads`` argument exists from PyAV 17 on).
+SWS_OPTIONS = {"threads": 1} if int(av.__version__.split(".")[0]) >= 17 else {}
 
 
 # FFmpeg demuxers that turn any text file into "video" (ANSI art, subtitles): refused
@@ -40,7 +41,17 @@ _TEXT_FORMATS = {"tty"}
 
 
 class VideoDecodeError(RuntimeError):
-    """A video file that cannot be opened or decoded; the message names file and cause."""
+    """A video file that cannot be opened or decoded; the message names file and cause.
+
+    Every reader (video files, frame folders, packed videos, feature files, flow caches)
+    raises it, or a subclass, for a sample that cannot be read, so that one ``except``
+    clause skips bad samples and lets anything else (a bug) propagate.
+    """
+
+
+class VideoTooShortError(VideoDecodeError):
+    """A readable video with too few frames for what is asked of it; the message names the
+    file, its frame count and what was needed."""
 
 
 @contextmanager
@@ -261,7 +272,7 @@ class VideoReader:
             raise VideoDecodeError(f"{self.path}: frame {index} is {frame.width}x{frame.height}, "
                                    f"the stream {self.width}x{self.height} (size changes are "
                                    f"not supported)")
-        return frame.to_ndarray(format="rgb24", **_SWS_OPTIONS)
+        return frame.to_ndarray(format="rgb24", **SWS_OPTIONS)
 
     def read(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         """Frames at ``indices`` (any order, repeats allowed) as ``(T, H, W, 3)`` uint8 RGB.

@@ -11,7 +11,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from deepvideo.io.decode import _SWS_OPTIONS
+from deepvideo.io.decode import SWS_OPTIONS
 
 __all__ = ["VideoWriter", "write_video"]
 
@@ -109,7 +109,7 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, codec: 
             for image in frames:
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
                 if pix_fmt != "rgb24":  # convert here, single-threaded: the same bytes on every run
-                    frame = frame.reformat(format=pix_fmt, **_SWS_OPTIONS)
+                    frame = frame.reformat(format=pix_fmt, **SWS_OPTIONS)
                 container.mux(stream.encode(frame))
             container.mux(stream.encode())
     except BaseException as exc:
@@ -147,7 +147,7 @@ class VideoWriter:
             frame = np.pad(frame, pad, mode="edge")
         image = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
         try:
-            self.container.mux(self.stream.encode(image.reformat(format="yuv420p", **_SWS_OPTIONS)))
+            self.container.mux(self.stream.encode(image.reformat(format="yuv420p", **SWS_OPTIONS)))
         except av.FFmpegError as error:
             raise ValueError(f"{self.path}: cannot write video ({error})") from error
 

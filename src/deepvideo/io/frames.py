@@ -192,8 +192,12 @@ class FrameFolderReader(FrameReader):
         if not meta.is_file():
             return DEFAULT_FPS
         try:
-            fps = float(json.loads(meta.read_text(encoding="utf-8"))["fps"])
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            data = meta.read_bytes()
+        except OSError as exc:
+            raise VideoDecodeError(f"{meta}: cannot be read ({exc.strerror})") from None
+        try:
+            fps = float(json.loads(data)["fps"])
+        except (ValueError, KeyError, TypeError):
             fps = float("nan")
         if not (fps > 0 and np.isfinite(fps)):
             raise VideoDecodeError(f"{meta}: expected a JSON object with a positive \"fps\"")

@@ -137,7 +137,10 @@ def write_packed(path: str | os.PathLike, frames: Iterable[np.ndarray], num_fram
 
 
 def _read_exact(fd: int, size: int, offset: int, path: Path) -> bytes:
-    data = os.pread(fd, size, offset)
+    try:
+        data = os.pread(fd, size, offset)
+    except OSError as exc:
+        raise VideoDecodeError(f"{path}: cannot be read ({exc.strerror})") from None
     if len(data) != size:
         raise VideoDecodeError(f"{path}: truncated packed file (needs {offset + size} bytes, "
                                f"has {os.fstat(fd).st_size})")
@@ -211,7 +214,7 @@ class PackedReader(FrameReader):
         data, _ = _member(self._fd, offset, "index.npy", self.path)
         try:
             self._index = np.load(io.BytesIO(data), allow_pickle=False).astype(np.int64)
-        except ValueError:
+        except (ValueError, EOFError):
             raise VideoDecodeError(f"{self.path}: not a packed video (bad index.npy)") from None
         if self._index.shape != (self.num_frames, 2) or self.num_frames < 1:
             raise VideoDecodeError(f"{self.path}: index of shape {self._index.shape} for "
@@ -225,7 +228,11 @@ class PackedReader(FrameReader):
     def _fill(self, index: int, out: np.ndarray) -> None:
         offset, size = self._index[index].tolist()
         if self.codec == "raw":
-            if size != out.nbytes or os.preadv(self._fd, [out], offset) != size:
+            try:
+                complete = size == out.nbytes and os.preadv(self._fd, [out], offset) == size
+            except OSError as exc:
+                raise VideoDecodeError(f"{self.path}: frame {index} cannot be read ({exc.strerror})") from None
+            if not complete:
                 raise VideoDecodeError(f"{self.path}: frame {index} is truncated or corrupt")
             return
         image = decode_image(_read_exact(self._fd, size, offset, self.path),

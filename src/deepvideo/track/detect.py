@@ -18,9 +18,10 @@ built by name from :data:`DETECTORS` with :func:`make_detector`:
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import cv2
 import numpy as np
@@ -148,10 +149,25 @@ class TorchvisionDetector:
         return np.column_stack([boxes[:, :2], boxes[:, 2:] - boxes[:, :2], scores]).reshape(-1, 5)
 
 
-def make_detector(name: str, dets: str | os.PathLike | np.ndarray | None = None,
-                  weights: str | os.PathLike | None = None, **options) -> Detector:
+def make_detector(name: str | None = None, dets: str | os.PathLike | np.ndarray | None = None,
+                  weights: str | os.PathLike | None = None, *, device: str = "cpu",
+                  options: Mapping[str, Any] | None = None, **kwargs: Any) -> Detector:
     """A detector of :data:`DETECTORS` by name: ``"dets"`` (needs ``dets``, a MOT file),
-    ``"mog2"`` or ``"torchvision"`` (needs ``weights``); ``dets`` and ``weights`` when given,
-    and ``options``, go to the detector's builder."""
-    given = {key: value for key, value in (("dets", dets), ("weights", weights)) if value is not None}
-    return DETECTORS.build(name, **given, **options)
+    ``"mog2"`` or ``"torchvision"`` (needs ``weights``); ``None`` picks ``"dets"`` when
+    ``dets`` is given, else ``"mog2"``.
+
+    ``dets`` and ``weights`` when given, ``device`` where the detector runs a network, then
+    ``kwargs`` and ``options`` (a mapping of further detector arguments, e.g. parsed from a
+    command line; given last, they win) go to the detector's builder.  Raises ``ValueError``
+    for an unknown name (naming the closest), an argument the detector does not take (listing
+    those it does; ``dets`` for any but ``"dets"``, ``weights`` for any but
+    ``"torchvision"``), a missing one, or a value of the wrong type (naming the argument).
+    """
+    if name is None:
+        name = "dets" if dets is not None else "mog2"
+    settings = {key: value for key, value in (("dets", dets), ("weights", weights)) if value is not None}
+    if "device" in inspect.signature(DETECTORS.get(name)).parameters:
+        settings["device"] = device
+    settings.update(kwargs)
+    settings.update(options or {})
+    return DETECTORS.build(name, **settings)

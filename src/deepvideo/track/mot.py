@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import colorsys
 import contextlib
+import inspect
+import numbers
 import os
 from pathlib import Path
-from typing import Callable, Mapping, Union
+from typing import Any, Callable, Mapping, Union
 
 import cv2
 import numpy as np
@@ -39,7 +41,16 @@ TRACKERS.register("sort")(Sort)
 TRACKERS.register("bytetrack")(ByteTrack)
 
 
-@TRACKERS.register("deepsort")
+def _deepsort_settings(max_age: int | None, min_hits: int | None, iou_threshold: float | None
+                       ) -> dict[str, Any]:
+    """The common settings in DeepSORT's terms: ``min_hits`` is ``n_init``, and the smallest
+    IoU of a match ``iou_threshold`` is ``1 - max_iou_distance``."""
+    return {key: value for key, value in (("max_age", max_age), ("n_init", min_hits),
+                                          ("max_iou_distance", None if iou_threshold is None else 1 - iou_threshold))
+            if value is not None}
+
+
+@TRACKERS.register("deepsort", settings=_deepsort_settings)
 def _deepsort(embedder: str | os.PathLike | None = None, device: str = "cpu", **options) -> DeepSort:
     """DeepSORT with the appearance network of the ``embedder`` file (written by
     ``deepsort.save_embedding``) on ``device``; without one it associates by motion alone."""
@@ -47,14 +58,52 @@ def _deepsort(embedder: str | os.PathLike | None = None, device: str = "cpu", **
     return DeepSort(encoder, **options)
 
 
-def make_tracker(name: str, embedder: str | os.PathLike | None = None, device: str = "cpu",
-                 **options) -> Tracker:
+# the builder's options, as the registry checks and lists them: its own, then DeepSort's
+_deepsort.__signature__ = inspect.signature(_deepsort).replace(parameters=[  # type: ignore[attr-defined]
+    *(p for p in inspect.signature(_deepsort).parameters.values() if p.kind is not p.VAR_KEYWORD),
+    *(p for p in inspect.signature(DeepSort).parameters.values() if p.name != "encoder")])
+
+
+def _check_setting(name: str, value: Any, integer: bool) -> None:
+    """``value`` a non-negative integer (``integer``) or a number in ``[0, 1]``."""
+    if integer and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0):
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    if not integer and (isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1):
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+
+
+def make_tracker(name: str, embedder: str | os.PathLike | None = None, device: str = "cpu", *,
+                 max_age: int | None = None, min_hits: int | None = None, iou_threshold: float | None = None,
+                 options: Mapping[str, Any] | None = None, **kwargs: Any) -> Tracker:
     """A tracker of :data:`TRACKERS` by name: ``"sort"``, ``"bytetrack"`` or ``"deepsort"``.
-    ``embedder`` (DeepSORT's appearance network file, run on ``device``) when given, and
-    ``options``, go to the tracker's builder."""
+
+    Args:
+        embedder: DeepSORT's appearance network file, run on ``device`` (only DeepSORT takes one).
+        max_age: frames a track survives unmatched (default: the tracker's).
+        min_hits: matches before a track is reported (DeepSORT's ``n_init``).
+        iou_threshold: smallest IoU of a match, in ``[0, 1]`` (DeepSORT's
+            ``1 - max_iou_distance``).
+        kwargs, options: any other argument of the tracker (``options``, a mapping, e.g.
+            parsed from a command line; given last, these win over the arguments above).
+            ``max_age``, ``min_hits`` and ``iou_threshold`` among them are translated too.
+
+    Raises ``ValueError`` for an unknown name (naming the closest), an argument the tracker
+    does not take (listing those it does), a setting out of range or a value of the wrong
+    type (naming the argument).
+    """
+    translate = TRACKERS.info(name).get("settings")  # first: an unknown name is the first error
+    extra = {**kwargs, **(options or {})}
+    common = {"max_age": max_age, "min_hits": min_hits, "iou_threshold": iou_threshold}
+    for key in common:
+        common[key] = extra.pop(key, common[key])
+        if common[key] is not None:
+            _check_setting(key, common[key], integer=key != "iou_threshold")
+    settings = (translate(**common) if translate is not None else
+                {key: value for key, value in common.items() if value is not None})
     if embedder is not None:
-        options.update(embedder=embedder, device=device)
-    return TRACKERS.build(name, **options)
+        settings.update(embedder=embedder, device=device)
+    settings.update(extra)
+    return TRACKERS.build(name, **settings)
 
 
 def _rows(number: int, tracks: np.ndarray) -> np.ndarray:
@@ -132,8 +181,7 @@ def track_video(video: str | os.PathLike, tracker: str | Tracker = "sort", detec
     Returns the tracks as ``(N, 10)`` MOT rows.
     """
     if isinstance(detector, str):
-        detector = make_detector(detector, dets=dets, weights=weights,
-                                 **({"device": device} if detector == "torchvision" else {}))
+        detector = make_detector(detector, dets=dets, weights=weights, device=device)
     tracker = make_tracker(tracker, embedder=embedder, device=device) if isinstance(tracker, str) else tracker
     out: list[np.ndarray] = []
     with VideoReader(video) as reader, contextlib.ExitStack() as stack:

@@ -43,16 +43,18 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 from tqdm import tqdm
 
 from deepvideo.track.motio import frames_of, read_mot
+from deepvideo.track.ope import box_file_kind, evaluate_ope_files, format_ope_table, sequence_names
 
 __all__ = ["HOTA_ALPHAS", "CLEAR_RULES", "iou_matrix", "read_ground_truth", "evaluate_mot", "evaluate_files",
-           "evaluate_sequences", "evaluate_benchmark", "format_table"]
+           "evaluate_sequences", "evaluate_benchmark", "evaluate_mot_files", "evaluate_tracking", "format_table",
+           "format_results"]
 
 _EPS = np.finfo(np.float64).eps
 HOTA_ALPHAS = np.arange(0.05, 0.99, 0.05)  # the 19 localisation thresholds 0.05 .. 0.95 HOTA averages over
@@ -435,6 +437,59 @@ def evaluate_benchmark(gt_root: str | os.PathLike, results_dir: str | os.PathLik
     return evaluate_sequences(sequences, iou_threshold, clear_rule=clear_rule, progress=progress)
 
 
+def _paths(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
+    return [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
+
+
+def evaluate_mot_files(gt: str | os.PathLike | Sequence[str | os.PathLike],
+                       pred: str | os.PathLike | Sequence[str | os.PathLike], iou_threshold: float = 0.5, *,
+                       clear_rule: str = "motmetrics", progress: bool = False) -> dict[str, dict[str, float]]:
+    """Evaluate MOTChallenge files: ``gt`` and ``pred`` are one file each, equal-length lists
+    of files (one per sequence, in the same order), or a benchmark folder and a results folder
+    (:func:`evaluate_benchmark`).  Results are keyed by sequence name (:func:`deepvideo.track.
+    ope.sequence_names` of the ground-truth files, or the benchmark's folders), with
+    ``"COMBINED"`` when there are several sequences."""
+    gt_paths, pred_paths = _paths(gt), _paths(pred)
+    if len(gt_paths) != len(pred_paths):
+        raise ValueError(f"pred: {len(pred_paths)} files for {len(gt_paths)} ground-truth files")
+    if gt_paths[0].is_dir():
+        if len(gt_paths) > 1:
+            raise ValueError("gt: one benchmark folder (<seq>/gt/gt.txt) or MOT files, not both")
+        return evaluate_benchmark(gt_paths[0], pred_paths[0], iou_threshold, clear_rule=clear_rule, progress=progress)
+    names = sequence_names(gt_paths)
+    if len(names) == 1:
+        return {names[0]: evaluate_files(gt_paths[0], pred_paths[0], iou_threshold, clear_rule=clear_rule)}
+    sequences = {name: (read_ground_truth(g), read_mot(p)) for name, g, p in zip(names, gt_paths, pred_paths)}
+    return evaluate_sequences(sequences, iou_threshold, clear_rule=clear_rule, progress=progress)
+
+
+def evaluate_tracking(gt: str | os.PathLike | Sequence[str | os.PathLike],
+                      pred: str | os.PathLike | Sequence[str | os.PathLike], kind: str = "auto",
+                      iou_threshold: float = 0.5, *, clear_rule: str = "motmetrics", pred_format: str = "xywh",
+                      progress: bool = False) -> dict[str, dict[str, float]]:
+    """Score tracker result files against their ground truth, ``{sequence: metrics}``.
+
+    ``kind="mot"``: MOTChallenge files or folders, :func:`evaluate_mot_files` with
+    ``iou_threshold`` and ``clear_rule`` (fractions).  ``kind="sot"``: single-object box
+    files, :func:`deepvideo.track.ope.evaluate_ope_files` with ``pred_format`` (percent).
+    ``kind="auto"`` tells them apart by the first ground-truth path
+    (:func:`deepvideo.track.ope.box_file_kind`: a first line of 4 numbers is a box file).
+    """
+    gt_paths, pred_paths = _paths(gt), _paths(pred)
+    if not gt_paths:
+        raise ValueError("gt: no ground-truth files")
+    if len(gt_paths) != len(pred_paths):
+        raise ValueError(f"pred: {len(pred_paths)} files for {len(gt_paths)} ground-truth files")
+    if kind not in ("auto", "mot", "sot"):
+        raise ValueError(f"kind: 'auto', 'mot' or 'sot', got {kind!r}")
+    kind = box_file_kind(gt_paths[0]) if kind == "auto" else kind
+    if kind == "mot":
+        return evaluate_mot_files(gt_paths, pred_paths, iou_threshold, clear_rule=clear_rule, progress=progress)
+    if any(path.is_dir() for path in gt_paths):
+        raise ValueError("gt: kind 'sot' takes box files, not folders")
+    return evaluate_ope_files(gt_paths, pred_paths, pred_format)
+
+
 _TABLE_COLUMNS = ("HOTA", "DetA", "AssA", "LocA", "MOTA", "MOTP", "IDF1", "IDP", "IDR", "Rcll", "Prcn",
                   "GT", "TP", "FP", "FN", "IDSW", "FRAG", "MT", "PT", "ML")
 _PERCENT = {"HOTA", "DetA", "AssA", "LocA", "MOTA", "MOTP", "IDF1", "IDP", "IDR", "Rcll", "Prcn"}
@@ -448,3 +503,10 @@ def format_table(results: Mapping[str, Mapping[str, float]]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(" ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in
                               enumerate(zip(row, widths))) for row in rows)
+
+
+def format_results(results: Mapping[str, Mapping[str, float]]) -> str:
+    """The table of :func:`evaluate_tracking`'s results: :func:`format_table` of MOT metrics,
+    :func:`deepvideo.track.ope.format_ope_table` of OPE scores (results holding ``success``)."""
+    ope = any("success" in r for r in results.values())
+    return format_ope_table(results) if ope else format_table(results)

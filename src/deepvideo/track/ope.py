@@ -33,15 +33,16 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from deepvideo.io.atomic import atomic_write
 
-__all__ = ["IOU_THRESHOLDS", "PIXEL_THRESHOLDS", "NORM_THRESHOLDS", "check_box", "evaluate_files",
-           "evaluate_ope", "precision_curve", "read_boxes", "success_curve", "write_boxes"]
+__all__ = ["IOU_THRESHOLDS", "PIXEL_THRESHOLDS", "NORM_THRESHOLDS", "box_file_kind", "check_box", "evaluate_files",
+           "evaluate_ope", "evaluate_ope_files", "format_ope_table", "precision_curve", "read_boxes",
+           "sequence_names", "success_curve", "write_boxes"]
 
 IOU_THRESHOLDS = np.arange(0, 1.05, 0.05)     # 21 success thresholds (mmtracking's array)
 PIXEL_THRESHOLDS = np.arange(0, 51, 1)        # centre error, pixels; precision reads index 20
@@ -192,17 +193,14 @@ def evaluate_ope(gt: np.ndarray | Sequence[np.ndarray], pred: np.ndarray | Seque
             "norm_precision": float(np.mean(norm, axis=0)[_AT] * 100)}
 
 
-def evaluate_files(gt_path: str | os.PathLike | Sequence[str | os.PathLike],
-                   pred_path: str | os.PathLike | Sequence[str | os.PathLike],
-                   pred_format: str = "xywh") -> dict[str, float]:
-    """``evaluate_ope`` over box files: one ground-truth and one prediction file per
-    sequence (a path or equal-length lists of paths).  Ground truth is ``x,y,w,h``;
-    ``pred_format="xyxy"`` reads mmtracking-style ``x1,y1,x2,y2`` results.  A count
-    mismatch raises ``ValueError`` naming both files, a ground-truth file without a box
-    (no frame to score) ``ValueError`` naming it."""
-    many = not isinstance(gt_path, (str, os.PathLike))
-    gt_paths = list(gt_path) if many else [gt_path]
-    pred_paths = list(pred_path) if many else [pred_path]
+def _paths(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
+    """One path, or a sequence of them, as a list of paths."""
+    return [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
+
+
+def _read_pairs(gt_paths: list[Path], pred_paths: list[Path], pred_format: str
+                ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The ground-truth and predicted boxes of each pair of files, their counts checked."""
     if len(gt_paths) != len(pred_paths):
         raise ValueError(f"pred: {len(pred_paths)} prediction files for {len(gt_paths)} ground-truth files")
     gts, preds = [], []
@@ -213,4 +211,73 @@ def evaluate_files(gt_path: str | os.PathLike | Sequence[str | os.PathLike],
         preds.append(read_boxes(p, pred_format))
         if len(gts[-1]) != len(preds[-1]):
             raise ValueError(f"{p}: {len(preds[-1])} boxes but {g} has {len(gts[-1])}")
-    return evaluate_ope(gts, preds)
+    return gts, preds
+
+
+def evaluate_files(gt_path: str | os.PathLike | Sequence[str | os.PathLike],
+                   pred_path: str | os.PathLike | Sequence[str | os.PathLike],
+                   pred_format: str = "xywh") -> dict[str, float]:
+    """``evaluate_ope`` over box files: one ground-truth and one prediction file per
+    sequence (a path or equal-length lists of paths).  Ground truth is ``x,y,w,h``;
+    ``pred_format="xyxy"`` reads mmtracking-style ``x1,y1,x2,y2`` results.  A count
+    mismatch raises ``ValueError`` naming both files, a ground-truth file without a box
+    (no frame to score) ``ValueError`` naming it."""
+    return evaluate_ope(*_read_pairs(_paths(gt_path), _paths(pred_path), pred_format))
+
+
+# file names that say what a file holds, not which sequence (MOTChallenge, OTB/LaSOT, mmtracking)
+_GENERIC_STEMS = {"gt", "groundtruth", "gt_for_eval", "det", "test", "track_results"}
+
+
+def sequence_names(paths: Sequence[str | os.PathLike]) -> list[str]:
+    """One name per file: the nearest of its stem and folder names that says more than
+    ``gt`` or ``groundtruth`` (``TUD-Campus/gt.txt`` -> ``TUD-Campus``, ``scene.gt.txt`` ->
+    ``scene``); the full paths as given where two names would coincide."""
+    def stem(path: Path) -> str:
+        while path.suffix[1:].lower() in _GENERIC_STEMS:
+            path = path.with_suffix("")
+        return path.stem
+
+    given = [Path(p) for p in paths]
+    names = [next((part for part in (stem(p.with_suffix("")), *reversed(p.absolute().parent.parts))
+                   if part.lower() not in _GENERIC_STEMS), p.stem) for p in given]
+    return names if len(set(names)) == len(names) else [str(p) for p in given]
+
+
+def box_file_kind(path: str | os.PathLike) -> str:
+    """``"sot"`` when the first non-empty line of ``path`` holds 4 numbers (``x,y,w,h``, a
+    single-object box file), else ``"mot"`` (a MOTChallenge file: 6 to 10 fields; a folder:
+    a benchmark split).  ``FileNotFoundError`` for a missing path."""
+    path = Path(path)
+    if path.is_dir():
+        return "mot"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    first = next((line for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()), "")
+    return "sot" if len(_SEPARATORS.split(first.strip())) == 4 else "mot"
+
+
+def evaluate_ope_files(gt: str | os.PathLike | Sequence[str | os.PathLike],
+                       pred: str | os.PathLike | Sequence[str | os.PathLike],
+                       pred_format: str = "xywh") -> dict[str, dict[str, float]]:
+    """OPE scores of each sequence's box files, named by :func:`sequence_names` of the
+    ground-truth files, plus ``"COMBINED"`` (the curves averaged over sequences, as
+    :func:`evaluate_ope` of them all) when there are several.  ``gt`` and ``pred`` are a
+    path or equal-length lists of paths; errors as :func:`evaluate_files`."""
+    gt_paths, pred_paths = _paths(gt), _paths(pred)
+    gts, preds = _read_pairs(gt_paths, pred_paths, pred_format)
+    results = {name: evaluate_ope(g, p) for name, g, p in zip(sequence_names(gt_paths), gts, preds)}
+    if len(results) > 1:
+        results["COMBINED"] = evaluate_ope(gts, preds)
+    return results
+
+
+def format_ope_table(results: Mapping[str, Mapping[str, float]]) -> str:
+    """OPE scores (percent, as :func:`evaluate_ope` returns them) as a plain-text table:
+    a header, then one row per sequence with success, precision and norm_precision to two
+    decimals."""
+    keys = ("success", "precision", "norm_precision")
+    rows = [["", *keys], *([name, *(f"{r[k]:.2f}" for k in keys)] for name, r in results.items())]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(keys) + 1)]
+    return "\n".join(" ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in
+                              enumerate(zip(row, widths))) for row in rows)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepvideo.data.synthetic import _background
+from deepvideo.data.synthetic import textured_background
 from deepvideo.io import write_video
 from deepvideo.track.motio import write_mot
 
@@ -91,7 +91,7 @@ def render_scene(boxes: np.ndarray, depth: np.ndarray, size: tuple[int, int], se
     num_frames, num_objects = boxes.shape[:2]
     height, width = size
     world_width = width + int(np.ceil(pan * (num_frames - 1)))
-    background = _background(rng, max(height, world_width))[:height] if render else None
+    background = textured_background(rng, max(height, world_width))[:height] if render else None
     textures = [_texture(rng, int(boxes[0, k, 2]), int(boxes[0, k, 3])) for k in range(num_objects)]
     order = np.argsort(-np.asarray(depth), kind="stable")  # far to near
     frames = np.empty((num_frames, height, width, 3), np.uint8) if render else None

@@ -370,7 +370,7 @@ def track_video(video: str | os.PathLike, box: Sequence[float], tracker: str = "
     A bad ``box`` (``w <= 0``, outside the frame) raises ``ValueError``."""
     runner = make_tracker(tracker, weights, device)
     with VideoReader(video) as reader, contextlib.ExitStack() as stack:
-        check_box(box, reader.width, reader.height, "--box")
+        check_box(box, reader.width, reader.height)
         sink = (stack.enter_context(VideoWriter(out_video, reader.fps, reader.width, reader.height))
                 if out_video is not None else None)
         frames = tqdm(reader, total=reader.num_frames, desc="tracking", unit="frame", disable=not progress)
