@@ -43,12 +43,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from machine import cpu_model  # benchmarks/machine.py
-
 from deepvideo.data.pack import pack_dataset
 from deepvideo.data.synthetic import MOTION_CLASSES, SyntheticConfig, make_motion_dataset
 from deepvideo.engine import DataSpec, Recipe, TrainConfig, train
 from deepvideo.engine.device import autocast, prepare_input, prepare_model, resolve_device
+
+from machine import cpu_model  # benchmarks/machine.py
 
 
 def compute_limit(recipe: Recipe, args, device: torch.device) -> float:

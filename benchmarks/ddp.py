@@ -21,9 +21,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from machine import cpu_model  # benchmarks/machine.py
-
 from deepvideo.data.synthetic import SyntheticConfig, make_motion_dataset
+
+from machine import cpu_model  # benchmarks/machine.py
 
 
 def run(processes: int, root: Path, out: Path, args) -> dict[str, float]:

@@ -39,6 +39,7 @@ import imageio_ffmpeg
 import numpy as np
 
 from deepvideo.io import VideoReader
+
 from machine import cpu_model  # benchmarks/machine.py
 
 VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"

@@ -27,11 +27,11 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from torchvision.models import video as tv
 
-from machine import cpu_model  # benchmarks/machine.py
-
 from deepvideo.data.synthetic import SyntheticConfig, make_motion_dataset
 from deepvideo.engine import DataSpec, Recipe, TrainConfig, train
 from deepvideo.engine.device import autocast, prepare_input, prepare_model, resolve_device
+
+from machine import cpu_model  # benchmarks/machine.py
 
 
 def plain_loop(recipe: Recipe, data: DataSpec, args, device: torch.device) -> float:

@@ -28,8 +28,16 @@ import cv2
 import numpy as np
 import torch
 
-from deepvideo.flow import (FLOW_METHODS, angular_error, endpoint_error, flow_estimator, load_flow,
-                            quantize_flow, read_flo, save_flow)
+from deepvideo.flow import (
+    FLOW_METHODS,
+    angular_error,
+    endpoint_error,
+    flow_estimator,
+    load_flow,
+    quantize_flow,
+    read_flo,
+    save_flow,
+)
 from deepvideo.io import VideoReader
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

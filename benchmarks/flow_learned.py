@@ -18,20 +18,21 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-from dataclasses import replace
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
-from flow import DATA, accuracy_table, best_time, estimators
-from machine import cpu_model
 
 from deepvideo.engine.flowtrain import TINYFLOW_TRAINING, train_tinyflow
 from deepvideo.flow import PairConfig, endpoint_error
 from deepvideo.flow.synthetic import pair_generator, synthetic_pairs, to_frames
 from deepvideo.io import VideoReader
+from flow import DATA, accuracy_table, best_time, estimators
+
+from machine import cpu_model
 
 VIDEO, SPEED_FRAMES, HELD_OUT_SEED = "mmaction2__demo.mp4", 21, 12345
 

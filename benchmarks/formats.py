@@ -58,8 +58,9 @@ from deepvideo.data.pack import pack_dataset, pack_target
 from deepvideo.data.synthetic import MOTION_CLASSES, SyntheticConfig, render_video
 from deepvideo.data.transforms import build_transform
 from deepvideo.io import VideoReader, open_video, write_video
-from machine import cpu_model  # benchmarks/machine.py
 from pipeline import CLIP_LEN, CROP, RESIZE, STRIDE, THREADS, VIDEOS, clip_list  # benchmarks/pipeline.py
+
+from machine import cpu_model  # benchmarks/machine.py
 
 REAL = ["mmaction2__demo.mp4", "mmaction2__test.mp4", "mmaction2__test.avi",
         "mmaction2__demo_spatiotemporal_det.mp4"]
@@ -154,7 +155,7 @@ def jpeg_decoders(packed: Path, rounds: int) -> None:
                 for name, d in decoders.items()}, rounds)
     reference = decoders["cv2.imdecode + cvtColor"](jpegs[0]).astype(int)
     print(f"\nJPEG decoders on {packed.name}'s {len(jpegs)} frames (one thread, best of {rounds}):")
-    for name, (wall, cpu, n) in res.items():
+    for name, (wall, _cpu, n) in res.items():
         diff = np.abs(decoders[name](jpegs[0]).astype(int) - reference).max()
         print(f"  {name:26s} {wall / n * 1e3:6.3f} ms/frame  (max |diff| vs OpenCV {diff})")
 

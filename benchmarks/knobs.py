@@ -23,10 +23,10 @@ from pathlib import Path
 
 import torch
 
-from machine import cpu_model  # benchmarks/machine.py
-
 from deepvideo.data.synthetic import SyntheticConfig, make_motion_dataset
 from deepvideo.engine import DataSpec, Recipe, TrainConfig, train
+
+from machine import cpu_model  # benchmarks/machine.py
 
 DEFAULT_KNOBS = "baseline,workers=1,workers=2,prefetch=4,channels_last,accumulate=2,compile"
 

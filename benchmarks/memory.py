@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from machine import cpu_model  # benchmarks/machine.py
-
 from deepvideo.io import write_video
+
+from machine import cpu_model  # benchmarks/machine.py
 
 OURS = """
 import sys

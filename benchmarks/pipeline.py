@@ -38,9 +38,9 @@ import torchvision
 from torchvision.transforms.v2 import functional as TF
 
 from deepvideo.data.sampling import RandomClipSampler
-from deepvideo.data.transforms import (KINETICS_MEAN, KINETICS_STD, CenterCrop, Normalize,
-                                       ResizeShort, build_transform)
+from deepvideo.data.transforms import KINETICS_MEAN, KINETICS_STD, CenterCrop, Normalize, ResizeShort, build_transform
 from deepvideo.io import VideoReader
+
 from machine import cpu_model  # benchmarks/machine.py
 
 VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"

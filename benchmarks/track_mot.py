@@ -33,15 +33,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from machine import cpu_model  # benchmarks/machine.py
-
-from deepvideo.track.deepsort import (AppearanceEncoder, DeepSort, EmbeddingNet, identity_crops,
-                                      load_embedding, train_embedding, EMBEDDING_TRAINING)
+from deepvideo.track.deepsort import (
+    EMBEDDING_TRAINING,
+    AppearanceEncoder,
+    DeepSort,
+    EmbeddingNet,
+    identity_crops,
+    load_embedding,
+    train_embedding,
+)
 from deepvideo.track.mot import make_tracker, track_detections
 from deepvideo.track.mot_metrics import evaluate_mot
 from deepvideo.track.motio import frames_of, read_mot
 from deepvideo.track.scenes import make_scene, noisy_detections
 from deepvideo.track.sort import ByteTrack, Sort
+
+from machine import cpu_model  # benchmarks/machine.py
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mot"
 SEQUENCES = ("TUD-Campus", "TUD-Stadtmitte")

@@ -26,11 +26,12 @@ import cv2
 import numpy as np
 import torch
 
-from machine import cpu_model  # benchmarks/machine.py
 from deepvideo.track.goturn import GOTURNConfig, GOTURNTracker
 from deepvideo.track.ope import evaluate_ope
 from deepvideo.track.siamfc import SiamFCConfig, SiamFCTracker
 from deepvideo.track.sot import TRACKERS, TrackSequence, make_tracker, synthetic_sequences, track_frames, train_sot
+
+from machine import cpu_model  # benchmarks/machine.py
 
 
 class StaticBox:

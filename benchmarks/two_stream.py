@@ -25,13 +25,13 @@ from pathlib import Path
 
 import torch
 
-from machine import cpu_model  # benchmarks/machine.py
-
 from deepvideo.data.synthetic import SyntheticConfig, make_motion_dataset
 from deepvideo.engine import DataSpec, Recipe, TrainConfig, evaluate, train
 from deepvideo.engine.evaluate import fuse_results
 from deepvideo.engine.recipe import load_trained
 from deepvideo.flow import extract_flow_dataset
+
+from machine import cpu_model  # benchmarks/machine.py
 
 WIDTHS = [16, 32, 64, 128]
 

@@ -21,13 +21,13 @@ from pathlib import Path
 
 import torch
 
-from machine import cpu_model  # benchmarks/machine.py
-
 from deepvideo.data.synthetic import SyntheticConfig, make_motion_dataset
 from deepvideo.engine import DataSpec, Recipe, TrainConfig, evaluate, train
 from deepvideo.engine.recipe import load_trained
 from deepvideo.models import create_model, list_models
 from deepvideo.models.summary import summarize
+
+from machine import cpu_model  # benchmarks/machine.py
 
 CLIP_LEN, STRIDE, RESIZE, CROP = 8, 2, 32, 28
 SMALL = {"widths": [16, 32, 64, 128]}

@@ -10,15 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_cli import run
 
-from conftest import entering_scene, moving_square_frames, one_line_error
 from deepvideo.cli import main
 from deepvideo.io import read_video
 from deepvideo.track.mot import draw_tracks
 from deepvideo.track.motio import read_mot, write_mot
 from deepvideo.track.ope import read_boxes, write_boxes
 from deepvideo.track.scenes import crossing_scene, noisy_detections
-from test_cli import run
+
+from conftest import entering_scene, moving_square_frames, one_line_error
 
 
 @pytest.fixture(autouse=True)

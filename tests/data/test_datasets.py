@@ -10,13 +10,23 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from conftest import moving_square_frames
-from deepvideo.data.datasets import (BadVideoWarning, VideoDataset, folder_dataset,
-                                     kinetics_csv, list_dataset, parse_folder, parse_hmdb51,
-                                     parse_kinetics_csv, parse_list_file, parse_ucf101)
+from deepvideo.data.datasets import (
+    BadVideoWarning,
+    VideoDataset,
+    folder_dataset,
+    kinetics_csv,
+    list_dataset,
+    parse_folder,
+    parse_hmdb51,
+    parse_kinetics_csv,
+    parse_list_file,
+    parse_ucf101,
+)
 from deepvideo.data.sampling import RandomClipSampler, UniformClipSampler
 from deepvideo.data.transforms import build_transform
 from deepvideo.io import VideoDecodeError, VideoTooShortError, read_video
+
+from conftest import moving_square_frames
 
 UCF_SIZES = {1: (9537, 3783), 2: (9586, 3734), 3: (9624, 3696)}  # official train/test counts
 

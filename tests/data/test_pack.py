@@ -16,10 +16,10 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from conftest import moving_square_frames
 from deepvideo.data.pack import PACK_FORMATS, pack_dataset, pack_target, pack_video
-from deepvideo.io import (FrameFolderReader, PackedReader, VideoReader, open_video, read_video,
-                          write_video)
+from deepvideo.io import FrameFolderReader, PackedReader, VideoReader, open_video, read_video, write_video
+
+from conftest import moving_square_frames
 
 
 def umask() -> int:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deepvideo.data.sampling import (RandomClipSampler, SegmentSampler, SlidingWindowSampler,
-                                     UniformClipSampler)
+from deepvideo.data.sampling import RandomClipSampler, SegmentSampler, SlidingWindowSampler, UniformClipSampler
 
 
 def rows(*clips):

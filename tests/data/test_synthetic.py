@@ -12,8 +12,14 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from deepvideo.data.synthetic import (MOTION_CLASSES, SyntheticConfig, default_root,
-                                      make_motion_dataset, render_video, video_rng)
+from deepvideo.data.synthetic import (
+    MOTION_CLASSES,
+    SyntheticConfig,
+    default_root,
+    make_motion_dataset,
+    render_video,
+    video_rng,
+)
 from deepvideo.io import VideoReader
 
 TINY = SyntheticConfig(train=2, val=1, test=1, num_frames=8, size=32)

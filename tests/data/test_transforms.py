@@ -8,14 +8,25 @@ import pytest
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from conftest import locate_crop
-
 from deepvideo.data.sampling import RandomClipSampler, UniformClipSampler
-from deepvideo.data.transforms import (KINETICS_MEAN, KINETICS_STD, CenterCrop, Compose,
-                                       HorizontalFlip, Normalize, RandomCrop,
-                                       RandomResizedCrop, ResizeShort, ThreeCrop, ToTensor,
-                                       build_transform, resize_frames)
+from deepvideo.data.transforms import (
+    KINETICS_MEAN,
+    KINETICS_STD,
+    CenterCrop,
+    Compose,
+    HorizontalFlip,
+    Normalize,
+    RandomCrop,
+    RandomResizedCrop,
+    ResizeShort,
+    ThreeCrop,
+    ToTensor,
+    build_transform,
+    resize_frames,
+)
 from deepvideo.io import VideoReader
+
+from conftest import locate_crop
 
 
 def noise(shape, seed=0) -> np.ndarray:

@@ -10,8 +10,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import locate_crop
-
 from deepvideo.cli import main
 from deepvideo.data.datasets import BadVideoWarning
 from deepvideo.engine import DataSpec, Recipe, TrainConfig, evaluate, load_checkpoint, train
@@ -20,6 +18,8 @@ from deepvideo.flow import flow_target, load_flow, make_estimator
 from deepvideo.flow.dataset import RGBFlowReader
 from deepvideo.io import VideoDecodeError, read_video
 from deepvideo.models.two_stream import TwoStream, TwoStreamOutput
+
+from conftest import locate_crop
 
 TINY = {"widths": [4, 8]}
 

@@ -9,10 +9,25 @@ import numpy as np
 import pytest
 import torch
 
-from deepvideo.flow import (COLOR_WHEEL, DEFAULT_BOUND, FLOW_METHODS, angular_error, angular_error_map,
-                            backward_warp, clip_flow, dequantize_flow, endpoint_error, endpoint_error_map,
-                            estimate_flow, flow_estimator, flow_to_color, photometric_error, quantize_flow,
-                            read_flo, write_flo)
+from deepvideo.flow import (
+    COLOR_WHEEL,
+    DEFAULT_BOUND,
+    FLOW_METHODS,
+    angular_error,
+    angular_error_map,
+    backward_warp,
+    clip_flow,
+    dequantize_flow,
+    endpoint_error,
+    endpoint_error_map,
+    estimate_flow,
+    flow_estimator,
+    flow_to_color,
+    photometric_error,
+    quantize_flow,
+    read_flo,
+    write_flo,
+)
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -120,10 +135,10 @@ def test_color_wheel_directions():
     flow[:, 0, 3] = (0, 1)     # down
     flow[:, 0, 4] = (0, 0)     # none
     flow[:, 0, 5] = (0.5, 0)   # right, half the largest length
-    r, u, l, d, z, half = flow_to_color(flow)[0].astype(int)
+    r, u, left, d, z, half = flow_to_color(flow)[0].astype(int)
     assert r.tolist() == [255, 0, 0]                          # red
     assert u[2] == 255 and u[1] == 0 and 60 < u[0] < 120       # blue-violet
-    assert l[0] == 0 and l[2] == 255 and l[1] > 180            # cyan
+    assert left[0] == 0 and left[2] == 255 and left[1] > 180   # cyan
     assert d[0] == 255 and d[2] == 0 and 200 < d[1] < 255      # yellow-orange
     assert z.tolist() == [255, 255, 255]                       # white
     assert half.tolist() == [255, 127, 127]                    # red, half saturated

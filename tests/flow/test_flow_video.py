@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import moving_square_frames
 
-from deepvideo.flow import (clip_flow, extract_flow_dataset, flow_file_info, flow_target, flow_video,
-                            load_flow, make_estimator)
+from deepvideo.flow import (
+    clip_flow,
+    extract_flow_dataset,
+    flow_file_info,
+    flow_target,
+    flow_video,
+    load_flow,
+    make_estimator,
+)
 from deepvideo.io import VideoReader, read_video
+
+from conftest import moving_square_frames
 
 
 def test_flow_video_side_by_side(make_video, tmp_path):

@@ -8,10 +8,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from deepvideo.flow import backward_warp, endpoint_error, make_estimator, photometric_error, read_flo
-from deepvideo.flow.synthetic import PairConfig, pair_generator, synthetic_pairs, to_frames
 from deepvideo.engine import TrainConfig
 from deepvideo.engine.flowtrain import TINYFLOW_TRAINING, TinyFlowTask, train_tinyflow
+from deepvideo.flow import backward_warp, endpoint_error, make_estimator, photometric_error, read_flo
+from deepvideo.flow.synthetic import PairConfig, pair_generator, synthetic_pairs, to_frames
 from deepvideo.flow.tinyflow import TinyFlow, TinyPWC, load_tinyflow, multiscale_epe, save_tinyflow
 
 TRAIN = PairConfig(size=(32, 32), max_flow=4.0, objects=1)

@@ -10,8 +10,9 @@ import av
 import numpy as np
 import pytest
 
-from conftest import moving_square_frames, real_videos
 from deepvideo.io import VideoDecodeError, VideoReader, read_video, write_video
+
+from conftest import moving_square_frames, real_videos
 
 VIDEOS = real_videos()
 

@@ -8,8 +8,9 @@ import av
 import numpy as np
 import pytest
 
-from conftest import moving_square_frames
 from deepvideo.io import VideoReader, read_video, write_video
+
+from conftest import moving_square_frames
 
 
 def smooth_frames(num: int = 12, size: int = 64) -> np.ndarray:

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import moving_square_frames
 from deepvideo.io import FrameFolderReader, VideoDecodeError, is_frame_folder, open_video
 from deepvideo.io.frames import DEFAULT_FPS, decode_image
+
+from conftest import moving_square_frames
 
 
 def write_folder(folder: Path, frames: np.ndarray, ext: str = ".png", pad: int = 5,

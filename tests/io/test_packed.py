@@ -11,9 +11,17 @@ import cv2
 import numpy as np
 import pytest
 
+from deepvideo.io import (
+    FrameFolderReader,
+    PackedReader,
+    VideoDecodeError,
+    VideoReader,
+    open_video,
+    read_video,
+    write_packed,
+)
+
 from conftest import moving_square_frames, real_videos
-from deepvideo.io import (FrameFolderReader, PackedReader, VideoDecodeError, VideoReader, open_video,
-                          read_video, write_packed)
 
 
 @pytest.fixture

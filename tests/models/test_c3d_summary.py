@@ -8,8 +8,13 @@ import pytest
 import torch
 import torch.nn as nn
 import torchvision
-from torchvision.models.video import (MC3_18_Weights, MViT_V1_B_Weights, MViT_V2_S_Weights,
-                                      R2Plus1D_18_Weights, R3D_18_Weights)
+from torchvision.models.video import (
+    MC3_18_Weights,
+    MViT_V1_B_Weights,
+    MViT_V2_S_Weights,
+    R2Plus1D_18_Weights,
+    R3D_18_Weights,
+)
 
 from deepvideo.models import create_model
 from deepvideo.models.attention import NonLocalBlock

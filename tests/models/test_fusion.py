@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import assert_forward_backward
 from deepvideo.models import create_model
 from deepvideo.models.fusion import slow_fusion_min_frames
+
+from conftest import assert_forward_backward
 
 WIDTHS = (8, 16)
 TINY = {

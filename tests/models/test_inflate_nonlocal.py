@@ -7,10 +7,11 @@ import torch
 import torch.nn as nn
 import torchvision
 
-from conftest import randomize_batchnorm
 from deepvideo.models import create_model
 from deepvideo.models.attention import NonLocalBlock
 from deepvideo.models.inflate import InflatedConv3d, inflate, inflate_resnet2d
+
+from conftest import randomize_batchnorm
 
 
 def resnet2d(arch: str, num_classes: int = 5) -> nn.Module:

@@ -7,9 +7,10 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from conftest import assert_forward_backward
 from deepvideo.models import create_model
 from deepvideo.models.recurrent import ConvGRUCell, ConvLSTM, ConvLSTMCell
+
+from conftest import assert_forward_backward
 
 WIDTHS = (8, 16)
 TINY = {

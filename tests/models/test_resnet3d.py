@@ -8,12 +8,12 @@ import torch.nn as nn
 from safetensors.torch import save_file
 from torchvision.models.video import resnet as tv
 
-from conftest import randomize_batchnorm
-
 from deepvideo.models import create_model
-from deepvideo.models.attention import NonLocalBlock
 from deepvideo.models import resnet3d as R
+from deepvideo.models.attention import NonLocalBlock
 from deepvideo.models.resnet3d import Conv2Plus1D, Conv3DSimple, mid_channels
+
+from conftest import randomize_batchnorm
 
 # our builder -> the same network built by torchvision
 TORCHVISION = {

@@ -11,13 +11,19 @@ import torch
 import torch.nn as nn
 import torchvision
 
-from conftest import assert_forward_backward
-
 from deepvideo.cli import main
 from deepvideo.models import create_model
 from deepvideo.models.summary import summarize
-from deepvideo.models.t3d import (PAPER_TTL_DEPTHS, T3D, SupervisionTransfer, TemporalTransitionLayer,
-                                  correspondence_pairs, transfer_loss)
+from deepvideo.models.t3d import (
+    PAPER_TTL_DEPTHS,
+    T3D,
+    SupervisionTransfer,
+    TemporalTransitionLayer,
+    correspondence_pairs,
+    transfer_loss,
+)
+
+from conftest import assert_forward_backward
 
 BLOCKS = {"t3d_121": (6, 12, 24, 16), "t3d_169": (6, 12, 32, 32)}
 

@@ -12,8 +12,15 @@ import torchvision
 
 from deepvideo.models import create_model, list_models
 from deepvideo.models.registry import model_doc, model_inputs
-from deepvideo.models.two_stream import (TwoStreamOutput, cross_modality_init, fuse, middle_frame,
-                                         stack_flow, two_stream, two_stream_i3d)
+from deepvideo.models.two_stream import (
+    TwoStreamOutput,
+    cross_modality_init,
+    fuse,
+    middle_frame,
+    stack_flow,
+    two_stream,
+    two_stream_i3d,
+)
 
 WIDTHS = (4, 8)
 

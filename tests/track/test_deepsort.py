@@ -7,10 +7,18 @@ import pytest
 import torch
 
 from deepvideo.engine import TrainConfig
-from deepvideo.track.deepsort import (AppearanceEncoder, DeepSort, EmbeddingNet, NearestNeighborGallery,
-                                      crop_boxes, identity_crops, load_embedding, save_embedding,
-                                      train_embedding)
 from deepvideo.io import VideoReader
+from deepvideo.track.deepsort import (
+    AppearanceEncoder,
+    DeepSort,
+    EmbeddingNet,
+    NearestNeighborGallery,
+    crop_boxes,
+    identity_crops,
+    load_embedding,
+    save_embedding,
+    train_embedding,
+)
 from deepvideo.track.mot_metrics import evaluate_mot
 from deepvideo.track.motio import frames_of, read_mot
 from deepvideo.track.scenes import crossing_scene, make_scene, noisy_detections

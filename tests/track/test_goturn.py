@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import moving_square_frames
-from deepvideo.track.goturn import (OUTPUT_SCALE, CaffeNetTower, GOTURNConfig, GOTURNNet, goturn_example,
-                                    motion_model)
 from deepvideo.engine import TrainConfig
+from deepvideo.track.goturn import OUTPUT_SCALE, CaffeNetTower, GOTURNConfig, GOTURNNet, goturn_example, motion_model
 from deepvideo.track.sot import goturn_batch, make_tracker, synthetic_sequences, track_video, train_goturn
+
+from conftest import moving_square_frames
 
 TINY = GOTURNConfig(input_size=67, width=0.125, fc_dim=32, dropout=0.0)
 

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepvideo.track.kalman import (CHI2INV95, DeepSortKalman, SortKalman, xyah_to_xywh, xysr_to_xywh,
-                                    xywh_to_xyah, xywh_to_xysr)
+from deepvideo.track.kalman import (
+    CHI2INV95,
+    DeepSortKalman,
+    SortKalman,
+    xyah_to_xywh,
+    xysr_to_xywh,
+    xywh_to_xyah,
+    xywh_to_xysr,
+)
 
 
 def test_box_conversions_round_trip():

@@ -40,13 +40,23 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import one_line_error
 from deepvideo.cli import main
-from deepvideo.track.mot_metrics import (evaluate_benchmark, evaluate_files, evaluate_mot, evaluate_mot_files,
-                                         evaluate_sequences, evaluate_tracking, format_results, format_table,
-                                         iou_matrix, read_ground_truth)
+from deepvideo.track.mot_metrics import (
+    evaluate_benchmark,
+    evaluate_files,
+    evaluate_mot,
+    evaluate_mot_files,
+    evaluate_sequences,
+    evaluate_tracking,
+    format_results,
+    format_table,
+    iou_matrix,
+    read_ground_truth,
+)
 from deepvideo.track.motio import read_mot, write_mot
 from deepvideo.track.ope import format_ope_table, write_boxes
+
+from conftest import one_line_error
 
 # TrackEval 1.0.0 (script above); our key -> value
 TRACKEVAL = {

@@ -7,7 +7,6 @@ import pytest
 import torch
 import torchvision
 
-from conftest import entering_scene
 from deepvideo.io import read_video
 from deepvideo.track.deepsort import DeepSort
 from deepvideo.track.detect import FileDetections, MOG2Detector, TorchvisionDetector, make_detector
@@ -16,6 +15,8 @@ from deepvideo.track.mot_metrics import evaluate_mot, iou_matrix
 from deepvideo.track.motio import read_mot
 from deepvideo.track.scenes import crossing_scene, make_scene, noisy_detections, render_scene
 from deepvideo.track.sort import ByteTrack, Sort
+
+from conftest import entering_scene
 
 
 def test_scene_ground_truth_has_occlusion_and_pan():

@@ -7,9 +7,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deepvideo.track.ope import (IOU_THRESHOLDS, box_file_kind, check_box, evaluate_files, evaluate_ope,
-                                 evaluate_ope_files, format_ope_table, read_boxes, sequence_names, success_curve,
-                                 write_boxes)
+from deepvideo.track.ope import (
+    IOU_THRESHOLDS,
+    box_file_kind,
+    check_box,
+    evaluate_files,
+    evaluate_ope,
+    evaluate_ope_files,
+    format_ope_table,
+    read_boxes,
+    sequence_names,
+    success_curve,
+    write_boxes,
+)
 
 
 def mmtracking_ope(gts_xywh: list[np.ndarray], preds_xyxy: list[np.ndarray], legacy: bool = False) -> dict:

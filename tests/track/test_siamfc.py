@@ -9,13 +9,30 @@ import pytest
 import torch
 
 from deepvideo.data.synthetic import SyntheticConfig, make_motion_dataset
+from deepvideo.engine import TrainConfig
 from deepvideo.io import read_video
 from deepvideo.track.ope import evaluate_ope
-from deepvideo.track.siamfc import (AlexNetEmbedding, SiamFCConfig, SiamFCNet, SiamFCTracker,
-                                    crop_and_resize, cross_correlate, logistic_labels, logistic_loss)
-from deepvideo.engine import TrainConfig
-from deepvideo.track.sot import (load_annotated_videos, load_tracker_net, make_tracker, siamfc_batch,
-                                 synthetic_sequences, track_frames, track_video, train_siamfc)
+from deepvideo.track.siamfc import (
+    AlexNetEmbedding,
+    SiamFCConfig,
+    SiamFCNet,
+    SiamFCTracker,
+    crop_and_resize,
+    cross_correlate,
+    logistic_labels,
+    logistic_loss,
+)
+from deepvideo.track.sot import (
+    load_annotated_videos,
+    load_tracker_net,
+    make_tracker,
+    siamfc_batch,
+    synthetic_sequences,
+    track_frames,
+    track_video,
+    train_siamfc,
+)
+
 from conftest import moving_square_frames
 
 

@@ -17,9 +17,21 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from deepvideo import __version__
 from deepvideo.cli import track
-from deepvideo.cli.options import (EXIT_USAGE, UsageError, add_training_options, existing_file, fraction, input_shape, label_pair,
-                                   model_option, nonneg_int, positive_float, positive_int, print_json,
-                                   train_config)
+from deepvideo.cli.options import (
+    EXIT_USAGE,
+    UsageError,
+    add_training_options,
+    existing_file,
+    fraction,
+    input_shape,
+    label_pair,
+    model_option,
+    nonneg_int,
+    positive_float,
+    positive_int,
+    print_json,
+    train_config,
+)
 
 if TYPE_CHECKING:
     from deepvideo.io.jobs import JobSummary
@@ -218,9 +230,9 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 # ----------------------------------------------------------------------------- predict
 def cmd_predict(args: argparse.Namespace) -> None:
+    from deepvideo.engine.device import resolve_device
     from deepvideo.engine.predict import predict_video, predictions_to_csv
     from deepvideo.engine.recipe import load_trained
-    from deepvideo.engine.device import resolve_device
 
     device = resolve_device(args.device)
     recipe, model = load_trained(args.checkpoint, device=device)

@@ -10,8 +10,20 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
-from deepvideo.cli.options import (UsageError, add_training_options, existing_file, fraction, input_shape, model_option,
-                                   nonneg_float, nonneg_int, positive_int, print_json, train_config, unit_float)
+from deepvideo.cli.options import (
+    UsageError,
+    add_training_options,
+    existing_file,
+    fraction,
+    input_shape,
+    model_option,
+    nonneg_float,
+    nonneg_int,
+    positive_int,
+    print_json,
+    train_config,
+    unit_float,
+)
 
 if TYPE_CHECKING:
     import numpy as np

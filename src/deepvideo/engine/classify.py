@@ -23,16 +23,14 @@ from typing import Any, Sequence
 import torch.nn as nn
 from torch.utils.data import Dataset
 
-from deepvideo.io.atomic import atomic_write
-
-from deepvideo.engine.distributed import is_main
 from deepvideo.engine.batch import STREAMS, forward, output_loss, prediction_scores
 from deepvideo.engine.device import resolve_amp, resolve_device
-from deepvideo.engine.distributed import process_group
+from deepvideo.engine.distributed import is_main, process_group
 from deepvideo.engine.evaluate import evaluate, fuse_results
 from deepvideo.engine.recipe import DataSpec, Recipe, load_trained
 from deepvideo.engine.task import Step, Task
 from deepvideo.engine.train import TrainConfig, fit
+from deepvideo.io.atomic import atomic_write
 
 __all__ = ["ClassificationTask", "evaluate_checkpoints", "train"]
 

@@ -22,10 +22,10 @@ import numpy as np
 import torch
 
 from deepvideo.data.synthetic import SyntheticConfig, make_motion_dataset
+from deepvideo.engine import TrainConfig, train
 from deepvideo.engine.evaluate import evaluate
 from deepvideo.engine.recipe import DataSpec, Recipe, load_trained
 from deepvideo.engine.report import save_frame_strip, write_confusion
-from deepvideo.engine import TrainConfig, train
 from deepvideo.io import VideoReader
 
 __all__ = ["run_demo", "DEMO_MODELS"]

@@ -17,8 +17,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from deepvideo.engine.batch import (class_probs, class_scores, flatten_views, forward, map_output,
-                                   output_loss)
+from deepvideo.engine.batch import class_probs, class_scores, flatten_views, forward, map_output, output_loss
 from deepvideo.engine.device import autocast, prepare_input
 from deepvideo.engine.distributed import all_gather_objects, all_sum, is_main, rank, world_size
 from deepvideo.engine.metrics import video_metrics

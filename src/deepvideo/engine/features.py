@@ -176,7 +176,8 @@ def video_features(video: str | os.PathLike, backbone: Backbone, batch_size: int
         for chunk in np.array_split(starts, -(-len(starts) // batch_size)):
             frames = reader.read((chunk[:, None] + np.arange(step)).reshape(-1))
             if backbone.clip_len:        # (K * T, H, W, 3) -> K clips (3, T, h, w)
-                clips = torch.stack([backbone.transform(c) for c in frames.reshape(len(chunk), step, *frames.shape[1:])])
+                windows = frames.reshape(len(chunk), step, *frames.shape[1:])
+                clips = torch.stack([backbone.transform(c) for c in windows])
             else:                        # the frames as one clip, then (T, 3, h, w) images
                 clips = backbone.transform(frames).transpose(0, 1)
             rows.append(backbone.net(clips.to(device)).flatten(1).float().cpu().numpy())

@@ -18,11 +18,16 @@ import numpy as np
 import torch.nn as nn
 
 from deepvideo.data import datasets
-from deepvideo.data.sampling import ClipSampler, RandomClipSampler, UniformClipSampler
-from deepvideo.data.flipswap import FlipSwap, swap_table
 from deepvideo.data.features import FEATURE_SUFFIX, FeatureOpener, features_to_clip, load_features
-from deepvideo.data.transforms import (KINETICS_MEAN, KINETICS_STD, build_flow_transform, build_pair_transform,
-                                       build_transform)
+from deepvideo.data.flipswap import FlipSwap, swap_table
+from deepvideo.data.sampling import ClipSampler, RandomClipSampler, UniformClipSampler
+from deepvideo.data.transforms import (
+    KINETICS_MEAN,
+    KINETICS_STD,
+    build_flow_transform,
+    build_pair_transform,
+    build_transform,
+)
 from deepvideo.engine.checkpoint import CheckpointError, load_checkpoint
 from deepvideo.models import create_model, list_models
 from deepvideo.models.registry import MODELS, model_builder, model_inputs

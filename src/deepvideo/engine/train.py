@@ -48,10 +48,16 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
 from deepvideo.engine.checkpoint import load_checkpoint, save_checkpoint
-from deepvideo.engine.device import (AMP_CHOICES, autocast, prepare_input, prepare_model, resolve_amp,
-                                     resolve_device)
-from deepvideo.engine.distributed import (all_gather_objects, all_sum, broadcast_buffers, is_main,
-                                          process_group, rank, world_size)
+from deepvideo.engine.device import AMP_CHOICES, autocast, prepare_input, prepare_model, resolve_amp, resolve_device
+from deepvideo.engine.distributed import (
+    all_gather_objects,
+    all_sum,
+    broadcast_buffers,
+    is_main,
+    process_group,
+    rank,
+    world_size,
+)
 from deepvideo.engine.report import plot_curves, write_metrics_csv
 from deepvideo.engine.task import Step, Task
 

@@ -8,13 +8,28 @@ second; a clip's are ``(T-1, 2, H, W)``.  Frames are ``(H, W, 3)`` uint8 RGB as 
 """
 
 from deepvideo.flow.classical import FLOW_METHODS, clip_flow, estimate_flow, flow_estimator
-from deepvideo.flow.flowio import (DEFAULT_BOUND, dequantize_flow, flow_file_info, load_flow, quantize_flow,
-                                   read_flo, save_flow, write_flo)
+from deepvideo.flow.flowio import (
+                                   DEFAULT_BOUND,
+                                   dequantize_flow,
+                                   flow_file_info,
+                                   load_flow,
+                                   quantize_flow,
+                                   read_flo,
+                                   save_flow,
+                                   write_flo,
+)
 from deepvideo.flow.metrics import angular_error, angular_error_map, endpoint_error, endpoint_error_map
-from deepvideo.flow.video import (ALL_METHODS, ExtractSummary, extract_flow_dataset, flow_target, flow_video,
-                                  make_estimator, video_flows)
 from deepvideo.flow.synthetic import PairConfig, synthetic_pairs
 from deepvideo.flow.tinyflow import TinyFlow, load_tinyflow
+from deepvideo.flow.video import (
+                                   ALL_METHODS,
+                                   ExtractSummary,
+                                   extract_flow_dataset,
+                                   flow_target,
+                                   flow_video,
+                                   make_estimator,
+                                   video_flows,
+)
 from deepvideo.flow.viz import COLOR_WHEEL, flow_to_color
 from deepvideo.flow.warp import backward_warp, photometric_error
 

@@ -21,8 +21,8 @@ from deepvideo.flow.classical import FLOW_METHODS, flow_estimator
 from deepvideo.flow.flowio import DEFAULT_BOUND, check_bound, flow_file_info, quantize_flow, save_flow
 from deepvideo.flow.viz import flow_to_color
 from deepvideo.io import VideoDecodeError, open_video, write_video
-from deepvideo.io.open import AnyReader
 from deepvideo.io.jobs import JobSummary, output_path, plan_outputs, run_jobs
+from deepvideo.io.open import AnyReader
 from deepvideo.registry import Registry
 
 __all__ = ["ALL_METHODS", "ExtractSummary", "make_estimator", "video_flows", "flow_video",

@@ -154,7 +154,8 @@ class SlowFusion(nn.Module):
 @register_model
 def late_fusion(num_classes: int = 400, num_frames: int = 2, widths: tuple[int, ...] = _WIDTHS,
                 hidden: tuple[int, ...] = (256,), dropout: float = 0.0) -> LateFusion:
-    """Late fusion (Karpathy 2014): per-frame 2D CNN features concatenated into FC layers. Input (B, 3, num_frames, H, W)."""
+    """Late fusion (Karpathy 2014): per-frame 2D CNN features concatenated into FC layers.
+    Input (B, 3, num_frames, H, W)."""
     widths = tuple(widths)
     return LateFusion(small_cnn2d(widths), widths[-1], num_classes, None, num_frames,
                       tuple(hidden), dropout)
@@ -172,7 +173,8 @@ def late_fusion_pool(num_classes: int = 400, pool: str = "avg", widths: tuple[in
 @register_model
 def early_fusion(num_classes: int = 400, num_frames: int = 10, widths: tuple[int, ...] = _WIDTHS,
                  hidden: tuple[int, ...] = (256,), dropout: float = 0.0) -> EarlyFusion:
-    """Early fusion (Karpathy 2014): first conv spans all frames (Conv2d(3*T)), then 2D CNN. Input (B, 3, num_frames, H, W)."""
+    """Early fusion (Karpathy 2014): first conv spans all frames (Conv2d(3*T)), then 2D CNN.
+    Input (B, 3, num_frames, H, W)."""
     return EarlyFusion(num_classes, num_frames, tuple(widths), tuple(hidden), dropout)
 
 
@@ -181,6 +183,7 @@ def slow_fusion(num_classes: int = 400, widths: tuple[int, ...] = _WIDTHS,
                 temporal_kernels: tuple[int, ...] = (4, 2, 2, 1),
                 temporal_strides: tuple[int, ...] = (2, 2, 2, 1),
                 hidden: tuple[int, ...] = (256,), dropout: float = 0.0) -> SlowFusion:
-    """Slow fusion (Karpathy 2014): temporally strided 3D convs, time extent grows with depth. Input (B, 3, T>=10, H, W)."""
+    """Slow fusion (Karpathy 2014): temporally strided 3D convs, time extent grows with depth.
+    Input (B, 3, T>=10, H, W)."""
     return SlowFusion(num_classes, tuple(widths), tuple(temporal_kernels), tuple(temporal_strides),
                       tuple(hidden), dropout)

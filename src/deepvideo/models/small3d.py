@@ -17,7 +17,6 @@ import torch.nn as nn
 
 from deepvideo.models.registry import register_model
 
-
 NORMS = ("batch", "group")
 
 

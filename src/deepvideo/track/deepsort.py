@@ -44,7 +44,6 @@ from torchvision.models.resnet import BasicBlock
 
 from deepvideo.engine import Step, Task, TrainConfig, fit
 from deepvideo.engine.task import GeneratedSet
-
 from deepvideo.io.atomic import atomic_write
 from deepvideo.models.weights import load_weights
 from deepvideo.track.detect import check_frame

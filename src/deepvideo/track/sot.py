@@ -27,20 +27,27 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 from tqdm import tqdm
 
+from deepvideo.data.synthetic import MOTION_CLASSES, SyntheticConfig, render_video, video_rng
 from deepvideo.engine import Step, Task, TrainConfig, fit
 from deepvideo.engine.task import GeneratedSet
-
-from deepvideo.data.synthetic import MOTION_CLASSES, SyntheticConfig, render_video, video_rng
 from deepvideo.io import VideoReader, read_video
 from deepvideo.io.atomic import atomic_write
 from deepvideo.io.encode import VideoWriter
 from deepvideo.registry import Registry
 from deepvideo.track.goturn import GOTURNConfig, GOTURNNet, GOTURNTracker, goturn_example
 from deepvideo.track.ope import check_box
-from deepvideo.track.siamfc import (SiamFCConfig, SiamFCNet, SiamFCTracker, crop_and_resize,
-                                    logistic_labels, logistic_loss, to_tensor)
+from deepvideo.track.siamfc import (
+    SiamFCConfig,
+    SiamFCNet,
+    SiamFCTracker,
+    crop_and_resize,
+    logistic_labels,
+    logistic_loss,
+    to_tensor,
+)
 
-__all__ = ["GOTURNTask", "PIXEL_CONFIG", "SiamFCTask", "TRACKERS", "TrackerTask", "TrackSequence", "goturn_batch", "goturn_pair",
+__all__ = ["GOTURNTask", "PIXEL_CONFIG", "SiamFCTask", "TRACKERS", "TrackerTask", "TrackSequence", "goturn_batch",
+           "goturn_pair",
            "load_annotated_videos", "load_tracker_net", "make_tracker", "save_tracker_net", "siamfc_batch",
            "siamfc_example", "synthetic_sequences", "track_frames", "track_video", "train_goturn", "train_siamfc",
            "train_sot"]
