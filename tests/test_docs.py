@@ -17,9 +17,10 @@ Checking shown output: each non-blank shown line must occur, in order, inside th
 the command printed (stdout, then stderr), as a substring. In a shown line ``...`` matches any
 text, and a line that is only ``...`` stands for any number of lines. Numbers that measure speed
 on the machine (``12.5 samples/s``, ``input wait 40%``, ``98s``) match any number. A number with
-decimals matches a printed number with as many decimals within one unit of the last place
-(``2.133`` matches ``2.132`` to ``2.134``: runs are seeded, but float sums may differ in their
-last bits from run to run); integers match exactly.
+decimals matches a printed number with as many decimals within five units of the last place
+(``2.133`` matches ``2.128`` to ``2.138``: runs are seeded, but float sums differ in their last
+bits from run to run and from machine to machine, and a few steps of training carry that into
+the third decimal); integers match exactly.
 
 A page's blocks run in order in one fresh working directory (``tmp/<page>/work``), so later
 blocks use the files earlier ones wrote; ``../shared/data`` from there is the project's sample
@@ -184,7 +185,7 @@ def _pattern(shown: str) -> tuple[re.Pattern, list[tuple[float, float]]]:
                 places = len(m.group(1))
                 end_of_line = b == len(piece) and k == len(pieces) - 1
                 parts.append(r"(-?\d+\.\d{%d})" % places + (r"(?!\d)" if end_of_line else ""))
-                expected.append((float(m.group(0)), 1.001 * 10.0 ** -places))
+                expected.append((float(m.group(0)), 5.001 * 10.0 ** -places))
             last = b
         parts.append(re.escape(piece[last:]))
     return re.compile("".join(parts)), expected
@@ -500,8 +501,8 @@ def test_every_page_is_listed_and_every_link_resolves():
 
 @pytest.mark.parametrize(("shown", "actual", "ok"), [
     ("loss 2.133 acc 0.094", "epoch 1: loss 2.133 acc 0.094 | x", True),
-    ("loss 2.133", "epoch 1: loss 2.134", True),  # decimals: within one unit of the last place
-    ("loss 2.133", "epoch 1: loss 2.135", False),
+    ("loss 2.133", "epoch 1: loss 2.138", True),  # decimals: within five units of the last place
+    ("loss 2.133", "epoch 1: loss 2.139", False),
     ("acc 0.1250", "acc 0.125", False),  # as many decimals as shown
     ("261 boxes", "262 boxes", False),  # integers are exact
     ("0.0,0.8,1,down,0.156...", "0.0,0.8,1,down,0.156575", True),
