@@ -23,7 +23,7 @@ from deepvideo.engine.device import resolve_device
 from deepvideo.engine.task import GeneratedSet, Step, Task
 from deepvideo.engine.train import TrainConfig, fit
 from deepvideo.flow.synthetic import PairConfig, synthetic_pairs
-from deepvideo.flow.tinyflow import TinyFlow, TinyPWC, multiscale_epe, save_tinyflow
+from deepvideo.flow.tinyflow import TinyFlow, TinyPWC, full_resolution, multiscale_epe, save_tinyflow
 
 __all__ = ["TINYFLOW_TRAINING", "TinyFlowTask", "flow_pair", "train_tinyflow"]
 
@@ -79,7 +79,7 @@ class TinyFlowTask(Task):
     def validation_step(self, model: nn.Module, batch) -> Step:
         img1, img2, flow = batch
         levels = [f.float() for f in model(img1, img2)]
-        full = 2 * nn.functional.interpolate(levels[0], size=flow.shape[-2:], mode="bilinear", align_corners=False)
+        full = full_resolution(levels[0], flow.shape[-2:])
         return Step(multiscale_epe(levels, flow), len(flow), {"epe": (full - flow).norm(dim=1).mean(dim=(1, 2)).sum()})
 
 

@@ -255,7 +255,7 @@ def _fit(task: Task, config: TrainConfig, out_dir: Path, resume: bool, device: t
                                config.epochs * steps_per_epoch)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
     history: list[dict[str, Any]] = []
-    best, start_epoch, bad = None, 0, []
+    best, start_epoch = None, 0
     last, best_path = out_dir / "last.pt", out_dir / "best.pt"
 
     if resume and last.is_file():

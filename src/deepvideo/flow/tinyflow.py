@@ -50,7 +50,8 @@ from deepvideo.flow.classical import frame_batches
 from deepvideo.flow.warp import backward_warp
 from deepvideo.io.atomic import atomic_write
 
-__all__ = ["LEVEL_WEIGHTS", "TinyPWC", "TinyFlow", "multiscale_epe", "save_tinyflow", "load_tinyflow"]
+__all__ = ["LEVEL_WEIGHTS", "TinyPWC", "TinyFlow", "full_resolution", "load_tinyflow", "multiscale_epe",
+           "save_tinyflow"]
 
 LEVEL_WEIGHTS = (1.0, 0.5, 0.25)   # loss weights of the 1/2, 1/4, 1/8 flows
 _FORMAT = "deepvideo.tinyflow/1"
@@ -188,9 +189,14 @@ class TinyPWC(nn.Module):
         pad_h, pad_w = (-side % self.stride for side in (height, width))
         padding = (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2)
         img1, img2 = (F.pad(x, padding, mode="replicate") for x in (img1, img2))
-        finest = self(img1, img2)[0]
-        flow = 2 * F.interpolate(finest, size=img1.shape[-2:], mode="bilinear", align_corners=False)
+        flow = full_resolution(self(img1, img2)[0], img1.shape[-2:])
         return flow[..., padding[2]:padding[2] + height, padding[0]:padding[0] + width]
+
+
+def full_resolution(finest: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The finest level's flow ``(B, 2, H / 2, W / 2)`` (pixels of that level) as the flow of
+    the images, ``(B, 2, H, W)`` in their pixels: upsampled bilinearly, doubled."""
+    return 2 * F.interpolate(finest, size=tuple(size), mode="bilinear", align_corners=False)
 
 
 def multiscale_epe(flows: list[torch.Tensor], target: torch.Tensor,

@@ -46,33 +46,41 @@ for _method in FLOW_METHODS:
     ALL_METHODS.register(_method)(_classical(_method))
 
 
-@ALL_METHODS.register("raft")
-def _raft(weights: str | os.PathLike | None, device: str | None) -> Callable[[], Estimator]:
-    """torchvision's RAFT (imported only now) from a local raft_small state_dict file."""
-    if weights is None:
-        raise ValueError("flow method 'raft' needs weights: a local raft_small state_dict file")
+def _learned(name: str, load: Callable[[], Callable[..., Estimator]], wanted: str
+             ) -> Callable[[str | os.PathLike | None, str | None], Callable[[], Estimator]]:
+    """The builder of a learned method: ``load()`` gives its loader (imported only then),
+    which reads ``weights``; one network serves every estimator."""
+
+    def build(weights: str | os.PathLike | None, device: str | None) -> Callable[[], Estimator]:
+        if weights is None:
+            raise ValueError(f"flow method {name!r} needs weights: {wanted}")
+        network = load()(weights, device=device)
+        return lambda: network
+
+    return build
+
+
+def _load_raft() -> Callable[..., Estimator]:
     from deepvideo.flow.learned import load_raft
 
-    network = load_raft(weights, device=device)
-    return lambda: network
+    return load_raft
 
 
-@ALL_METHODS.register("tinyflow")
-def _tinyflow(weights: str | os.PathLike | None, device: str | None) -> Callable[[], Estimator]:
-    """TinyFlow from a file written by :func:`deepvideo.flow.tinyflow.train_tinyflow`."""
-    if weights is None:
-        raise ValueError("flow method 'tinyflow' needs weights: a file from train_tinyflow")
+def _load_tinyflow() -> Callable[..., Estimator]:
     from deepvideo.flow.tinyflow import load_tinyflow
 
-    network = load_tinyflow(weights, device=device)
-    return lambda: network
+    return load_tinyflow
+
+
+ALL_METHODS.register("raft")(_learned("raft", _load_raft, "a local raft_small state_dict file"))
+ALL_METHODS.register("tinyflow")(_learned("tinyflow", _load_tinyflow, "a file from `deepvideo flow-train`"))
 
 
 def make_estimator(method: str = "farneback", weights: str | os.PathLike | None = None,
                    device: str | None = None) -> Estimator:
     """``(frame1, frame2) -> (2, H, W)`` float32 flow for any of ``ALL_METHODS``; frames
     ``(H, W, 3)`` uint8 RGB.  ``"raft"`` needs ``weights`` (a local raft_small state_dict),
-    ``"tinyflow"`` a file written by :func:`deepvideo.flow.tinyflow.train_tinyflow`."""
+    ``"tinyflow"`` a file written by ``deepvideo flow-train`` (``weights.safetensors``)."""
     return ALL_METHODS.get(method)(weights, device)()
 
 
