@@ -31,6 +31,9 @@ TRAINERS = {
     "tinyflow": (["flow-train", "--size", "16x16", "--max-flow", "2", "--objects", "0", "--pairs-per-epoch", "8",
                   "--val-pairs", "4", "--batch-size", "4", "--model-opt", "channels=[8,8]", "--model-opt",
                   "widths=[8]", "--model-opt", "max_displacement=1"], 2),
+    "sr": (["sr", "train", "--scale", "2", "--patch", "16", "--frames", "3", "--clips-per-epoch", "8",
+            "--val-frames", "3", "--batch-size", "4", "--model-opt", "channels=4", "--model-opt", "blocks=1",
+            "--model-opt", "fnet_width=4", "--model-opt", "fnet_levels=1"], 2),
 }
 EPOCHS = 3
 
@@ -49,6 +52,8 @@ def test_killed_run_resumes_to_the_uninterrupted_weights(name, tiny_motion_root,
     args, steps_per_epoch = TRAINERS[name]
     if name == "classification":
         args = [*args, "--data", str(tiny_motion_root)]
+    if name == "sr":
+        args = [*args, "--data", str(tiny_motion_root / "train"), "--val-videos", str(tiny_motion_root / "val")]
     full = _run(args, tmp_path / "full")
     assert full.returncode == 0, full.stderr
     killed = _run(args, tmp_path / "killed", kill_at=steps_per_epoch + 1)
@@ -68,5 +73,5 @@ def test_killed_run_resumes_to_the_uninterrupted_weights(name, tiny_motion_root,
     assert [row["epoch"] for row in rows] == ["1", "2", "3"]
     assert [float(r["train_loss"]) for r in rows] == pytest.approx([r["train_loss"] for r in resumed["history"]])
     assert (tmp_path / "killed" / "curves.png").stat().st_size > 1000
-    if name != "classification":
+    if name not in ("classification", "sr"):
         assert (tmp_path / "killed" / "weights.safetensors").is_file()

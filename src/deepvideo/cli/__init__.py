@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from deepvideo import __version__
-from deepvideo.cli import track
+from deepvideo.cli import sr, track
 from deepvideo.cli.options import (
     EXIT_USAGE,
     UsageError,
@@ -525,6 +525,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_pack)
 
     track.add_parser(sub)
+    sr.add_parser(sub)
 
     p = sub.add_parser("models", help="list the registered models")
     p.add_argument("--json", action="store_true")
