@@ -37,8 +37,11 @@ def test_train_eval_and_upscale_from_the_command_line(capsys, tiny_motion_root, 
                          "--out", str(tmp_path / "eval"))
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0] == "x2 BD: Y-PSNR (dB) / Y-SSIM / tOF, 2 px cropped at each border"
-    assert lines[2].startswith("bicubic ") and lines[3].startswith("frvsr ")
+    assert lines[0] == "x2 BD, 2 px cropped at each border"
+    assert lines[1].split() == ["video", "model", "Y-PSNR", "Y-SSIM", "tOF"]
+    assert re.fullmatch(r"\w+_\d\.mp4 +bicubic +\d+\.\d\d  [01]\.\d{4}  \d\.\d{3}", lines[2]), lines[2]
+    assert re.fullmatch(r" +frvsr +\d+\.\d\d  [01]\.\d{4}  \d\.\d{3}", lines[3]), lines[3]
+    assert lines[-3].split()[:2] == ["mean", "bicubic"] and len(lines) == 2 + 2 * 5 + 1
     assert lines[-1] == f"{tmp_path / 'eval' / 'samples.png'}: LR | bicubic | models | HR crops"
     assert (tmp_path / "eval" / "samples.png").stat().st_size > 1000
 

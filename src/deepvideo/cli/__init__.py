@@ -229,13 +229,36 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 
 # ----------------------------------------------------------------------------- predict
+def _predict_network(args: argparse.Namespace, device: Any) -> tuple[Any, Any]:
+    """The recipe and network of ``--backend``: a checkpoint's model (pytorch) or an exported
+    file's (onnxruntime, exported-program; CPU, fp32)."""
+    from deepvideo.engine.recipe import load_trained
+
+    if args.backend == "pytorch":
+        if args.model is not None or args.checkpoint is None:
+            raise UsageError("--backend pytorch runs a --checkpoint (an exported file is run with "
+                             "--backend onnxruntime or exported-program and --model FILE)")
+        return load_trained(args.checkpoint, device=device)
+    if args.checkpoint is not None or args.model is None:
+        raise UsageError(f"--backend {args.backend} runs an exported --model FILE (from deepvideo export), "
+                         f"not a --checkpoint")
+    if device.type != "cpu" or args.amp != "none":
+        raise UsageError(f"--backend {args.backend} runs on the CPU in fp32 (--device cpu, --amp none)")
+    from deepvideo.deploy import load_exported
+
+    try:
+        network = load_exported(args.model, args.backend)
+    except ImportError as exc:  # onnxruntime not installed: one line naming the extra
+        raise UsageError(str(exc)) from None
+    return network.recipe, network
+
+
 def cmd_predict(args: argparse.Namespace) -> None:
     from deepvideo.engine.device import resolve_device
     from deepvideo.engine.predict import predict_video, predictions_to_csv
-    from deepvideo.engine.recipe import load_trained
 
     device = resolve_device(args.device)
-    recipe, model = load_trained(args.checkpoint, device=device)
+    recipe, model = _predict_network(args, device)
     result = predict_video(model, args.video, recipe, step=args.step, topk=args.top,
                            batch_size=args.batch_size, device=device, amp=args.amp, progress=True)
     text = predictions_to_csv(result) if args.output_format == "csv" else json.dumps(result, indent=2)
@@ -246,6 +269,23 @@ def cmd_predict(args: argparse.Namespace) -> None:
               f"{len(result['windows'])} windows written to {args.out}")
     else:
         print(text)
+
+
+# ----------------------------------------------------------------------------- export
+def cmd_export(args: argparse.Namespace) -> None:
+    from deepvideo.deploy import export_model
+
+    try:
+        exported = export_model(args.checkpoint, args.out, args.format, input_shape=args.input_shape,
+                                num_classes=args.num_classes, model_kwargs=dict(args.model_kwargs or []),
+                                frames=args.frames, opset=args.opset)
+    except ImportError as exc:  # onnx/onnxscript not installed: one line naming the extra
+        raise UsageError(str(exc)) from None
+    meta = exported.metadata
+    shapes = ", ".join(f"{spec.name} ({', '.join(map(str, spec.shape))})" for spec in meta.inputs)
+    frames = (f"frames {meta.frames_text()}" if meta.dynamic_frames else
+              f"frames fixed at {meta.frames_text()} ({meta.recipe.model}: {meta.fixed_frames_reason})")
+    print(f"{args.out}: {meta.recipe.model} as {args.format}, input {shapes}, {frames}")
 
 
 # ----------------------------------------------------------------------------- flow
@@ -432,7 +472,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Class probabilities per window (start and end in seconds) "
                        "and for the whole video.")
     p.add_argument("video", type=existing_file)
-    p.add_argument("--checkpoint", type=existing_file, required=True)
+    p.add_argument("--checkpoint", type=existing_file, help="a training checkpoint (--backend pytorch)")
+    p.add_argument("--backend", default="pytorch", choices=("pytorch", "onnxruntime", "exported-program"),
+                   help="pytorch: the --checkpoint's model; onnxruntime (CPU) or exported-program: the "
+                   "--model file of deepvideo export (default %(default)s)")
+    p.add_argument("--model", type=existing_file, metavar="FILE",
+                   help="an exported model (.onnx for onnxruntime, .pt2 for exported-program)")
     p.add_argument("--step", type=positive_int, default=None,
                    help="frames between window starts (default: one window, no overlap)")
     p.add_argument("--top", type=positive_int, default=5)
@@ -440,6 +485,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="write to this file instead of stdout")
     _add_runtime_options(p)
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("export", help="export a checkpoint (or a fresh model) to ONNX or a torch.export program",
+                       description="Trace CHECKPOINT's model with torch.export (dynamic batch; dynamic clip "
+                       "length where the model allows it) and write it as ONNX (opset 18, for ONNX Runtime "
+                       "and other runtimes) or as a torch.export program (.pt2), with the recipe (classes, "
+                       "clip length, frame stride, crop size, mean/std) inside: the file alone runs with "
+                       "deepvideo predict --backend. Needs pip install 'deepvideo[deploy]' for ONNX.")
+    p.add_argument("checkpoint", metavar="CHECKPOINT",
+                   help="a training checkpoint, or a model name of `deepvideo models` (fresh weights; needs --input)")
+    p.add_argument("--format", default="onnx", choices=("onnx", "exported-program"),
+                   help="onnx (.onnx) or exported-program (.pt2, torch.export.save) (default %(default)s)")
+    p.add_argument("--out", type=Path, required=True, help="output file")
+    p.add_argument("--frames", default="auto", choices=("auto", "dynamic", "fixed"),
+                   help="clip length: dynamic where the model allows it (auto), dynamic or an error, or "
+                   "fixed at the recipe's (default %(default)s)")
+    p.add_argument("--opset", type=positive_int, default=18, help="ONNX opset, 17 or more (default %(default)s)")
+    group = p.add_argument_group("a model name instead of a checkpoint")
+    group.add_argument("--input", dest="input_shape", type=input_shape,
+                       help="one clip, C x T x H x W (e.g. 3x16x112x112)")
+    group.add_argument("--num-classes", type=positive_int, default=10, help="default %(default)s")
+    group.add_argument("--model-opt", dest="model_kwargs", type=model_option, action="append",
+                       metavar="KEY=VALUE", help="model option, repeatable")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("summary", help="per-layer output shapes, parameters and MACs of a model",
                        description="Per layer: output shape, parameters, multiply-accumulates "

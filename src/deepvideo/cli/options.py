@@ -3,11 +3,34 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 EXIT_USAGE = 2
+
+
+class LibraryNames:
+    """The names in ``module.attribute`` (a tuple or registry of the library), imported only
+    when argparse checks a value or prints help, so that building the parser does not import
+    the library (torch, torchvision, PyAV: seconds).  Options with such choices sit in
+    argument groups, whose ``add_argument`` does not format them."""
+
+    def __init__(self, module: str, attribute: str) -> None:
+        self.module, self.attribute = module, attribute
+
+    def _names(self) -> tuple[str, ...]:
+        return tuple(getattr(importlib.import_module(self.module), self.attribute))
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
 
 
 class UsageError(Exception):

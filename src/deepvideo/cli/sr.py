@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from deepvideo.cli.options import (
+    LibraryNames,
     add_training_options,
     existing_file,
     model_option,
@@ -15,8 +16,8 @@ from deepvideo.cli.options import (
     train_config,
 )
 
-SCALES = (2, 4)
-DEGRADATIONS = ("bi", "bd")
+SCALES = LibraryNames("deepvideo.sr.degrade", "SCALES")
+DEGRADATIONS = LibraryNames("deepvideo.sr.degrade", "DEGRADATIONS")
 
 
 def cmd_sr_train(args: argparse.Namespace) -> None:
@@ -42,14 +43,16 @@ def cmd_sr_eval(args: argparse.Namespace) -> None:
     if args.json:
         print_json(result)
         return
-    print(f"x{result['scale']} {result['degradation'].upper()}: Y-PSNR (dB) / Y-SSIM / tOF, "
-          f"{result['scale']} px cropped at each border")
-    columns = [*result["videos"], "mean"]
-    width = max(len(name) for name in result["rows"])
-    print(" " * width + "".join(f"  {name[:24]:>24}" for name in columns))
-    for name, row in result["rows"].items():
-        cells = "".join(f"  {row[c]['psnr']:7.2f} {row[c]['ssim']:.4f} {row[c]['tof']:6.3f}" for c in columns)
-        print(f"{name:<{width}}{cells}")
+    print(f"x{result['scale']} {result['degradation'].upper()}, {result['scale']} px cropped at each border")
+    width = max(len(name) for name in [*result["videos"], "video"])
+    model_width = max(len(name) for name in result["rows"])
+    print(f"{'video':<{width}}  {'model':<{model_width}}  Y-PSNR  Y-SSIM    tOF")
+    for video in [*result["videos"], "mean"]:
+        for i, (name, row) in enumerate(result["rows"].items()):
+            score = row[video]
+            label = video if i == 0 else ""
+            print(f"{label:<{width}}  {name:<{model_width}}  {score['psnr']:6.2f}  {score['ssim']:.4f}  "
+                  f"{score['tof']:5.3f}")
     for path, why in result["skipped"]:
         print(f"skipped {path}: {why}")
     if samples is not None:
@@ -81,11 +84,12 @@ def add_parser(sub) -> None:
                    help="video files or folders of videos")
     p.add_argument("--val-videos", type=Path, nargs="+", metavar="VIDEO",
                    help="held-out video files or folders for validation (excluded from --data)")
-    p.add_argument("--model", default="frvsr", help="srnet or frvsr (default %(default)s)")
-    p.add_argument("--scale", type=int, default=4, choices=SCALES, help="default %(default)s")
-    p.add_argument("--degradation", default="bd", choices=DEGRADATIONS,
-                   help="bd: Gaussian blur sigma 1.5 + decimation; bi: bicubic (default %(default)s)")
     p.add_argument("--out", type=Path, required=True, help="run folder")
+    group = p.add_argument_group("model")
+    group.add_argument("--model", default="frvsr", help="srnet or frvsr (default %(default)s)")
+    group.add_argument("--scale", type=int, default=4, choices=SCALES, help="2 or 4 (default %(default)s)")
+    group.add_argument("--degradation", default="bd", choices=DEGRADATIONS,
+                       help="bd: Gaussian blur sigma 1.5 + decimation; bi: bicubic (default %(default)s)")
     group = p.add_argument_group("samples")
     group.add_argument("--patch", type=positive_int, default=128, help="HR crop side (default %(default)s)")
     group.add_argument("--frames", type=positive_int, default=10, help="frames per clip (default %(default)s)")
@@ -108,12 +112,13 @@ def add_parser(sub) -> None:
                    help="best.pt of `deepvideo sr train` runs, or bicubic")
     p.add_argument("--data", type=Path, nargs="+", required=True, metavar="VIDEOS",
                    help="video files or folders of videos (the HR ground truth)")
-    p.add_argument("--scale", type=int, choices=SCALES, help="default: the checkpoint's")
-    p.add_argument("--degradation", choices=DEGRADATIONS, help="default: the checkpoint's")
     p.add_argument("--frames", type=positive_int, help="score only the first frames of each video")
     p.add_argument("--out", type=Path, help="folder for samples.png (LR | bicubic | models | HR crops)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
+    group = p.add_argument_group("degradation")
+    group.add_argument("--scale", type=int, choices=SCALES, help="2 or 4 (default: the checkpoint's)")
+    group.add_argument("--degradation", choices=DEGRADATIONS, help="bd or bi (default: the checkpoint's)")
     p.set_defaults(func=cmd_sr_eval, command="sr eval")
 
     p = sr.add_parser("upscale", help="super-resolve a video",
@@ -123,6 +128,8 @@ def add_parser(sub) -> None:
     p.add_argument("--checkpoint", required=True, help="best.pt of `deepvideo sr train`, or bicubic")
     p.add_argument("--out", type=Path, required=True, help="output video (.mp4, .mkv, .mov or .avi)")
     p.add_argument("--side-by-side", action="store_true", help="write bicubic | model next to each other")
-    p.add_argument("--scale", type=int, choices=SCALES, help="bicubic's scale (default 4); else the checkpoint's")
     p.add_argument("--device", default="cpu")
+    group = p.add_argument_group("bicubic")
+    group.add_argument("--scale", type=int, choices=SCALES, help="bicubic's scale, 2 or 4 (default 4); else the "
+                       "checkpoint's")
     p.set_defaults(func=cmd_sr_upscale, command="sr upscale")

@@ -4,13 +4,13 @@ training of the trackers' networks (thin commands over :mod:`deepvideo.track`)."
 from __future__ import annotations
 
 import argparse
-import importlib
 import inspect
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 from deepvideo.cli.options import (
+    LibraryNames,
     UsageError,
     add_training_options,
     existing_file,
@@ -29,32 +29,10 @@ if TYPE_CHECKING:
     import numpy as np
 
 
-class _LibraryNames:
-    """The names in ``module.attribute`` (a tuple of the library), imported only when argparse
-    checks a value or prints help, so that building the parser does not import the tracking
-    code (torchvision, PyAV: seconds).  Options with such choices sit in argument groups,
-    whose ``add_argument`` does not format them."""
-
-    def __init__(self, module: str, attribute: str) -> None:
-        self.module, self.attribute = module, attribute
-
-    def _names(self) -> tuple[str, ...]:
-        return tuple(getattr(importlib.import_module(self.module), self.attribute))
-
-    def __contains__(self, value: object) -> bool:
-        return value in self._names()
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names())
-
-    def __len__(self) -> int:
-        return len(self._names())
-
-
-_MOT_TRACKERS = _LibraryNames("deepvideo.track.mot", "TRACKERS")
-_SOT_TRACKERS = _LibraryNames("deepvideo.track.sot", "TRACKERS")
-_DETECTORS = _LibraryNames("deepvideo.track.detect", "DETECTORS")
-_CLEAR_RULES = _LibraryNames("deepvideo.track.mot_metrics", "CLEAR_RULES")
+_MOT_TRACKERS = LibraryNames("deepvideo.track.mot", "TRACKERS")
+_SOT_TRACKERS = LibraryNames("deepvideo.track.sot", "TRACKERS")
+_DETECTORS = LibraryNames("deepvideo.track.detect", "DETECTORS")
+_CLEAR_RULES = LibraryNames("deepvideo.track.mot_metrics", "CLEAR_RULES")
 
 
 def _box(text: str) -> tuple[float, float, float, float]:

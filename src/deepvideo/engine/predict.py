@@ -2,7 +2,10 @@
 
 The video is read window by window (a few windows at a time), so memory does not grow
 with its length.  Each window of ``clip_len`` frames (at the recipe's frame stride)
-gets class probabilities; the video-level answer averages them.
+gets class probabilities; the video-level answer averages them.  The network is any
+callable from a batch of clips ``(B, C, T, H, W)`` float32 to logits ``(B, num_classes)``:
+a checkpoint's model, or an exported file run by :mod:`deepvideo.deploy` (same windows,
+same transform, one implementation).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import os
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -32,12 +35,14 @@ def _top(probs: np.ndarray, classes: list[str], k: int) -> list[dict[str, Any]]:
 
 
 @torch.no_grad()
-def predict_video(model: nn.Module, path: str | os.PathLike, recipe: Recipe, step: int | None = None,
-                  topk: int = 5, batch_size: int = 4, device: torch.device | str = "cpu",
+def predict_video(model: Callable[[torch.Tensor], torch.Tensor], path: str | os.PathLike, recipe: Recipe,
+                  step: int | None = None, topk: int = 5, batch_size: int = 4, device: torch.device | str = "cpu",
                   amp: str = "none", progress: bool = False) -> dict[str, Any]:
     """Sliding-window predictions for one video.
 
     Args:
+        model: clips ``(B, C, T, H, W)`` float32 on ``device`` -> logits ``(B, num_classes)``;
+            an ``nn.Module`` is put in eval mode.
         step: frames between window starts (default: one window span, no overlap).
     Raises ``ValueError`` for a recipe of a modality other than rgb.
     Returns ``{"video", "num_frames", "fps", "windows": [{"start", "end", "top"}], "top"}``
@@ -47,7 +52,8 @@ def predict_video(model: nn.Module, path: str | os.PathLike, recipe: Recipe, ste
         raise ValueError(f"predict reads RGB windows; a {recipe.model} checkpoint of the {recipe.modality} "
                          f"modality is scored with deepvideo eval")
     device = torch.device(device)
-    model.eval()
+    if isinstance(model, nn.Module):
+        model.eval()
     transform = recipe.transform(train=False)
     sampler = SlidingWindowSampler(recipe.clip_len, stride=recipe.frame_stride, step=step)
     windows: list[dict[str, Any]] = []

@@ -120,12 +120,12 @@ def evaluate_sr(checkpoints: Sequence[str | os.PathLike], videos: Sequence[str |
     scale = scale or (loaded[0][1]["scale"] if loaded else 4)
     degradation = degradation or (trained[0]["degradation"] if trained else "bd")
     models: dict[str, VideoSR] = {"bicubic": build_sr_model("bicubic", scale)}
-    for model, info in loaded:
+    for source, (model, info) in zip(checkpoints, loaded):
         name = info["name"]
         if name == "bicubic":
             continue
-        if name in models:
-            name = f"{name} ({Path(checkpoints[len(models) - 1]).parent.name})"
+        if name in models:  # two runs of one model: tell them apart by their run folder
+            name = f"{name} ({Path(source).parent.name})"
         if info["scale"] != scale:
             raise ValueError(f"checkpoints: {name} is x{info['scale']}, the others x{scale}")
         models[name] = model
