@@ -24,7 +24,7 @@ from deepvideo.io import VideoDecodeError, open_video
 from deepvideo.io.atomic import atomic_path, atomic_write
 from deepvideo.io.encode import VideoWriter
 from deepvideo.sr.degrade import SCALES, degrade, frames_to_tensor, mod_crop, tensor_to_frames
-from deepvideo.sr.metrics import psnr, ssim, tof
+from deepvideo.sr.metrics import farneback_flow, flow_difference, psnr, ssim
 from deepvideo.sr.models import VideoSR, build_sr_model
 from deepvideo.sr.train import list_videos
 
@@ -165,12 +165,14 @@ def _score_video(path: Path, models: dict[str, VideoSR], scale: int, degradation
         previous: tuple[np.ndarray, list[np.ndarray]] | None = None
         for index, ((hr, lr), *srs) in enumerate(zip(copies[0], *streams)):
             outputs = [tensor_to_frames(sr[None])[0] for sr in srs]
+            center_crop = min(hr.shape[:2]) >= 48
+            target_flow = farneback_flow(previous[0], hr) if previous is not None else None  # once for all models
             for i, (name, output) in enumerate(zip(models, outputs)):
                 sums[name]["psnr"] += psnr(output, hr, crop_border=scale)
                 sums[name]["ssim"] += ssim(output, hr, crop_border=scale)
-                if previous is not None:
-                    sums[name]["tof"] += tof(np.stack([previous[1][i], output]), np.stack([previous[0], hr]),
-                                             center_crop=min(hr.shape[:2]) >= 48)
+                if target_flow is not None:
+                    sums[name]["tof"] += flow_difference(farneback_flow(previous[1][i], output), target_flow,
+                                                         center_crop)
             previous = (hr, outputs)
             if samples is not None and index == total // 2:
                 _write_samples(samples, tensor_to_frames(lr[None])[0], hr, dict(zip(models, outputs)), scale)

@@ -33,7 +33,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["frame_psnr_ssim", "frame_tof", "psnr", "rgb_to_y", "ssim", "tecogan_crop", "tof"]
+__all__ = ["farneback_flow", "flow_difference", "frame_psnr_ssim", "frame_tof", "psnr", "rgb_to_y", "ssim",
+           "tecogan_crop", "tof"]
 
 # BT.601 luma weights for RGB in [0, 1] giving Y on the 0-255 scale (BasicSR rgb2ycbcr, MATLAB rgb2ycbcr).
 _Y_WEIGHTS = np.array([65.481, 128.553, 24.966], dtype=np.float64)
@@ -208,6 +209,32 @@ def _grey(clip: np.ndarray) -> list[np.ndarray]:
     return [cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY) for frame in clip]
 
 
+def _tof_crop(shape: tuple[int, ...], center_crop: bool) -> tuple[slice, slice]:
+    """The pixels tOF averages over, for frames of ``shape`` (``(H, W, ...)``)."""
+    if not center_crop:
+        return slice(None), slice(None)
+    rows, cols = tecogan_crop(*shape[:2])
+    if rows.stop == rows.start or cols.stop == cols.start:
+        raise ValueError(f"center_crop leaves no pixels of frames of shape {tuple(shape)} (TecoGAN's crop needs "
+                         "H and W >= 48); pass center_crop=False")
+    return rows, cols
+
+
+def farneback_flow(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """TecoGAN's flow between two RGB frames ``(H, W, 3)`` (uint8; float is rounded): Farneback with
+    TecoGAN's parameters on ``cv2.COLOR_RGB2GRAY`` frames, ``(H, W, 2)`` float32 ``(dx, dy)``."""
+    previous_grey, current_grey = _grey(np.stack([previous, current]))
+    return cv2.calcOpticalFlowFarneback(previous_grey, current_grey, None, **_FARNEBACK)
+
+
+def flow_difference(output_flow: np.ndarray, target_flow: np.ndarray, center_crop: bool = True) -> float:
+    """One pair's tOF: the mean over pixels (of TecoGAN's centre crop, :func:`tecogan_crop`) of the L2 norm
+    of ``target_flow - output_flow``, both ``(H, W, 2)``."""
+    rows, cols = _tof_crop(target_flow.shape[:2], center_crop)
+    diff = (target_flow - output_flow)[rows, cols]
+    return float(np.sqrt(np.sum(diff * diff, axis=-1)).mean(dtype=np.float64))
+
+
 def frame_tof(output: np.ndarray, target: np.ndarray, center_crop: bool = True) -> np.ndarray:
     """Per-pair TecoGAN tOF, a float64 array of shape ``(T - 1,)``: entry ``t - 1`` scores frames ``(t-1, t)``.
 
@@ -220,18 +247,9 @@ def frame_tof(output: np.ndarray, target: np.ndarray, center_crop: bool = True) 
         raise ValueError(f"tof needs output clips of shape (T, H, W, 3) with T >= 2, got shape {out.shape}")
     if out.shape != tgt.shape:
         raise ValueError(f"output and target shapes differ: output {out.shape} vs target {tgt.shape}")
-    rows, cols = tecogan_crop(*out.shape[1:3]) if center_crop else (slice(None), slice(None))
-    if center_crop and (rows.stop == rows.start or cols.stop == cols.start):
-        raise ValueError(f"center_crop leaves no pixels of frames of shape {out.shape[1:]} (TecoGAN's crop needs "
-                         "H and W >= 48); pass center_crop=False")
-    out_grey, tgt_grey = _grey(out), _grey(tgt)
-    values = []
-    for t in range(1, len(out_grey)):
-        tgt_flow = cv2.calcOpticalFlowFarneback(tgt_grey[t - 1], tgt_grey[t], None, **_FARNEBACK)
-        out_flow = cv2.calcOpticalFlowFarneback(out_grey[t - 1], out_grey[t], None, **_FARNEBACK)
-        diff = (tgt_flow - out_flow)[rows, cols]
-        values.append(np.sqrt(np.sum(diff * diff, axis=-1)).mean(dtype=np.float64))
-    return np.array(values, dtype=np.float64)
+    _tof_crop(out.shape[1:], center_crop)  # before any flow is computed
+    return np.array([flow_difference(farneback_flow(out[t - 1], out[t]), farneback_flow(tgt[t - 1], tgt[t]),
+                                     center_crop) for t in range(1, len(out))], dtype=np.float64)
 
 
 def tof(output: np.ndarray, target: np.ndarray, center_crop: bool = True) -> float:
