@@ -14,9 +14,10 @@ from deepvideo.deploy.export import (
     recipe_for_model,
 )
 from deepvideo.deploy.metadata import FORMAT_VERSION, METADATA_FILE, METADATA_KEY, ExportMetadata, InputSpec
-from deepvideo.deploy.packages import DEPLOY_EXTRA
-from deepvideo.deploy.runtime import BACKENDS, ExportedNetwork, load_exported
+from deepvideo.deploy.packages import DEPLOY_EXTRA, SERVE_EXTRA
+from deepvideo.deploy.runtime import BACKENDS, ExportedNetwork, load_exported, load_network
 
 __all__ = ["BACKENDS", "DEFAULT_OPSET", "DEPLOY_EXTRA", "EXPORT_FORMATS", "FIXED_FRAMES", "FORMAT_VERSION",
-           "METADATA_FILE", "METADATA_KEY", "ExportMetadata", "Exported", "ExportedNetwork", "InputSpec",
-           "export_model", "export_program", "input_shapes", "load_exported", "load_source", "recipe_for_model"]
+           "METADATA_FILE", "METADATA_KEY", "SERVE_EXTRA", "ExportMetadata", "Exported", "ExportedNetwork", "InputSpec",
+           "export_model", "export_program", "input_shapes", "load_exported", "load_network", "load_source",
+           "recipe_for_model"]

@@ -22,7 +22,7 @@ from deepvideo.deploy.packages import require
 from deepvideo.engine.recipe import Recipe
 from deepvideo.registry import Registry
 
-__all__ = ["BACKENDS", "ExportedNetwork", "OnnxRuntimeNetwork", "ProgramNetwork", "load_exported"]
+__all__ = ["BACKENDS", "ExportedNetwork", "OnnxRuntimeNetwork", "ProgramNetwork", "load_exported", "load_network"]
 
 # loader(path) -> ExportedNetwork; info: suffix (the file suffix the backend reads)
 BACKENDS: Registry[Callable[[Path], "ExportedNetwork"]] = Registry("backend")
@@ -127,3 +127,24 @@ def load_exported(path: str | os.PathLike, backend: str | None = None) -> Export
     if not path.is_file():
         raise ValueError(f"{path}: no such exported model file")
     return loader(path)
+
+
+def load_network(path: str | os.PathLike, backend: str | None = None, device: torch.device | str = "cpu"
+                 ) -> tuple[Recipe, Callable[[torch.Tensor], Any]]:
+    """The recipe and network of ``path``: a training checkpoint (``backend`` ``"pytorch"``, the
+    model on ``device`` in eval mode) or an exported file (a name of :data:`BACKENDS`, CPU).
+    ``backend`` ``None`` tells them apart by the suffix (``.onnx``, ``.pt2``: exported; any
+    other: a checkpoint).  The network maps clips ``(B, C, T, H, W)`` float32 to logits
+    ``(B, num_classes)``, as :func:`deepvideo.engine.predict.predict_video` wants."""
+    from deepvideo.engine.recipe import load_trained
+
+    path = Path(path)
+    if backend is None:
+        by_suffix = {BACKENDS.info(name)["suffix"]: name for name in BACKENDS}
+        backend = by_suffix.get(path.suffix, "pytorch")
+    if backend == "pytorch":
+        return load_trained(path, device=device)
+    if torch.device(device).type != "cpu":
+        raise ValueError(f"{path}: the {backend} backend runs on the CPU, not {device}")
+    network = load_exported(path, backend)
+    return network.recipe, network
