@@ -183,3 +183,46 @@ def entering_scene():
     boxes[:, 0, 0], boxes[:, 0, 1] = np.where(t < 10, -100, 10 + 4 * (t - 10)), 20
     boxes[:, 1, 0], boxes[:, 1, 1] = np.where(t < 10, -100, 140 - 4 * (t - 10)), 70
     return render_scene(boxes, np.array([0, 1]), (120, 160), seed=0)
+
+
+@pytest.fixture
+def serve_bytes():
+    """Factory: ``serve_bytes(data, cut=None) -> url`` serves ``data`` over HTTP on 127.0.0.1
+    (announcing all of it, sending only ``data[:cut]`` when ``cut`` is given: a stream that
+    breaks off).  Servers stop when the test ends."""
+    import http.server
+    import threading
+
+    servers = []
+
+    def serve(data: bytes, cut: int | None = None, name: str = "video.mkv") -> str:
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data[:cut])
+                self.wfile.flush()
+                self.close_connection = True
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/{name}"
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (just closed)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

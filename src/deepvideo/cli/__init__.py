@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from deepvideo import __version__
-from deepvideo.cli import sr, track
+from deepvideo.cli import sr, stream, track
 from deepvideo.cli.options import (
     EXIT_USAGE,
     UsageError,
+    add_network_options,
     add_training_options,
     existing_file,
     fraction,
@@ -29,6 +30,7 @@ from deepvideo.cli.options import (
     nonneg_int,
     positive_float,
     positive_int,
+    predict_network,
     print_json,
     train_config,
 )
@@ -229,36 +231,12 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 
 # ----------------------------------------------------------------------------- predict
-def _predict_network(args: argparse.Namespace, device: Any) -> tuple[Any, Any]:
-    """The recipe and network of ``--backend``: a checkpoint's model (pytorch) or an exported
-    file's (onnxruntime, exported-program; CPU, fp32)."""
-    from deepvideo.engine.recipe import load_trained
-
-    if args.backend == "pytorch":
-        if args.model is not None or args.checkpoint is None:
-            raise UsageError("--backend pytorch runs a --checkpoint (an exported file is run with "
-                             "--backend onnxruntime or exported-program and --model FILE)")
-        return load_trained(args.checkpoint, device=device)
-    if args.checkpoint is not None or args.model is None:
-        raise UsageError(f"--backend {args.backend} runs an exported --model FILE (from deepvideo export), "
-                         f"not a --checkpoint")
-    if device.type != "cpu" or args.amp != "none":
-        raise UsageError(f"--backend {args.backend} runs on the CPU in fp32 (--device cpu, --amp none)")
-    from deepvideo.deploy import load_exported
-
-    try:
-        network = load_exported(args.model, args.backend)
-    except ImportError as exc:  # onnxruntime not installed: one line naming the extra
-        raise UsageError(str(exc)) from None
-    return network.recipe, network
-
-
 def cmd_predict(args: argparse.Namespace) -> None:
     from deepvideo.engine.device import resolve_device
     from deepvideo.engine.predict import predict_video, predictions_to_csv
 
     device = resolve_device(args.device)
-    recipe, model = _predict_network(args, device)
+    recipe, model = predict_network(args, device)
     result = predict_video(model, args.video, recipe, step=args.step, topk=args.top,
                            batch_size=args.batch_size, device=device, amp=args.amp, progress=True)
     text = predictions_to_csv(result) if args.output_format == "csv" else json.dumps(result, indent=2)
@@ -472,12 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Class probabilities per window (start and end in seconds) "
                        "and for the whole video.")
     p.add_argument("video", type=existing_file)
-    p.add_argument("--checkpoint", type=existing_file, help="a training checkpoint (--backend pytorch)")
-    p.add_argument("--backend", default="pytorch", choices=("pytorch", "onnxruntime", "exported-program"),
-                   help="pytorch: the --checkpoint's model; onnxruntime (CPU) or exported-program: the "
-                   "--model file of deepvideo export (default %(default)s)")
-    p.add_argument("--model", type=existing_file, metavar="FILE",
-                   help="an exported model (.onnx for onnxruntime, .pt2 for exported-program)")
+    add_network_options(p)
     p.add_argument("--step", type=positive_int, default=None,
                    help="frames between window starts (default: one window, no overlap)")
     p.add_argument("--top", type=positive_int, default=5)
@@ -594,6 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     track.add_parser(sub)
     sr.add_parser(sub)
+    stream.add_parser(sub)
 
     p = sub.add_parser("models", help="list the registered models")
     p.add_argument("--json", action="store_true")

@@ -145,3 +145,33 @@ def train_config(args: argparse.Namespace, defaults: Any) -> Any:
         given["clip_grad"] = given["clip_grad"] or None
     flags = {name: True for name in ("compile", "sync_bn", "channels_last", "tensorboard") if getattr(args, name)}
     return replace(defaults, **given, **flags)
+
+
+def add_network_options(parser: argparse.ArgumentParser) -> None:
+    """``--checkpoint``, ``--backend`` and ``--model``: the network that predict and stream run."""
+    parser.add_argument("--checkpoint", type=existing_file, help="a training checkpoint (--backend pytorch)")
+    parser.add_argument("--backend", default="pytorch", choices=("pytorch", "onnxruntime", "exported-program"),
+                        help="pytorch: the --checkpoint's model; onnxruntime (CPU) or exported-program: the "
+                        "--model file of deepvideo export (default %(default)s)")
+    parser.add_argument("--model", type=existing_file, metavar="FILE",
+                        help="an exported model (.onnx for onnxruntime, .pt2 for exported-program)")
+
+
+def predict_network(args: argparse.Namespace, device: Any) -> tuple[Any, Any]:
+    """The recipe and network of ``--backend``: a checkpoint's model (pytorch) or an exported
+    file's (onnxruntime, exported-program; CPU, fp32)."""
+    from deepvideo.deploy import load_network
+
+    if args.backend == "pytorch" and (args.model is not None or args.checkpoint is None):
+        raise UsageError("--backend pytorch runs a --checkpoint (an exported file is run with "
+                         "--backend onnxruntime or exported-program and --model FILE)")
+    if args.backend != "pytorch":
+        if args.checkpoint is not None or args.model is None:
+            raise UsageError(f"--backend {args.backend} runs an exported --model FILE (from deepvideo export), "
+                             f"not a --checkpoint")
+        if device.type != "cpu" or args.amp != "none":
+            raise UsageError(f"--backend {args.backend} runs on the CPU in fp32 (--device cpu, --amp none)")
+    try:
+        return load_network(args.checkpoint or args.model, args.backend, device)
+    except ImportError as exc:  # onnxruntime not installed: one line naming the extra
+        raise UsageError(str(exc)) from None

@@ -26,10 +26,11 @@ from deepvideo.engine.device import autocast, prepare_input
 from deepvideo.engine.recipe import Recipe
 from deepvideo.io import open_video
 
-__all__ = ["predict_video", "predictions_to_csv"]
+__all__ = ["predict_video", "predictions_to_csv", "top_classes"]
 
 
-def _top(probs: np.ndarray, classes: list[str], k: int) -> list[dict[str, Any]]:
+def top_classes(probs: np.ndarray, classes: list[str], k: int) -> list[dict[str, Any]]:
+    """The ``k`` most probable of ``probs`` ``(num_classes,)`` as ``[{"label", "prob"}]``, best first."""
     order = np.argsort(-probs)[:k]
     return [{"label": classes[i], "prob": round(float(probs[i]), 6)} for i in order]
 
@@ -73,10 +74,10 @@ def predict_video(model: Callable[[torch.Tensor], torch.Tensor], path: str | os.
             for window, p in zip(chunk, probs):
                 windows.append({"start": round(float(reader.frame_times[window.min()]), 3),
                                 "end": round(float(reader.frame_times[window.max()] + frame_step), 3),
-                                "top": _top(p, recipe.classes, topk)})
+                                "top": top_classes(p, recipe.classes, topk)})
                 all_probs.append(p)
         info = {"video": str(path), "num_frames": reader.num_frames, "fps": reader.fps}
-    info.update(windows=windows, top=_top(np.mean(all_probs, axis=0), recipe.classes, topk))
+    info.update(windows=windows, top=top_classes(np.mean(all_probs, axis=0), recipe.classes, topk))
     return info
 
 

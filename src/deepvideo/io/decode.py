@@ -37,7 +37,7 @@ SWS_OPTIONS = {"threads": 1} if int(av.__version__.split(".")[0]) >= 17 else {}
 
 
 # FFmpeg demuxers that turn any text file into "video" (ANSI art, subtitles): refused
-_TEXT_FORMATS = {"tty"}
+TEXT_FORMATS = {"tty"}
 
 
 class VideoDecodeError(RuntimeError):
@@ -55,7 +55,7 @@ class VideoTooShortError(VideoDecodeError):
 
 
 @contextmanager
-def _ffmpeg_messages() -> Iterator[None]:
+def ffmpeg_messages() -> Iterator[None]:
     """Let FFmpeg's error messages (e.g. "moov atom not found") reach PyAV's exceptions.
 
     PyAV drops FFmpeg's log by default, leaving only generic errors such as "Invalid
@@ -72,7 +72,7 @@ def _ffmpeg_messages() -> Iterator[None]:
         av.logging.set_level(None)
 
 
-def _cause(exc: BaseException) -> str:
+def ffmpeg_cause(exc: BaseException) -> str:
     """One line describing an FFmpeg error, with FFmpeg's own message when there is one."""
     text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     log = getattr(exc, "log", None)
@@ -116,11 +116,11 @@ class VideoReader:
             raise VideoDecodeError(f"{self.path}: no such file")
         if self.path.stat().st_size == 0:
             raise VideoDecodeError(f"{self.path}: empty file")
-        with _ffmpeg_messages():
+        with ffmpeg_messages():
             try:
                 self._container = av.open(str(self.path))
             except (av.FFmpegError, UnicodeDecodeError) as exc:
-                raise VideoDecodeError(f"{self.path}: not a readable video ({_cause(exc)})") from None
+                raise VideoDecodeError(f"{self.path}: not a readable video ({ffmpeg_cause(exc)})") from None
         try:
             self._open_stream(threads)
         except BaseException:
@@ -128,7 +128,7 @@ class VideoReader:
             raise
 
     def _open_stream(self, threads: int) -> None:
-        if self._container.format.name in _TEXT_FORMATS:
+        if self._container.format.name in TEXT_FORMATS:
             raise VideoDecodeError(f"{self.path}: a text file, not a video (FFmpeg would render it "
                                    f"as {self._container.format.name!r} text art)")
         if not self._container.streams.video:
@@ -177,7 +177,7 @@ class VideoReader:
         """
         packets = []  # (pts, dts, is_keyframe) of each frame packet, in decode order
         found = 0
-        with _ffmpeg_messages():
+        with ffmpeg_messages():
             try:
                 for packet in self._container.demux(self._stream):
                     if packet.size == 0 and packet.dts is None:
@@ -189,7 +189,7 @@ class VideoReader:
                     if packet.size and not packet.is_discard:
                         packets.append((packet.pts, packet.dts, packet.is_keyframe))
             except av.FFmpegError as exc:
-                raise VideoDecodeError(f"{self.path}: corrupt or truncated ({_cause(exc)})") from None
+                raise VideoDecodeError(f"{self.path}: corrupt or truncated ({ffmpeg_cause(exc)})") from None
         # The demuxer's index (mp4 sample tables, AVI idx1) lists every packet it knows
         # of, after edit lists; an AVI cut before its idx1 still has its header count.
         listed = len(getattr(self._stream, "index_entries", ()))
@@ -264,7 +264,7 @@ class VideoReader:
                         j, count = count, count + 1
                     yield j, frame
         except av.FFmpegError as exc:
-            raise VideoDecodeError(f"{self.path}: corrupt or truncated ({_cause(exc)})") from None
+            raise VideoDecodeError(f"{self.path}: corrupt or truncated ({ffmpeg_cause(exc)})") from None
 
     def _rgb(self, frame: av.VideoFrame, index: int) -> np.ndarray:
         """One decoded frame -> ``(H, W, 3)`` uint8 RGB (swscale, one thread)."""
