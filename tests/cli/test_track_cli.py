@@ -230,10 +230,12 @@ def test_box_that_is_not_four_numbers_is_rejected(make_video, tmp_path, capsys, 
 
 
 def test_missing_and_unreadable_videos(tmp_path, capsys):
-    for command in (["mot"], ["sot", "--box", "1,1,4,4"]):
-        line = usage_error(capsys, "track", command[0], str(tmp_path / "missing.mp4"), *command[1:],
-                           "--out", str(tmp_path / "r.txt"))
-        assert "missing.mp4: no such file" in line
+    line = usage_error(capsys, "track", "sot", str(tmp_path / "missing.mp4"), "--box", "1,1,4,4",
+                       "--out", str(tmp_path / "r.txt"))
+    assert "missing.mp4: no such file" in line
+    code, _, err = run(capsys, "track", "mot", str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "r.txt"))
+    assert code == 2  # mot takes stream sources too: the file is looked for when it is opened
+    one_line_error(err, "deepvideo track mot: error:", "missing.mp4: no such file")
     fake = tmp_path / "fake.mp4"
     fake.write_text("hello")
     for command in (["mot"], ["sot", "--box", "1,1,4,4"]):

@@ -74,7 +74,7 @@ def test_sources_that_cannot_be_opened_are_one_line_errors(tmp_path):
     cases = [(tmp_path / "missing.mp4", "missing.mp4: no such file"),
              ("7", "7: no such camera (/dev/video7 does not exist)"),
              ("/dev/video9", "/dev/video9: no such camera"),
-             (text, "notes.mp4: cannot open the file ("),
+             (text, "notes.mp4: not a readable video ("),
              (f"http://127.0.0.1:{port}/live", f"http://127.0.0.1:{port}/live: cannot open the url (")]
     for source, message in cases:
         with pytest.raises(StreamError) as info:

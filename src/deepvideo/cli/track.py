@@ -19,6 +19,7 @@ from deepvideo.cli.options import (
     model_option,
     nonneg_float,
     nonneg_int,
+    positive_float,
     positive_int,
     print_json,
     train_config,
@@ -89,8 +90,10 @@ def cmd_track_mot(args: argparse.Namespace) -> None:
     else:
         detector = make_detector(args.detector, dets=args.dets, weights=args.weights, device=args.device,
                                  options=dict(args.detector_opt or []))
-        rows = track_video(args.video, tracker, detector, video_out=args.video_out, progress=True, device=args.device)
-    write_mot(args.out, rows)
+        rows = track_video(args.video, tracker, detector, video_out=args.video_out, progress=True, device=args.device,
+                           out=args.out, realtime=args.realtime, timeout=args.timeout)
+    if args.video is None:
+        write_mot(args.out, rows)
     shown = f"; annotated video {args.video_out}" if args.video_out else ""
     print(f"{args.out}: {len(rows)} boxes of {len(np.unique(rows[:, 1]))} tracks "
           f"in {len(np.unique(rows[:, 0]))} frames{shown}")
@@ -210,10 +213,15 @@ def add_parser(sub) -> None:
                          "--dets alone, linked into tracks; writes OUT as MOTChallenge rows "
                          "frame,id,x,y,w,h,1,-1,-1,-1 and with --video-out VIDEO with each track's box "
                          "and id drawn in a colour fixed by its id.")
-    p.add_argument("video", nargs="?", type=existing_file, help="video to track in (optional with --dets)")
+    p.add_argument("video", nargs="?", help="video file, camera (/dev/video0 or an index) or stream URL "
+                   "(rtsp://, http://, udp://, ...) to track in (optional with --dets)")
     p.add_argument("--dets", type=existing_file, help="MOTChallenge detection file (det.txt)")
-    p.add_argument("--out", type=Path, required=True, help="result file (MOTChallenge .txt)")
+    p.add_argument("--out", type=Path, required=True, help="result file (MOTChallenge .txt); with VIDEO each "
+                   "frame's confirmed tracks are appended as they come")
     p.add_argument("--video-out", type=Path, help="also write VIDEO with the tracks drawn (.mp4)")
+    p.add_argument("--realtime", action="store_true", help="pace a video file at its frame rate, as a camera")
+    p.add_argument("--timeout", type=positive_float, default=10.0,
+                   help="seconds to wait for a stream to open and for each read (default %(default)s)")
     group = p.add_argument_group("detector")
     group.add_argument("--detector", choices=_DETECTORS,
                        help="detections of VIDEO: dets (the --dets file), mog2 (moving objects, static "

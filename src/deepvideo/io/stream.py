@@ -106,7 +106,8 @@ class LiveSource:
             except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
                 cause = (f"no answer within {timeout:g} s" if time.monotonic() - began >= timeout
                          else ffmpeg_cause(exc))
-                raise StreamError(f"{self.name}: cannot open the {self.kind} ({cause})") from None
+                what = "not a readable video" if self.kind == "file" else f"cannot open the {self.kind}"
+                raise StreamError(f"{self.name}: {what} ({cause})") from None
         if self._container.format.name in TEXT_FORMATS or not self._container.streams.video:
             self._container.close()
             raise StreamError(f"{self.name}: no video stream")

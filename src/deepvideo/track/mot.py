@@ -4,10 +4,11 @@ video) out.
 Tracking-by-detection runs online, one frame at a time: the detector (``deepvideo.track.
 detect``) gives boxes, the tracker (SORT, ByteTrack-style or DeepSORT) links them into
 tracks.  :func:`track_detections` runs a tracker over precomputed detections;
-:func:`track_video` decodes a video frame by frame (never holding it whole), detects, tracks
-and optionally encodes a copy with every track's box and id drawn in a colour fixed by the
-id.  Results are ``(N, 10)`` MOT rows ``frame, id, x, y, w, h, 1, -1, -1, -1`` (frames and
-ids from 1), for :func:`deepvideo.track.motio.write_mot` and
+:func:`track_video` decodes a video file, camera or network stream frame by frame (never
+holding it whole), detects, tracks, writes the confirmed tracks as they come, and optionally
+encodes a copy with every track's box and id drawn in a colour fixed by the id.  Results
+are ``(N, 10)`` MOT rows ``frame, id, x, y, w, h, 1, -1, -1, -1`` (frames and ids from 1),
+for :func:`deepvideo.track.motio.write_mot` and
 :func:`deepvideo.track.mot_metrics.evaluate_mot`.
 """
 
@@ -18,6 +19,7 @@ import contextlib
 import inspect
 import numbers
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping, Union
 
@@ -25,12 +27,12 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from deepvideo.io import VideoReader
 from deepvideo.io.encode import VideoWriter
+from deepvideo.io.stream import LiveSource
 from deepvideo.registry import Registry
 from deepvideo.track.deepsort import AppearanceEncoder, DeepSort, load_embedding
 from deepvideo.track.detect import Detector, make_detector
-from deepvideo.track.motio import frames_of
+from deepvideo.track.motio import MotWriter, frames_of
 from deepvideo.track.sort import ByteTrack, Sort
 
 __all__ = ["TRACKERS", "draw_tracks", "make_tracker", "track_detections", "track_video"]
@@ -164,11 +166,13 @@ def draw_tracks(frame: np.ndarray, tracks: np.ndarray) -> np.ndarray:
 def track_video(video: str | os.PathLike, tracker: str | Tracker = "sort", detector: str | Detector = "mog2",
                 dets: str | os.PathLike | np.ndarray | None = None, weights: str | os.PathLike | None = None,
                 embedder: str | os.PathLike | None = None, video_out: str | os.PathLike | None = None,
-                progress: bool = True, device: str = "cpu") -> np.ndarray:
-    """Track the objects of a video, streaming its frames.
+                progress: bool = True, device: str = "cpu", out: str | os.PathLike | None = None,
+                realtime: bool = False, timeout: float = 10.0) -> np.ndarray:
+    """Track the objects of a video file, camera or network stream, frame by frame.
 
     Args:
-        video: a video file (anything :class:`deepvideo.io.VideoReader` opens).
+        video: a video file, a camera (``/dev/video0`` or ``0``) or a stream URL (anything
+            :class:`deepvideo.io.stream.LiveSource` opens, ``realtime`` and ``timeout`` as there).
         tracker: ``"sort"``, ``"bytetrack"``, ``"deepsort"`` or a tracker object.
         detector: ``"mog2"`` (moving objects, static camera), ``"dets"`` (the MOT detection
             file ``dets``, frame numbers from 1), ``"torchvision"`` (a Faster R-CNN whose
@@ -177,21 +181,30 @@ def track_video(video: str | os.PathLike, tracker: str | Tracker = "sort", detec
         embedder: DeepSORT's appearance network file (``deepsort.save_embedding``).
         video_out: where to write the video with the tracks drawn (h264 ``.mp4``/``.mkv``).
         device: torch device of the torchvision detector and the appearance network.
+        out: also write each frame's confirmed tracks to this MOTChallenge file as they come
+            (:class:`~deepvideo.track.motio.MotWriter`), for streams without an end.
 
-    Returns the tracks as ``(N, 10)`` MOT rows.
+    Returns the tracks as ``(N, 10)`` MOT rows.  A stream that breaks off ends the tracking
+    with a warning (the rows so far are returned and written).
     """
     if isinstance(detector, str):
         detector = make_detector(detector, dets=dets, weights=weights, device=device)
     tracker = make_tracker(tracker, embedder=embedder, device=device) if isinstance(tracker, str) else tracker
-    out: list[np.ndarray] = []
-    with VideoReader(video) as reader, contextlib.ExitStack() as stack:
-        sink = (stack.enter_context(VideoWriter(video_out, reader.fps, reader.width, reader.height))
+    found: list[np.ndarray] = []
+    with LiveSource(video, realtime=realtime, timeout=timeout) as source, contextlib.ExitStack() as stack:
+        sink = (stack.enter_context(VideoWriter(video_out, source.fps, source.width, source.height))
                 if video_out else None)
-        frames = tqdm(reader, total=reader.num_frames, desc=f"track {Path(video).name}",
+        writer = stack.enter_context(MotWriter(out)) if out else None
+        frames = tqdm(source, total=source.num_frames, desc=f"track {Path(str(video)).name}",
                       unit="frame", disable=not progress)
-        for number, frame in enumerate(frames, start=1):
-            tracks = tracker.update(detector(frame, number), frame)
-            out.append(_rows(number, tracks))
+        for frame in frames:
+            number = frame.index + 1
+            tracks = tracker.update(detector(frame.image, number), frame.image)
+            found.append(_rows(number, tracks))
+            if writer is not None:
+                writer.write(found[-1])
             if sink is not None:
-                sink.write(draw_tracks(frame, tracks))
-    return np.concatenate(out) if out else np.empty((0, 10))
+                sink.write(draw_tracks(frame.image, tracks))
+    if source.stopped:
+        warnings.warn(source.stopped, stacklevel=2)
+    return np.concatenate(found) if found else np.empty((0, 10))

@@ -35,7 +35,7 @@ import numpy as np
 
 from deepvideo.io.atomic import atomic_write
 
-__all__ = ["MOT_COLUMNS", "read_mot", "write_mot", "read_seqinfo", "frames_of"]
+__all__ = ["MOT_COLUMNS", "MotWriter", "frames_of", "mot_lines", "read_mot", "read_seqinfo", "write_mot"]
 
 MOT_COLUMNS = ("frame", "id", "x", "y", "w", "h", "conf", "x3d", "y3d", "z3d")
 _MIN_FIELDS = 6
@@ -111,13 +111,11 @@ def read_mot(path: str | os.PathLike) -> np.ndarray:
     return rows
 
 
-def write_mot(path: str | os.PathLike, rows: np.ndarray) -> Path:
-    """Write ``rows`` (``(N, >=6)``: ``frame, id, x, y, w, h[, conf, ...]``) as MOTChallenge
-    lines ``frame,id,x,y,w,h,conf,-1,-1,-1`` in the given order, atomically.
-
-    Frame and id are written as integers; ``conf`` is -1 where ``rows`` has only 6 columns.
-    Returns the path written.
-    """
+def mot_lines(rows: np.ndarray, path: str | os.PathLike = "rows") -> str:
+    """``rows`` (``(N, >=6)``: ``frame, id, x, y, w, h[, conf, ...]``) as MOTChallenge lines
+    ``frame,id,x,y,w,h,conf,-1,-1,-1`` in the given order: frame and id as integers, ``conf``
+    -1 where ``rows`` has only 6 columns.  ``ValueError`` naming ``path`` for another shape or
+    a NaN or infinite value."""
     rows = np.asarray(rows, dtype=np.float64)
     if rows.ndim != 2 or rows.shape[1] < _MIN_FIELDS:
         raise ValueError(f"{path}: MOT rows must be an (N, >=6) array "
@@ -128,7 +126,36 @@ def write_mot(path: str | os.PathLike, rows: np.ndarray) -> Path:
     text = io.StringIO()
     for (frame, track_id, x, y, w, h), c in zip(rows[:, :6], conf):
         text.write(f"{int(frame)},{int(track_id)},{x:.10g},{y:.10g},{w:.10g},{h:.10g},{c:.10g},-1,-1,-1\n")
-    return atomic_write(path, lambda fh: fh.write(text.getvalue().encode()))
+    return text.getvalue()
+
+
+def write_mot(path: str | os.PathLike, rows: np.ndarray) -> Path:
+    """Write ``rows`` as MOTChallenge lines (:func:`mot_lines`) atomically; returns the path."""
+    text = mot_lines(rows, path)
+    return atomic_write(path, lambda fh: fh.write(text.encode()))
+
+
+class MotWriter:
+    """MOTChallenge lines written as they come, for a live stream: ``with MotWriter(path) as
+    out: out.write(rows)`` appends the rows of each frame (:func:`mot_lines`) and flushes, so
+    that another program reading ``path`` sees every track as soon as it is confirmed; what
+    was written stays when the stream is stopped."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "w")
+
+    def write(self, rows: np.ndarray) -> None:
+        if len(rows):
+            self._file.write(mot_lines(rows, self.path))
+            self._file.flush()
+
+    def __enter__(self) -> "MotWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
 
 
 def read_seqinfo(path: str | os.PathLike) -> dict:
