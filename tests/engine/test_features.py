@@ -8,7 +8,7 @@ import torch
 import torchvision
 
 from deepvideo.cli import main
-from deepvideo.data.features import FeatureReader, feature_target, features_to_clip, load_features
+from deepvideo.data.features import FeatureReader, feature_backbone, feature_target, features_to_clip, load_features
 from deepvideo.engine.checkpoint import save_checkpoint
 from deepvideo.engine.features import build_backbone, extract_features, video_features
 from deepvideo.engine.recipe import Recipe
@@ -139,6 +139,21 @@ def test_two_stream_i3d_gives_its_rgb_i3d_per_clip(tiny_motion_root):
     features, times = video_features(video, extractor)           # RGB clips (3, 4, 32, 32) of 8 frames
     assert features.shape == (2, 512) and np.isfinite(features).all()
     np.testing.assert_allclose(times, [0.0, 0.5])
+
+
+def test_video_model_clips_at_a_fixed_stride(tiny_motion_root, tmp_path):
+    """--every N for a video model: clips of clip_len frames starting every N frames (overlapping),
+    each row the features of exactly that clip, and a backbone name that records the stride."""
+    extractor = build_backbone("small3d", size=16, clip_len=4)
+    video = sorted((tiny_motion_root / "val").rglob("*.mp4"))[0]  # 8 frames at 8 fps
+    features, times = video_features(video, extractor, every=2)
+    np.testing.assert_allclose(times, [0.0, 0.25, 0.5])  # clips [0, 4), [2, 6), [4, 8)
+    frames = read_video(video)
+    with torch.no_grad():
+        middle = extractor.net(extractor.transform(frames[2:6])[None]).flatten(1)
+    np.testing.assert_allclose(features[1], middle[0].numpy(), rtol=1e-5, atol=1e-5)
+    extract_features([video], tmp_path / "f", extractor, every=2, progress=False)
+    assert feature_backbone(feature_target(video, tmp_path / "f")).endswith(", a clip every 2 frames")
 
 
 @pytest.mark.parametrize("modality", ["flow", "features"])

@@ -546,7 +546,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(random weights without it)")
     p.add_argument("--size", type=positive_int, help="input side (default 224 for 2D, 112 for video models)")
     p.add_argument("--clip-len", type=positive_int, default=16, help="frames per clip for video models")
-    p.add_argument("--every", type=positive_int, default=1, help="2D backbones: every N-th frame")
+    p.add_argument("--every", type=positive_int, default=None,
+                   help="2D backbones: every N-th frame (default every frame); video models: a clip starting "
+                   "every N frames (default --clip-len: consecutive clips; less overlaps them)")
     p.add_argument("--batch-size", type=positive_int, default=32, help="frames (or clips) per forward")
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_extract_features)

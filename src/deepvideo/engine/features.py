@@ -159,18 +159,21 @@ def build_backbone(name: str, weights: str | os.PathLike | None = None, size: in
 
 
 @torch.no_grad()
-def video_features(video: str | os.PathLike, backbone: Backbone, batch_size: int = 32, every: int = 1,
+def video_features(video: str | os.PathLike, backbone: Backbone, batch_size: int = 32, every: int | None = None,
                    device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """``(features (N, D) float32, times (N,) seconds)`` of one video, decoded in chunks.
 
-    Per frame (2D backbone): frames ``0, every, 2 * every, ...``; per clip (3D): the
-    consecutive clips ``[k * clip_len, (k + 1) * clip_len)``.  A video shorter than one
-    clip raises :class:`~deepvideo.io.VideoTooShortError`.
+    Per frame (2D backbone): frames ``0, every, 2 * every, ...`` (default every frame); per
+    clip (3D): the clips of ``clip_len`` frames starting at ``0, every, 2 * every, ...``
+    (default ``every = clip_len``: consecutive clips; less overlaps them, the fixed stride
+    temporal detection wants).  A video shorter than one clip raises
+    :class:`~deepvideo.io.VideoTooShortError`.
     """
     step = backbone.clip_len or 1
+    every = every or step
     rows, times = [], []
     with open_video(video) as reader:
-        starts = np.arange(0, reader.num_frames - step + 1, step if backbone.clip_len else every)
+        starts = np.arange(0, reader.num_frames - step + 1, every)
         if not len(starts):
             raise VideoTooShortError(f"{video}: too short ({reader.num_frames} frames, a clip needs {step})")
         for chunk in np.array_split(starts, -(-len(starts) // batch_size)):
@@ -186,7 +189,7 @@ def video_features(video: str | os.PathLike, backbone: Backbone, batch_size: int
 
 
 def extract_features(videos: list[str | os.PathLike], out_dir: str | os.PathLike, backbone: Backbone,
-                     root: str | os.PathLike | None = None, batch_size: int = 32, every: int = 1,
+                     root: str | os.PathLike | None = None, batch_size: int = 32, every: int | None = None,
                      device: torch.device | str = "cpu", progress: bool = True) -> FeatureSummary:
     """Features of every video into ``out_dir`` (see the module docstring), resumably.
 
@@ -205,7 +208,9 @@ def extract_features(videos: list[str | os.PathLike], out_dir: str | os.PathLike
         raise ValueError("no videos to extract features from")
     name = backbone.name                              # what the rows are, as stored in each file
     if not backbone.clip_len:
-        name += f", every {every} frames" if every > 1 else ", every frame"
+        name += f", every {every} frames" if every and every > 1 else ", every frame"
+    elif every and every != backbone.clip_len:
+        name += f", a clip every {every} frames"
 
     def check_done(video: Path, target: Path) -> None:
         stored = feature_backbone(target)
