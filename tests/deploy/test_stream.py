@@ -13,10 +13,11 @@ import pytest
 import torch
 
 from deepvideo.cli import main
-from deepvideo.deploy.stream import ClipBuffer, draw_label, run_stream
+from deepvideo.deploy.stream import ClipBuffer, run_stream
 from deepvideo.engine.checkpoint import save_checkpoint
 from deepvideo.engine.recipe import Recipe
 from deepvideo.io import VideoReader, read_video
+from deepvideo.io.draw import draw_label
 from deepvideo.io.stream import LiveFrame, LiveSource
 
 from conftest import free_port, one_line_error

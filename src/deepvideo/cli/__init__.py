@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from deepvideo import __version__
-from deepvideo.cli import serve, sr, stream, track
+from deepvideo.cli import detect, serve, sr, stream, track
 from deepvideo.cli.options import (
     EXIT_USAGE,
     UsageError,
@@ -571,6 +571,7 @@ def build_parser() -> argparse.ArgumentParser:
     sr.add_parser(sub)
     stream.add_parser(sub)
     serve.add_parser(sub)
+    detect.add_parser(sub)
 
     p = sub.add_parser("models", help="list the registered models")
     p.add_argument("--json", action="store_true")

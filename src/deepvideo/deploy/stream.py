@@ -21,7 +21,6 @@ from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
-import cv2
 import numpy as np
 import torch
 import torch.nn as nn
@@ -30,10 +29,11 @@ import torch.nn.functional as F
 from deepvideo.engine.device import autocast, prepare_input
 from deepvideo.engine.predict import top_classes
 from deepvideo.engine.recipe import Recipe
+from deepvideo.io.draw import draw_label
 from deepvideo.io.encode import VideoWriter
 from deepvideo.io.stream import LiveFrame, LiveSource
 
-__all__ = ["ClipBuffer", "StreamSummary", "draw_label", "run_stream"]
+__all__ = ["ClipBuffer", "StreamSummary", "run_stream"]
 
 
 class ClipBuffer:
@@ -110,17 +110,6 @@ class StreamSummary:
                 f"({100 * self.dropped_share:.1f}%), latency mean {self.latency_mean:.3f} s, "
                 f"p95 {self.latency_p95:.3f} s, {self.seconds:.1f} s")
         return f"{text}; {self.stopped}" if self.stopped else f"{text}; end of stream"
-
-
-def draw_label(image: np.ndarray, text: str) -> np.ndarray:
-    """A copy of ``image`` ``(H, W, 3)`` uint8 RGB with ``text`` on a white band at the top left."""
-    out = np.ascontiguousarray(image).copy()
-    if text:
-        scale = max(0.4, image.shape[0] / 600)
-        (width, height), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-        cv2.rectangle(out, (0, 0), (width + 8, height + base + 8), (255, 255, 255), -1)
-        cv2.putText(out, text, (4, height + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
-    return out
 
 
 @torch.no_grad()

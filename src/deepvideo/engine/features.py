@@ -49,7 +49,7 @@ from deepvideo.models import create_model, list_models
 from deepvideo.models.two_stream import SpatialStream, TemporalStream, TwoStream
 from deepvideo.models.weights import load_weights
 
-__all__ = ["FeatureSummary", "build_backbone", "extract_features", "video_features"]
+__all__ = ["FeatureSummary", "build_backbone", "extract_features", "features_name", "video_features"]
 
 HEADS = ("fc", "classifier", "head", "heads")
 
@@ -188,6 +188,14 @@ def video_features(video: str | os.PathLike, backbone: Backbone, batch_size: int
     return np.concatenate(rows), np.concatenate(times)
 
 
+def features_name(backbone: Backbone, every: int | None = None) -> str:
+    """What rows of :func:`video_features` ``(video, backbone, every=every)`` are, as feature
+    files record it: the backbone's name and the rows' stride."""
+    if not backbone.clip_len:
+        return backbone.name + (f", every {every} frames" if every and every > 1 else ", every frame")
+    return backbone.name + (f", a clip every {every} frames" if every and every != backbone.clip_len else "")
+
+
 def extract_features(videos: list[str | os.PathLike], out_dir: str | os.PathLike, backbone: Backbone,
                      root: str | os.PathLike | None = None, batch_size: int = 32, every: int | None = None,
                      device: torch.device | str = "cpu", progress: bool = True) -> FeatureSummary:
@@ -206,11 +214,7 @@ def extract_features(videos: list[str | os.PathLike], out_dir: str | os.PathLike
     videos = [Path(v) for v in videos]
     if not videos:
         raise ValueError("no videos to extract features from")
-    name = backbone.name                              # what the rows are, as stored in each file
-    if not backbone.clip_len:
-        name += f", every {every} frames" if every and every > 1 else ", every frame"
-    elif every and every != backbone.clip_len:
-        name += f", a clip every {every} frames"
+    name = features_name(backbone, every)             # what the rows are, as stored in each file
 
     def check_done(video: Path, target: Path) -> None:
         stored = feature_backbone(target)
