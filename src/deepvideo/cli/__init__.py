@@ -104,6 +104,12 @@ def _synth_config(args: argparse.Namespace):
 def cmd_synth(args: argparse.Namespace) -> None:
     from deepvideo.data.synthetic import make_motion_dataset
 
+    if args.untrimmed:
+        from deepvideo.detect.synthetic import UntrimmedConfig, make_untrimmed_dataset
+
+        root = make_untrimmed_dataset(args.root, UntrimmedConfig(size=args.size, seed=args.data_seed))
+        print(f"{root} (videos/<subset>/*.mp4, annotations.json)")
+        return
     root = make_motion_dataset(args.root, _synth_config(args), progress=True)
     print(root)
 
@@ -396,10 +402,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_synth_options(p)
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("synth", help="write the built-in motion dataset",
+    p = sub.add_parser("synth", help="write the built-in motion dataset (or the untrimmed detection set)",
                        description="Write the built-in motion dataset once (class-per-folder "
-                       "train/val/test videos); prints its folder.")
+                       "train/val/test videos); prints its folder. With --untrimmed, the temporal detection "
+                       "benchmark instead: 30-45 s videos over a moving background in which motion-class "
+                       "actions and unannotated distractor motion occur at random times, with exact segments "
+                       "in ActivityNet JSON (its own video counts; --root, --size and --data-seed apply).")
     _add_synth_options(p)
+    p.add_argument("--untrimmed", action="store_true", help="write the untrimmed detection benchmark")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("train", help="train a model on a video dataset",

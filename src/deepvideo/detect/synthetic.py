@@ -408,11 +408,9 @@ def _video_path(root: Path, plan: VideoPlan) -> Path:
 def _write_video(root: Path, plan: VideoPlan, config: UntrimmedConfig) -> None:
     """Encode one video under ``root/.partial`` frame by frame, then rename it into place."""
     partial = root / ".partial" / f"{plan.name}.mp4"
-    with VideoWriter(partial, config.fps, config.size, config.size, config.keyframe_interval) as writer:
-        # VideoWriter takes no crf/threads: set them before the first frame opens the encoder
-        # (one thread: the same bytes on every machine, and resuming rewrites the same file)
-        writer.stream.options = {**writer.stream.options, "crf": str(config.crf)}
-        writer.stream.codec_context.thread_count = 1
+    # one encoder thread: the same bytes on every machine, and resuming rewrites the same file
+    with VideoWriter(partial, config.fps, config.size, config.size, config.keyframe_interval, crf=config.crf,
+                     threads=1) as writer:
         for frame in render_untrimmed(plan, config):
             writer.write(frame)
     target = _video_path(root, plan)

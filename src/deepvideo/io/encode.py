@@ -126,20 +126,27 @@ class VideoWriter:
     height) as out: out.write(frame)``.  An exception inside the block leaves no file; an
     encoder failure is a ``ValueError`` naming ``path``.
 
-    ``keyframe_interval`` as in :func:`write_video`; ``format`` is the FFmpeg container
-    (``"mp4"``), ``None`` guessing it from the suffix of ``path``.
+    ``keyframe_interval``, ``crf`` and ``threads`` as in :func:`write_video`; ``format`` is
+    the FFmpeg container (``"mp4"``), ``None`` guessing it from the suffix of ``path``.
     """
 
     def __init__(self, path: str | os.PathLike, fps: float, width: int, height: int,
-                 keyframe_interval: int | None = None, format: str | None = None) -> None:
+                 keyframe_interval: int | None = None, format: str | None = None, crf: int | None = None,
+                 threads: int | None = None) -> None:
         self.path = Path(path)
         options = _gop_options(self.path, "libx264", keyframe_interval)
+        if crf is not None:
+            if not 0 <= crf <= 51:
+                raise ValueError(f"{self.path}: crf must be in 0..51, got {crf}")
+            options["crf"] = str(crf)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.container = av.open(str(self.path), mode="w", format=format)
         self.stream = self.container.add_stream("libx264", rate=Fraction(fps or 25).limit_denominator(1001))
         self.stream.width, self.stream.height = width + width % 2, height + height % 2
         self.stream.pix_fmt = "yuv420p"
         self.stream.options = options
+        if threads is not None:
+            self.stream.codec_context.thread_count = threads
 
     def write(self, frame: np.ndarray) -> None:
         pad = ((0, self.stream.height - frame.shape[0]), (0, self.stream.width - frame.shape[1]), (0, 0))
