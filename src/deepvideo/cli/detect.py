@@ -71,8 +71,9 @@ def cmd_detect_eval(args: argparse.Namespace) -> None:
 def cmd_detect_run(args: argparse.Namespace) -> None:
     from deepvideo.detect.apply import detect_video, segments_to_csv
 
-    result = detect_video(args.video, args.checkpoint, args.backbone, every=args.every, min_score=args.min_score,
-                          video_out=args.video_out, device=args.device, progress=True)
+    result = detect_video(args.video, args.checkpoint, args.backbone, every=args.every, size=args.size,
+                          clip_len=args.clip_len, min_score=args.min_score, video_out=args.video_out,
+                          device=args.device, progress=True)
     if args.output_format == "csv":
         print(segments_to_csv(result["segments"]), end="")
     else:
@@ -128,6 +129,9 @@ def add_parser(sub) -> None:
     p.add_argument("--backbone", required=True,
                    help="the backbone of the detector's features: a checkpoint or a model name, as given to "
                    "extract-features")
+    p.add_argument("--size", type=positive_int, help="as given to extract-features (a named backbone)")
+    p.add_argument("--clip-len", type=positive_int, default=16, help="as given to extract-features (a named "
+                   "video backbone; default %(default)s)")
     p.add_argument("--every", type=positive_int, help="as given to extract-features")
     p.add_argument("--min-score", type=float, default=0.1, help="segments below are left out (default %(default)s)")
     p.add_argument("--output-format", default="json", choices=("json", "csv"))

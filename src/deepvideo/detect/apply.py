@@ -29,24 +29,26 @@ __all__ = ["detect_video", "segments_to_csv"]
 
 
 def detect_video(video: str | os.PathLike, checkpoint: str | os.PathLike, backbone: str, every: int | None = None,
-                 min_score: float = 0.1, video_out: str | os.PathLike | None = None,
-                 device: torch.device | str = "cpu", progress: bool = True) -> dict[str, Any]:
+                 size: int | None = None, clip_len: int = 16, min_score: float = 0.1,
+                 video_out: str | os.PathLike | None = None, device: torch.device | str = "cpu",
+                 progress: bool = False) -> dict[str, Any]:
     """The actions in ``video`` found by the detector of ``checkpoint``.
 
-    ``backbone`` (a checkpoint file or a model name) and ``every`` must be those the
-    detector's training features were extracted with; another is a ``ValueError`` naming
+    ``backbone`` (a checkpoint file or a model name, with ``size`` and ``clip_len`` for a
+    name) and ``every`` must be those the detector's training features were extracted with
+    (:func:`~deepvideo.engine.features.build_backbone`); another is a ``ValueError`` naming
     both.  Returns ``{"video", "duration", "segments": [{"label", "score", "segment": [s, e]}]}``
     (seconds, best score first, scores ``>= min_score``: the ActivityNet result entry of one
     video).
     """
     model, info = load_detector(checkpoint, device)
-    extractor = build_backbone(str(backbone))
+    extractor = build_backbone(str(backbone), size=size, clip_len=clip_len)
     name = features_name(extractor, every)
     if name != info["backbone"]:
         raise ValueError(f"{checkpoint}: trained on features of {info['backbone']!r}; --backbone {backbone} "
                          f"gives {name!r}")
     extractor.net.to(device)
-    features, times = video_features(video, extractor, every=every, device=device)
+    features, times = video_features(video, extractor, every=every, device=device, progress=progress)
     segments = [s for s in detect_features(model, features, Timeline.of(times), info["classes"], device)
                 if s.score >= min_score]
     if video_out is not None:

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torchvision
+from tqdm import tqdm
 
 from deepvideo.data.features import feature_backbone, feature_target, save_features
 from deepvideo.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
@@ -160,7 +161,7 @@ def build_backbone(name: str, weights: str | os.PathLike | None = None, size: in
 
 @torch.no_grad()
 def video_features(video: str | os.PathLike, backbone: Backbone, batch_size: int = 32, every: int | None = None,
-                   device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+                   device: torch.device | str = "cpu", progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """``(features (N, D) float32, times (N,) seconds)`` of one video, decoded in chunks.
 
     Per frame (2D backbone): frames ``0, every, 2 * every, ...`` (default every frame); per
@@ -176,7 +177,8 @@ def video_features(video: str | os.PathLike, backbone: Backbone, batch_size: int
         starts = np.arange(0, reader.num_frames - step + 1, every)
         if not len(starts):
             raise VideoTooShortError(f"{video}: too short ({reader.num_frames} frames, a clip needs {step})")
-        for chunk in np.array_split(starts, -(-len(starts) // batch_size)):
+        chunks = np.array_split(starts, -(-len(starts) // batch_size))
+        for chunk in tqdm(chunks, desc=f"features {Path(video).name}", unit="batch", disable=not progress):
             frames = reader.read((chunk[:, None] + np.arange(step)).reshape(-1))
             if backbone.clip_len:        # (K * T, H, W, 3) -> K clips (3, T, h, w)
                 windows = frames.reshape(len(chunk), step, *frames.shape[1:])
