@@ -109,3 +109,14 @@ def test_bad_inputs_are_one_line_errors(capsys, features_and_annotations, tmp_pa
         _, err = capsys.readouterr()
         assert code == 2, (argv, err)
         one_line_error(err, message)
+
+
+def test_videos_without_features_are_skipped_and_counted(features_and_annotations, tmp_path):
+    from deepvideo.detect import DetectTask, read_activitynet
+
+    videos = read_activitynet(features_and_annotations / "annotations.json")
+    videos["unextracted"] = VideoAnnotation("unextracted", 10.0, "training", [Segment(1.0, 2.0, "left")])
+    write_activitynet(tmp_path / "more.json", videos)
+    with pytest.warns(UserWarning, match=r"more\.json: skipped 1 videos without a feature file .*unextracted"):
+        task = DetectTask(features_and_annotations / "features", tmp_path / "more.json", "rnn")
+    assert len(task.train_set(0)) == 16 and task.train_set(0).missing == ["unextracted"]

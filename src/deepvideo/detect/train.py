@@ -12,6 +12,7 @@ thresholds 0.3:0.1:0.7) on the ``validation`` subset.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -182,6 +183,10 @@ class DetectTask(Task):
         if not any(name in self.files for name in self.subsets[train_subset]):
             raise ValueError(f"{self.annotations}: none of the {len(self.subsets[train_subset])} {train_subset} "
                              f"videos has a feature file in {self.feature_dir}")
+        missing = sorted(name for subset in self.subsets.values() for name in subset if name not in self.files)
+        if missing:
+            warnings.warn(f"{self.annotations}: skipped {len(missing)} videos without a feature file in "
+                          f"{self.feature_dir} (first: {missing[0]})", stacklevel=2)
         first = next(name for name in sorted(self.subsets[train_subset]) if name in self.files)
         self.backbone = feature_backbone(self.files[first])
         self.in_dim = int(load_features(self.files[first])[0].shape[1])
