@@ -248,3 +248,15 @@ def test_results_writer_and_segment_checks(tmp_path):
         Segment(3.0, 2.0, "a")
     with pytest.raises(ValueError, match="not finite"):
         Segment(0.0, 2.0, "a", float("nan"))
+
+
+def test_segments_past_the_duration_are_kept_and_counted(tmp_path):
+    path = tmp_path / "anno.json"
+    path.write_text(json.dumps({"database": {
+        "a": {"subset": "testing", "duration": 10.0, "annotations": [{"segment": [8.0, 10.4], "label": "x"},
+                                                                      {"segment": [1.0, 2.0], "label": "x"}]},
+        "b": {"subset": "testing", "duration": 5.0, "annotations": [{"segment": [4.0, 6.0], "label": "y"}]}}}))
+    with pytest.warns(UserWarning, match=r"anno\.json: 2 segments end past their video's duration \(first: 'a' "
+                                         r"\[8, 10\.4\] of 10 s\); kept"):
+        videos = read_activitynet(path)
+    assert [s.end for s in videos["a"].segments] == [10.4, 2.0]

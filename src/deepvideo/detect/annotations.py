@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -171,12 +172,21 @@ def read_activitynet(path: str | os.PathLike, subset: str | None = None) -> dict
     wrong>")`` for one without ``subset`` or ``annotations``, a duration that is not a number
     >= 0 (a missing one reads as None), an annotation without a label or a ``[start, end]``
     segment with ``0 <= start <= end``; also for a file that is not JSON or has no ``database``
-    and for a ``subset`` that no video has.  ``FileNotFoundError`` for a missing file.
+    and for a ``subset`` that no video has.  ``FileNotFoundError`` for a missing file.  Segments
+    that end past their video's duration are kept (the official files have some) and counted
+    in one warning.
     """
     path = Path(path)
     database = _object_field(_load_json(path, "ActivityNet ground-truth"), "database", path,
                              "ActivityNet ground-truth")
     videos = {name: _read_video(name, entry, f"{path}: video {name!r}") for name, entry in database.items()}
+    past = [(name, s) for name, video in videos.items() if video.duration is not None
+            for s in video.segments if s.end > video.duration + 1e-6]
+    if past:
+        name, first = past[0]
+        warnings.warn(f"{path}: {len(past)} segments end past their video's duration (first: {name!r} "
+                      f"[{first.start:g}, {first.end:g}] of {videos[name].duration:g} s); kept, as ActivityNet's "
+                      f"evaluator keeps them", stacklevel=2)
     if subset is None:
         return videos
     chosen = {name: video for name, video in videos.items() if video.subset == subset}
