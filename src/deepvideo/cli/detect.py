@@ -5,6 +5,7 @@ commands over :mod:`deepvideo.detect`)."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from deepvideo.cli.options import (
@@ -40,8 +41,6 @@ def cmd_detect_eval(args: argparse.Namespace) -> None:
         raise UsageError("give --checkpoint (with --features) to detect and score, or --pred RESULTS.json to score")
     thresholds = THUMOS_THRESHOLDS if args.thresholds == "thumos14" else ANET_THRESHOLDS
     truth = read_activitynet(args.annotations, args.subset)
-    if not truth:
-        raise UsageError(f"--annotations {args.annotations}: no video of subset {args.subset!r}")
     if args.pred is not None:
         result = detection_map(truth, read_results(args.pred), thresholds)
     else:
@@ -57,7 +56,8 @@ def cmd_detect_eval(args: argparse.Namespace) -> None:
         if args.out is not None:
             write_results(args.out, predictions)
         if videos.missing:
-            print(f"skipped {len(videos.missing)} videos without features (first: {videos.missing[0]})")
+            print(f"deepvideo detect eval: skipped {len(videos.missing)} videos without features (first: "
+                  f"{videos.missing[0]})", file=sys.stderr)
     if args.json:
         print_json(result.to_dict())
         return
@@ -72,7 +72,8 @@ def cmd_detect_run(args: argparse.Namespace) -> None:
     from deepvideo.detect.apply import detect_video, segments_to_csv
 
     result = detect_video(args.video, args.checkpoint, args.backbone, every=args.every, size=args.size,
-                          clip_len=args.clip_len, min_score=args.min_score, video_out=args.video_out,
+                          clip_len=args.clip_len, weights=args.weights, min_score=args.min_score,
+                          video_out=args.video_out,
                           device=args.device, progress=True)
     if args.output_format == "csv":
         print(segments_to_csv(result["segments"]), end="")
@@ -129,6 +130,7 @@ def add_parser(sub) -> None:
     p.add_argument("--backbone", required=True,
                    help="the backbone of the detector's features: a checkpoint or a model name, as given to "
                    "extract-features")
+    p.add_argument("--weights", type=existing_file, help="as given to extract-features (a named backbone)")
     p.add_argument("--size", type=positive_int, help="as given to extract-features (a named backbone)")
     p.add_argument("--clip-len", type=positive_int, default=16, help="as given to extract-features (a named "
                    "video backbone; default %(default)s)")

@@ -216,8 +216,8 @@ def add_parser(sub) -> None:
     p.add_argument("video", nargs="?", help="video file, camera (/dev/video0 or an index) or stream URL "
                    "(rtsp://, http://, udp://, ...) to track in (optional with --dets)")
     p.add_argument("--dets", type=existing_file, help="MOTChallenge detection file (det.txt)")
-    p.add_argument("--out", type=Path, required=True, help="result file (MOTChallenge .txt); with VIDEO each "
-                   "frame's confirmed tracks are appended as they come")
+    p.add_argument("--out", type=Path, required=True, help="result file (MOTChallenge .txt); for a camera or "
+                   "stream each frame's confirmed tracks are appended as they come")
     p.add_argument("--video-out", type=Path, help="also write VIDEO with the tracks drawn (.mp4)")
     p.add_argument("--realtime", action="store_true", help="pace a video file at its frame rate, as a camera")
     p.add_argument("--timeout", type=positive_float, default=10.0,

@@ -108,8 +108,8 @@ def create_app(network: Callable[[torch.Tensor], Any], recipe: Recipe, *,
         length = request.headers.get("content-length")  # digits: the HTTP parser checks it
         if length is not None and int(length) > max_upload_bytes:
             return error(413, f"upload of {length} bytes is over the limit of {max_upload_bytes} bytes")
-        state["admitted"] += 1
         fd, path = tempfile.mkstemp(prefix="deepvideo-upload-")
+        state["admitted"] += 1
         try:
             size = 0
             with os.fdopen(fd, "wb") as file:

@@ -29,20 +29,21 @@ __all__ = ["detect_video", "segments_to_csv"]
 
 
 def detect_video(video: str | os.PathLike, checkpoint: str | os.PathLike, backbone: str, every: int | None = None,
-                 size: int | None = None, clip_len: int = 16, min_score: float = 0.1,
+                 size: int | None = None, clip_len: int = 16, weights: str | os.PathLike | None = None,
+                 min_score: float = 0.1,
                  video_out: str | os.PathLike | None = None, device: torch.device | str = "cpu",
                  progress: bool = False) -> dict[str, Any]:
     """The actions in ``video`` found by the detector of ``checkpoint``.
 
-    ``backbone`` (a checkpoint file or a model name, with ``size`` and ``clip_len`` for a
-    name) and ``every`` must be those the detector's training features were extracted with
+    ``backbone`` (a checkpoint file or a model name, with ``size``, ``clip_len`` and its
+    ``weights`` file for a name) and ``every`` must be those the detector's training features were extracted with
     (:func:`~deepvideo.engine.features.build_backbone`); another is a ``ValueError`` naming
     both.  Returns ``{"video", "duration", "segments": [{"label", "score", "segment": [s, e]}]}``
     (seconds, best score first, scores ``>= min_score``: the ActivityNet result entry of one
     video).
     """
     model, info = load_detector(checkpoint, device)
-    extractor = build_backbone(str(backbone), size=size, clip_len=clip_len)
+    extractor = build_backbone(str(backbone), weights=weights, size=size, clip_len=clip_len)
     name = features_name(extractor, every)
     if name != info["backbone"]:
         raise ValueError(f"{checkpoint}: trained on features of {info['backbone']!r}; --backbone {backbone} "

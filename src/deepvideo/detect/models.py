@@ -62,7 +62,7 @@ def nms_1d(segments: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, i
         chosen = labels == label
         seg, score = segments[chosen], scores[chosen].clone()
         iou = segments_iou(seg, seg)
-        alive = torch.ones(len(seg), dtype=torch.bool)
+        alive = torch.ones(len(seg), dtype=torch.bool, device=seg.device)
         while alive.any():
             best = int(torch.where(alive, score, torch.full_like(score, -1.0)).argmax())
             kept.append(torch.cat([seg[best], label.view(1).to(seg), score[best].view(1)]))

@@ -151,14 +151,14 @@ def detect_features(model: TemporalDetector, features: np.ndarray, timeline: Tim
 def evaluate_detector(model: TemporalDetector, dataset: FeatureVideos, thresholds: Sequence[float] = THUMOS_THRESHOLDS,
                       device: torch.device | str = "cpu") -> tuple[DetectionMap, dict[str, list[Segment]]]:
     """Detection mAP of ``model`` on ``dataset``'s videos and its predictions per video (the
-    mAP counts the classes that ``dataset``'s ground truth has; a detection of another of the
-    model's classes cannot be scored there and is left out of the mAP, not of the predictions)."""
+    mAP counts the classes that ``dataset``'s ground truth has: detections of the model's other
+    classes cannot be scored there and are left out of both)."""
     predictions = {name: detect_features(model, features, timeline, dataset.classes, device)
                    for name, features, timeline in zip(dataset.names, dataset.features, dataset.timelines)}
     truth = {name: dataset.videos[name] for name in dataset.names}
     present = set(labels_of(truth))
     scored = {name: [s for s in segments if s.label in present] for name, segments in predictions.items()}
-    return detection_map(truth, scored, thresholds), predictions
+    return detection_map(truth, scored, thresholds), scored
 
 
 class DetectTask(Task):
@@ -217,7 +217,8 @@ class DetectTask(Task):
 
     def training_step(self, model: nn.Module, batch) -> Step:
         features, mask, truth = batch
-        return Step(model.loss(model(features, mask), truth, mask), len(features))
+        detector = getattr(model, "module", model)  # the loss lives on the detector, not on a DDP wrapper
+        return Step(detector.loss(model(features, mask), truth, mask), len(features))
 
     def validate(self, model: nn.Module, dataset: FeatureVideos, config: TrainConfig,
                  device: torch.device) -> dict[str, float]:

@@ -82,7 +82,8 @@ class LiveSource:
 
     Attributes: ``name``, ``kind``, ``width``, ``height``, ``fps`` (0 when unknown),
     ``num_frames`` (the container's count, ``None`` when unknown, as for live sources),
-    ``frames`` (frames delivered so far), ``stopped`` (``None`` while running or after a
+    ``frames`` (frames delivered so far), ``bad_packets`` (packets skipped because they did not
+    decode), ``stopped`` (``None`` while running or after a
     clean end of stream; else the one-line reason it broke off).
 
     Iterate to get :class:`LiveFrame` s; :meth:`stop` (from any thread) ends the iteration
@@ -119,7 +120,8 @@ class LiveSource:
         self.fps = float(rate) if rate else 0.0
         self.num_frames = (self._stream.frames or None) if self.kind == "file" else None
         self.realtime = realtime and self.kind == "file"
-        self.frames = 0
+        self.timeout = timeout
+        self.frames = self.bad_packets = 0
         self.stopped: str | None = None
         self._stop = threading.Event()
 
@@ -141,31 +143,46 @@ class LiveSource:
         self.close()
 
     def _decoded(self) -> Iterator[av.VideoFrame]:
-        """Decoded frames in order; when the stream breaks off, the frames still inside the
-        decoder (frame threading holds a few) come out before :attr:`stopped` is set."""
+        """Decoded frames in order.  A packet that does not decode (a live stream's packet loss)
+        is skipped and counted in ``bad_packets``; when reading fails, the frames still inside
+        the decoder (frame threading holds a few) come out before :attr:`stopped` is set.
+        FFmpeg's messages are captured one packet at a time, so none pile up."""
+        packets = self._container.demux(self._stream)
+        while True:
+            with ffmpeg_messages():
+                try:
+                    packet = next(packets, None)
+                    if packet is None:
+                        return
+                    try:
+                        frames = packet.decode()
+                    except av.InvalidDataError:
+                        self.bad_packets += 1
+                        continue
+                except av.ExitError:  # the interrupt callback: no data within the read timeout
+                    cause = f"no data within {self.timeout:g} s"
+                    break
+                except av.FFmpegError as exc:
+                    cause = ffmpeg_cause(exc)
+                    break
+            yield from frames
         try:
-            for packet in self._container.demux(self._stream):
-                yield from packet.decode()
-        except av.FFmpegError as exc:
-            cause = ffmpeg_cause(exc)
-            try:
-                yield from self._stream.codec_context.decode(None)
-            except av.FFmpegError:
-                pass
-            self.stopped = f"{self.name}: the stream broke off after {self.frames} frames ({cause})"
+            yield from self._stream.codec_context.decode(None)
+        except av.FFmpegError:
+            pass
+        self.stopped = f"{self.name}: the stream broke off after {self.frames} frames ({cause})"
 
     def __iter__(self) -> Iterator[LiveFrame]:
         start = first = None
         step = 1.0 / self.fps if self.fps else 0.0
-        with ffmpeg_messages():
-            for frame in self._decoded():
-                if self._stop.is_set():
-                    return
-                stamp = frame.time if frame.time is not None else self.frames * step
-                if first is None:
-                    start, first = time.monotonic(), stamp
-                image = frame.to_ndarray(format="rgb24", **SWS_OPTIONS)
-                if self.realtime and self._stop.wait(max(0.0, start + stamp - first - time.monotonic())):
-                    return
-                yield LiveFrame(self.frames, stamp - first, time.monotonic(), image)
-                self.frames += 1
+        for frame in self._decoded():
+            if self._stop.is_set():
+                return
+            stamp = frame.time if frame.time is not None else self.frames * step
+            if first is None:
+                start, first = time.monotonic(), stamp
+            image = frame.to_ndarray(format="rgb24", **SWS_OPTIONS)
+            if self.realtime and self._stop.wait(max(0.0, start + stamp - first - time.monotonic())):
+                return
+            yield LiveFrame(self.frames, stamp - first, time.monotonic(), image)
+            self.frames += 1

@@ -32,7 +32,7 @@ from deepvideo.io.stream import LiveSource
 from deepvideo.registry import Registry
 from deepvideo.track.deepsort import AppearanceEncoder, DeepSort, load_embedding
 from deepvideo.track.detect import Detector, make_detector
-from deepvideo.track.motio import MotWriter, frames_of
+from deepvideo.track.motio import MotWriter, frames_of, write_mot
 from deepvideo.track.sort import ByteTrack, Sort
 
 __all__ = ["TRACKERS", "draw_tracks", "make_tracker", "track_detections", "track_video"]
@@ -181,8 +181,10 @@ def track_video(video: str | os.PathLike, tracker: str | Tracker = "sort", detec
         embedder: DeepSORT's appearance network file (``deepsort.save_embedding``).
         video_out: where to write the video with the tracks drawn (h264 ``.mp4``/``.mkv``).
         device: torch device of the torchvision detector and the appearance network.
-        out: also write each frame's confirmed tracks to this MOTChallenge file as they come
-            (:class:`~deepvideo.track.motio.MotWriter`), for streams without an end.
+        out: also write the tracks to this MOTChallenge file: for a camera or stream, each
+            frame's confirmed tracks as they come (:class:`~deepvideo.track.motio.MotWriter`;
+            Ctrl-C keeps what was written, and ``video_out`` whole); for a file, atomically
+            at the end.
 
     Returns the tracks as ``(N, 10)`` MOT rows.  A stream that breaks off ends the tracking
     with a warning (the rows so far are returned and written).
@@ -191,20 +193,32 @@ def track_video(video: str | os.PathLike, tracker: str | Tracker = "sort", detec
         detector = make_detector(detector, dets=dets, weights=weights, device=device)
     tracker = make_tracker(tracker, embedder=embedder, device=device) if isinstance(tracker, str) else tracker
     found: list[np.ndarray] = []
+    interrupted = False
     with LiveSource(video, realtime=realtime, timeout=timeout) as source, contextlib.ExitStack() as stack:
+        live = source.kind != "file"
         sink = (stack.enter_context(VideoWriter(video_out, source.fps, source.width, source.height))
                 if video_out else None)
-        writer = stack.enter_context(MotWriter(out)) if out else None
+        writer = stack.enter_context(MotWriter(out)) if out and live else None
         frames = tqdm(source, total=source.num_frames, desc=f"track {Path(str(video)).name}",
                       unit="frame", disable=not progress)
-        for frame in frames:
-            number = frame.index + 1
-            tracks = tracker.update(detector(frame.image, number), frame.image)
-            found.append(_rows(number, tracks))
-            if writer is not None:
-                writer.write(found[-1])
-            if sink is not None:
-                sink.write(draw_tracks(frame.image, tracks))
+        try:
+            for frame in frames:
+                number = frame.index + 1
+                tracks = tracker.update(detector(frame.image, number), frame.image)
+                found.append(_rows(number, tracks))
+                if writer is not None:
+                    writer.write(found[-1])
+                if sink is not None:
+                    sink.write(draw_tracks(frame.image, tracks))
+        except KeyboardInterrupt:  # how a camera or stream is stopped: keep what was written
+            if not live:
+                raise
+            interrupted = True
     if source.stopped:
         warnings.warn(source.stopped, stacklevel=2)
-    return np.concatenate(found) if found else np.empty((0, 10))
+    rows = np.concatenate(found) if found else np.empty((0, 10))
+    if out and not live:
+        write_mot(out, rows)
+    if interrupted:
+        raise KeyboardInterrupt
+    return rows
