@@ -79,3 +79,14 @@ def test_registry_and_options():
         build_detector("rnn", 8, 2, cell="transformer")
     with pytest.raises(ValueError, match="did you mean anchor_free"):
         build_detector("anchor_fre", 8, 2)
+
+
+def test_rnn_background_weight_weighs_the_cross_entropy():
+    torch.manual_seed(0)
+    model = build_detector("rnn", 8, 2, background_weight=0.3)
+    features, mask = torch.randn(1, 6, 8), torch.ones(1, 6, dtype=torch.bool)
+    truth = torch.tensor([[[2.0, 4.0, 1.0]]])
+    logits = model(features, mask)
+    target = torch.tensor([0, 0, 2, 2, 0, 0])
+    expected = torch.nn.functional.cross_entropy(logits[0], target, weight=torch.tensor([0.3, 1.0, 1.0]))
+    torch.testing.assert_close(model.loss(logits, truth, mask), expected)

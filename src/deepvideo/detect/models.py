@@ -113,16 +113,20 @@ class RNNDetector(TemporalDetector):
         in_dim: feature size D; num_classes: action classes (background is added).
         hidden, layers, cell (``lstm`` or ``gru``), dropout: the network.
         smooth: steps of the moving average over the probabilities at test time.
+        background_weight: weight of the background class in the cross-entropy (the other
+            classes weigh 1); below 1 counters background's majority of the steps.
     """
 
     def __init__(self, in_dim: int, num_classes: int, hidden: int = 128, layers: int = 1, cell: str = "lstm",
-                 dropout: float = 0.3, smooth: int = 3) -> None:
+                 dropout: float = 0.3, smooth: int = 3, background_weight: float = 1.0) -> None:
         super().__init__()
         if cell not in ("lstm", "gru"):
             raise ValueError(f"cell must be lstm or gru, got {cell!r}")
         if smooth < 1:
             raise ValueError(f"smooth must be at least 1, got {smooth}")
         self.num_classes, self.smooth = num_classes, smooth
+        self.register_buffer("class_weight", torch.tensor([background_weight] + [1.0] * num_classes),
+                             persistent=False)
         self.embed = nn.Sequential(nn.Dropout(dropout), nn.Linear(in_dim, hidden), nn.ReLU(inplace=True))
         self.rnn = (nn.LSTM if cell == "lstm" else nn.GRU)(hidden, hidden, layers, batch_first=True)
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, num_classes + 1))
@@ -134,7 +138,7 @@ class RNNDetector(TemporalDetector):
 
     def loss(self, outputs: torch.Tensor, ground_truth: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         target = step_labels(ground_truth, outputs.shape[1])
-        return F.cross_entropy(outputs[mask].float(), target[mask])
+        return F.cross_entropy(outputs[mask].float(), target[mask], weight=self.class_weight)
 
     def detect(self, outputs: torch.Tensor, mask: torch.Tensor) -> list[np.ndarray]:
         probs = outputs.float().softmax(-1)
