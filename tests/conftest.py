@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import torch
 
+from deepvideo.engine.checkpoint import save_checkpoint
+from deepvideo.engine.recipe import Recipe
 from deepvideo.flow import extract_flow_dataset
 from deepvideo.io import write_video
 from deepvideo.track.scenes import render_scene
@@ -226,3 +228,14 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def small3d_checkpoint(tmp_path_factory) -> Path:
+    """A small3d checkpoint (random weights, non-trivial BatchNorm) of 4-frame 32 x 32 clips."""
+    torch.manual_seed(0)
+    recipe = Recipe(model="small3d", classes=["down", "left", "up"], model_kwargs={"widths": [4, 8]}, clip_len=4,
+                    frame_stride=2, size=32, resize=36, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3))
+    model = randomize_batchnorm(recipe.build_model())
+    return save_checkpoint(tmp_path_factory.mktemp("run") / "best.pt",
+                           {"model": model.state_dict(), "recipe": recipe.to_dict()})

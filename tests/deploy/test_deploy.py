@@ -24,10 +24,8 @@ from deepvideo.deploy import (
     load_exported,
     recipe_for_model,
 )
-from deepvideo.engine.checkpoint import save_checkpoint
-from deepvideo.engine.recipe import Recipe
 
-from conftest import one_line_error, randomize_batchnorm
+from conftest import one_line_error
 
 pytest.importorskip("onnxruntime")
 
@@ -41,14 +39,8 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """A small3d checkpoint (random weights, non-trivial BatchNorm) of 4-frame 32 x 32 clips."""
-    torch.manual_seed(0)
-    recipe = Recipe(model="small3d", classes=["down", "left", "up"], model_kwargs={"widths": [4, 8]}, clip_len=4,
-                    frame_stride=2, size=32, resize=36, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3))
-    model = randomize_batchnorm(recipe.build_model())
-    return save_checkpoint(tmp_path_factory.mktemp("run") / "best.pt",
-                           {"model": model.state_dict(), "recipe": recipe.to_dict()})
+def checkpoint(small3d_checkpoint):
+    return small3d_checkpoint
 
 
 def test_metadata_is_inside_both_files(checkpoint, tmp_path):

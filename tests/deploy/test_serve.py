@@ -25,11 +25,10 @@ from deepvideo.cli import serve as serve_cli
 from deepvideo.cli.options import UsageError
 from deepvideo.deploy import SERVE_EXTRA, load_network
 from deepvideo.deploy.serve import create_app, running_server, serve
-from deepvideo.engine.checkpoint import save_checkpoint
 from deepvideo.engine.predict import predict_video
 from deepvideo.engine.recipe import Recipe
 
-from conftest import randomize_batchnorm, real_videos
+from conftest import real_videos
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
@@ -61,14 +60,8 @@ def uploads_left() -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """A small3d checkpoint (random weights, non-trivial BatchNorm) of 4-frame 32 x 32 clips."""
-    torch.manual_seed(0)
-    recipe = Recipe(model="small3d", classes=["down", "left", "up"], model_kwargs={"widths": [4, 8]}, clip_len=4,
-                    frame_stride=2, size=32, resize=36, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3))
-    model = randomize_batchnorm(recipe.build_model())
-    return save_checkpoint(tmp_path_factory.mktemp("run") / "best.pt",
-                           {"model": model.state_dict(), "recipe": recipe.to_dict()})
+def checkpoint(small3d_checkpoint):
+    return small3d_checkpoint
 
 
 @pytest.fixture(scope="module")
