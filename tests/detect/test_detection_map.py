@@ -17,7 +17,6 @@ from deepvideo.detect import (
     VideoAnnotation,
     average_precision_detection,
     detection_map,
-    interpolated_average_precision,
     read_activitynet,
     read_results,
     segment_iou,
@@ -25,6 +24,7 @@ from deepvideo.detect import (
     write_activitynet,
     write_results,
 )
+from deepvideo.engine.metrics import interpolated_average_precision
 
 
 def gt(*videos: tuple[str, list[tuple[float, float, str]]]) -> dict[str, VideoAnnotation]:

@@ -34,6 +34,8 @@ TRAINERS = {
     "sr": (["sr", "train", "--scale", "2", "--patch", "16", "--frames", "3", "--clips-per-epoch", "8",
             "--val-frames", "3", "--batch-size", "4", "--model-opt", "channels=4", "--model-opt", "blocks=1",
             "--model-opt", "fnet_width=4", "--model-opt", "fnet_levels=1"], 2),
+    "pretext": (["pretrain", "--task", "order", "--task-opt", "clip_len=2", "--task-opt", "gap=0", "--model", "small3d",
+                 "--model-opt", "widths=[4,8]", "--size", "24", "--resize", "24", "--batch-size", "8"], 3),
 }
 EPOCHS = 3
 
@@ -50,7 +52,7 @@ def _run(args, out, kill_at=None, resume=False):
 @pytest.mark.parametrize("name", list(TRAINERS))
 def test_killed_run_resumes_to_the_uninterrupted_weights(name, tiny_motion_root, tmp_path):
     args, steps_per_epoch = TRAINERS[name]
-    if name == "classification":
+    if name in ("classification", "pretext"):
         args = [*args, "--data", str(tiny_motion_root)]
     if name == "sr":
         args = [*args, "--data", str(tiny_motion_root / "train"), "--val-videos", str(tiny_motion_root / "val")]
@@ -73,5 +75,5 @@ def test_killed_run_resumes_to_the_uninterrupted_weights(name, tiny_motion_root,
     assert [row["epoch"] for row in rows] == ["1", "2", "3"]
     assert [float(r["train_loss"]) for r in rows] == pytest.approx([r["train_loss"] for r in resumed["history"]])
     assert (tmp_path / "killed" / "curves.png").stat().st_size > 1000
-    if name not in ("classification", "sr"):
+    if name not in ("classification", "sr", "pretext"):
         assert (tmp_path / "killed" / "weights.safetensors").is_file()

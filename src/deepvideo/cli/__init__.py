@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from deepvideo import __version__
-from deepvideo.cli import detect, serve, sr, stream, track
+from deepvideo.cli import detect, pretrain, serve, sr, stream, track
 from deepvideo.cli.options import (
     EXIT_USAGE,
     UsageError,
@@ -110,6 +110,16 @@ def cmd_synth(args: argparse.Namespace) -> None:
         root = make_untrimmed_dataset(args.root, UntrimmedConfig(size=args.size, seed=args.data_seed))
         print(f"{root} (videos/<subset>/*.mp4, annotations.json)")
         return
+    if args.camera is not None:
+        from deepvideo.data.camera import CameraConfig, camera_splits, make_camera_dataset
+
+        if args.root is None:
+            raise UsageError("--camera needs --root (the folder to write)")
+        config = CameraConfig(size=args.size, num_frames=args.frames, seed=args.data_seed)
+        root = make_camera_dataset(camera_splits(args.camera), args.root, config, progress=True)
+        counts = {split: len(list((root / split).rglob("*.mp4"))) for split in ("train", "val", "test")}
+        print(f"{root} ({', '.join(f'{n} {split}' for split, n in counts.items())} clips)")
+        return
     root = make_motion_dataset(args.root, _synth_config(args), progress=True)
     print(root)
 
@@ -141,7 +151,8 @@ def _data_spec(args: argparse.Namespace):
     lists = {s: getattr(args, f"{s}_list") for s in ("train", "val", "test") if getattr(args, f"{s}_list")}
     return DataSpec(format=args.format, root=args.data, splits=args.splits, split=args.split,
                     csv=args.csv, lists=lists, flow_dir=args.flow_dir, flow_method=args.flow_method,
-                    feature_dir=args.feature_dir, val_split=getattr(args, "val_split", 0.0))
+                    feature_dir=args.feature_dir, val_split=getattr(args, "val_split", 0.0),
+                    train_per_class=getattr(args, "train_per_class", None))
 
 
 def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
@@ -186,7 +197,7 @@ def _add_clip_options(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from deepvideo.engine import Recipe, TrainConfig, train
+    from deepvideo.engine import Recipe, TrainConfig, Transfer, train
     from deepvideo.engine.distributed import launch_rank
 
     data = _data_spec(args)
@@ -194,7 +205,8 @@ def cmd_train(args: argparse.Namespace) -> None:
                              frame_stride=args.frame_stride, size=args.size, resize=args.resize,
                              test_clips=args.test_clips, flip=not args.no_flip, modality=args.modality,
                              flow_scale=args.flow_scale, flip_swap=args.flip_swap or [])
-    result = train(recipe, data, train_config(args, TrainConfig()), args.out, resume=args.resume)
+    transfer = Transfer(args.init, args.freeze_backbone, args.backbone_lr_scale)
+    result = train(recipe, data, train_config(args, TrainConfig()), args.out, resume=args.resume, transfer=transfer)
     if launch_rank() == 0:
         print(f"best validation video accuracy {result['best_val_acc']:.3f}; checkpoint {result['checkpoint']}")
 
@@ -407,9 +419,14 @@ def build_parser() -> argparse.ArgumentParser:
                        "train/val/test videos); prints its folder. With --untrimmed, the temporal detection "
                        "benchmark instead: 30-45 s videos over a moving background in which motion-class "
                        "actions and unannotated distractor motion occur at random times, with exact segments "
-                       "in ActivityNet JSON (its own video counts; --root, --size and --data-seed apply).")
+                       "in ActivityNet JSON (its own video counts; --root, --size and --data-seed apply). With "
+                       "--camera, a labelled set of real footage (see docs/ssl.md).")
     _add_synth_options(p)
     p.add_argument("--untrimmed", action="store_true", help="write the untrimmed detection benchmark")
+    p.add_argument("--camera", type=Path, metavar="VIDEOS",
+                   help="write the camera-motion set instead: real footage from the sample videos in VIDEOS "
+                   "(../shared/data/videos), a virtual camera panning or zooming over it (6 classes), "
+                   "held out by source video; --root, --size, --frames and --data-seed apply")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("train", help="train a model on a video dataset",
@@ -430,6 +447,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flip-swap", type=label_pair, action="append", metavar="A:B",
                    help="a flipped training clip of class A is labelled B and vice versa (repeatable; "
                    "for labels with left/right in them, instead of --no-flip)")
+    group = p.add_argument_group("transfer (start from pretrained weights)")
+    group.add_argument("--init", type=existing_file, metavar="CHECKPOINT",
+                       help="start from this checkpoint's backbone: a `deepvideo pretrain` run's best.pt, or a "
+                       "classifier of the same model; the classifier starts fresh")
+    group.add_argument("--freeze-backbone", action="store_true",
+                       help="train only the classifier (a linear probe; BatchNorm statistics stay as loaded)")
+    group.add_argument("--backbone-lr-scale", type=positive_float, default=1.0, metavar="SCALE",
+                       help="the backbone's learning rate is --lr times SCALE (fine-tuning; default %(default)s)")
+    group.add_argument("--train-per-class", type=positive_int, metavar="N",
+                       help="keep N training videos per class, drawn with --seed (a few-label setting)")
     _add_data_options(p)
     _add_clip_options(p)
     add_training_options(p)
@@ -582,6 +609,7 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_parser(sub)
     serve.add_parser(sub)
     detect.add_parser(sub)
+    pretrain.add_parser(sub)
 
     p = sub.add_parser("models", help="list the registered models")
     p.add_argument("--json", action="store_true")

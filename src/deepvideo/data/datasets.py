@@ -30,7 +30,7 @@ import csv
 import os
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -186,6 +186,12 @@ class VideoDataset(Dataset):
             while target in tried:  # bad videos are bad for every worker: deterministic
                 target = int(chooser.integers(len(self)))
             rng = np.random.default_rng([*key, len(tried)])
+        return self.make_item(clips, target, rng)
+
+    def make_item(self, clips: list[Frames], target: int, rng: np.random.Generator) -> tuple[Any, int, int]:
+        """The item made of video ``target``'s sampled ``clips`` (decoded frames): by default
+        ``(the transformed clips stacked, its label, target)``.  A subclass that builds other
+        samples from the same reads (a self-supervised pretext task) overrides this."""
         views = [self.transform(clip, rng) for clip in clips]
         return _stack_views(views), self.labels[target], target
 

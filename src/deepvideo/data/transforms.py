@@ -49,7 +49,7 @@ import torch
 from deepvideo.data.sampling import ensure_rng, positive_int
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "INTERPOLATIONS", "KINETICS_MEAN", "KINETICS_STD",
-           "CenterCrop", "Compose", "HorizontalFlip", "Normalize", "RandomCrop",
+           "CenterCrop", "ColorJitter", "Compose", "HorizontalFlip", "Normalize", "RandomCrop",
            "RandomResizedCrop", "ResizeShort", "ThreeCrop", "ToTensor", "build_transform",
            "resize_frames", "FlowHorizontalFlip", "FlowResizeShort", "FlowToTensor",
            "build_flow_transform", "PairedTransform", "build_pair_transform"]
@@ -302,6 +302,45 @@ class ToTensor:
 
     def __repr__(self) -> str:
         return f"ToTensor(scale={self.scale!r})"
+
+
+class ColorJitter:
+    """Random brightness, contrast and saturation of a clip ``(..., 3, T, H, W)`` float in
+    [0, 1] (after :class:`ToTensor`, before :class:`Normalize`), the same for every frame.
+
+    Each factor is uniform in ``[1 - s, 1 + s]`` for its strength ``s``, applied in a random
+    order as torchvision's ``ColorJitter``: brightness scales the values, contrast blends
+    with the clip's mean grey, saturation with each pixel's grey (BT.601 luma weights).
+    The result is clamped to [0, 1].  Self-supervised pretext tasks apply it to each clip
+    or frame of a sample on its own, so that colour cannot tell the clips apart.
+    """
+
+    LUMA = (0.299, 0.587, 0.114)
+
+    def __init__(self, brightness: float = 0.4, contrast: float = 0.4, saturation: float = 0.4) -> None:
+        for name, value in (("brightness", brightness), ("contrast", contrast), ("saturation", saturation)):
+            if not 0 <= value < 1:
+                raise ValueError(f"{name} must lie in [0, 1), got {value!r}")
+        self.brightness, self.contrast, self.saturation = brightness, contrast, saturation
+        self._luma = torch.tensor(self.LUMA).view(3, 1, 1, 1)
+
+    def __call__(self, clip: torch.Tensor, rng: np.random.Generator | None = None) -> torch.Tensor:
+        if clip.ndim < 4 or clip.shape[-4] != 3:
+            raise ValueError(f"ColorJitter expects (..., 3, T, H, W), got shape {tuple(clip.shape)}")
+        rng = ensure_rng(rng)
+        for step in rng.permutation(3):
+            strength = (self.brightness, self.contrast, self.saturation)[step]
+            factor = float(rng.uniform(1 - strength, 1 + strength))
+            if step == 0:
+                clip = clip * factor
+                continue
+            grey = (clip * self._luma).sum(-4, keepdim=True)
+            clip = torch.lerp(grey.mean() if step == 1 else grey, clip, factor)
+        return clip.clamp_(0, 1)
+
+    def __repr__(self) -> str:
+        return (f"ColorJitter(brightness={self.brightness}, contrast={self.contrast}, "
+                f"saturation={self.saturation})")
 
 
 class Normalize:

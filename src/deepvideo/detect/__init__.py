@@ -21,7 +21,6 @@ from deepvideo.detect.metrics import (
     DetectionMap,
     average_precision_detection,
     detection_map,
-    interpolated_average_precision,
     segment_iou,
     segment_iou_matrix,
 )
@@ -40,6 +39,6 @@ from deepvideo.detect.train import (
 __all__ = ["ANET_THRESHOLDS", "DETECTORS", "DETECT_TRAINING", "THUMOS_THRESHOLDS", "DetectTask", "DetectionMap",
            "FeatureVideos", "Segment", "TemporalDetector", "Timeline", "VideoAnnotation", "build_detector",
            "evaluate_detector", "feature_files", "load_detector", "nms_1d", "train_detector",
-           "average_precision_detection", "detection_map", "interpolated_average_precision", "labels_of",
+           "average_precision_detection", "detection_map", "labels_of",
            "read_activitynet", "read_results", "read_thumos14", "read_thumos14_ambiguous", "segment_iou",
            "segment_iou_matrix", "write_activitynet", "write_results"]

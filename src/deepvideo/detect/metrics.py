@@ -35,9 +35,10 @@ import numpy as np
 from tqdm import tqdm
 
 from deepvideo.detect.annotations import Segment, VideoAnnotation, labels_of
+from deepvideo.engine.metrics import interpolated_average_precision
 
 __all__ = ["ANET_THRESHOLDS", "THUMOS_THRESHOLDS", "DetectionMap", "average_precision_detection", "detection_map",
-           "interpolated_average_precision", "segment_iou", "segment_iou_matrix"]
+           "segment_iou", "segment_iou_matrix"]
 
 ANET_THRESHOLDS = np.linspace(0.5, 0.95, 10)  # ActivityNet's, exactly as its evaluator builds them
 THUMOS_THRESHOLDS = np.array([0.3, 0.4, 0.5, 0.6, 0.7])  # THUMOS14's usual tIoU thresholds
@@ -62,17 +63,6 @@ def segment_iou_matrix(segments: np.ndarray, candidates: np.ndarray) -> np.ndarr
     union = ((candidates[None, :, 1] - candidates[None, :, 0]) + (segments[:, None, 1] - segments[:, None, 0])
              - intersection)
     return intersection / union
-
-
-def interpolated_average_precision(precision: np.ndarray, recall: np.ndarray) -> float:
-    """VOC 2011 interpolated AP of a precision/recall curve (``(N,)`` each, detections by
-    decreasing score): ``sum((r[i] - r[i-1]) * p_env[i])`` over the steps of ``r = [0, recall, 1]``,
-    with ``p_env`` the running maximum from the right of ``[0, precision, 0]``."""
-    mprec = np.hstack([[0.0], precision, [0.0]])
-    mrec = np.hstack([[0.0], recall, [1.0]])
-    mprec = np.maximum.accumulate(mprec[::-1])[::-1]
-    steps = np.nonzero(mrec[1:] != mrec[:-1])[0] + 1
-    return float(np.sum((mrec[steps] - mrec[steps - 1]) * mprec[steps]))
 
 
 def average_precision_detection(ground_truth: Mapping[str, Sequence[Segment]],

@@ -11,6 +11,7 @@ from deepvideo.engine.predict import predict_video
 from deepvideo.engine.recipe import DataSpec, Recipe
 from deepvideo.engine.task import Step, Task
 from deepvideo.engine.train import TrainConfig, fit
+from deepvideo.engine.transfer import Transfer
 
-__all__ = ["CheckpointError", "ClassificationTask", "DataSpec", "Recipe", "Step", "Task", "TrainConfig",
+__all__ = ["CheckpointError", "ClassificationTask", "DataSpec", "Recipe", "Step", "Task", "TrainConfig", "Transfer",
            "evaluate", "fit", "load_checkpoint", "predict_video", "save_checkpoint", "train"]

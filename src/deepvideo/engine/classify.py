@@ -30,6 +30,7 @@ from deepvideo.engine.evaluate import evaluate, fuse_results
 from deepvideo.engine.recipe import DataSpec, Recipe, load_trained
 from deepvideo.engine.task import Step, Task
 from deepvideo.engine.train import TrainConfig, fit
+from deepvideo.engine.transfer import Transfer
 from deepvideo.io.atomic import atomic_write
 
 __all__ = ["ClassificationTask", "evaluate_checkpoints", "train"]
@@ -44,19 +45,29 @@ class ClassificationTask(Task):
     higher_is_better = True
     samples = "videos"
 
-    def __init__(self, recipe: Recipe, data: DataSpec, val_clips: int = 1, split_file: Path | None = None) -> None:
+    def __init__(self, recipe: Recipe, data: DataSpec, val_clips: int = 1, split_file: Path | None = None,
+                 transfer: Transfer | None = None) -> None:
         self.recipe, self.data, self.val_clips, self.split_file = recipe, data, val_clips, split_file
+        self.transfer = transfer or Transfer()
         self.name = recipe.model
+        self.frozen: list[nn.Module] = []
+        self.model: nn.Module | None = None
 
     def config(self) -> dict[str, Any]:
         return {"task": "classification", "model": self.recipe.model, "model_kwargs": self.recipe.model_kwargs,
-                "classes": self.recipe.classes, "val_split": self.data.val_split}
+                "classes": self.recipe.classes, "val_split": self.data.val_split,
+                "train_per_class": self.data.train_per_class, **self.transfer.to_dict()}
 
     def checkpoint_extras(self) -> dict[str, Any]:
         return {"recipe": self.recipe.to_dict()}
 
     def build_model(self) -> nn.Module:
-        return self.recipe.build_model()
+        self.model = self.transfer.apply(self.recipe.build_model(), self.recipe.model)
+        self.frozen = self.transfer.frozen_norms(self.model, self.recipe.model)
+        return self.model
+
+    def lr_scale(self, name: str) -> float:
+        return self.transfer.lr_scale(self.model, self.recipe.model, name)
 
     def train_set(self, seed: int) -> Dataset:
         dataset = self.recipe.dataset(self.data, "train", train=True, seed=seed)
@@ -71,6 +82,8 @@ class ClassificationTask(Task):
         return self.recipe.dataset(self.data, "val", train=False, seed=seed, num_clips=self.val_clips)
 
     def training_step(self, model: nn.Module, batch: Any) -> Step:
+        for layer in self.frozen:  # a frozen backbone keeps its running statistics
+            layer.eval()
         clips, labels, _ = batch
         output = forward(model, clips)
         correct = (prediction_scores(output).argmax(1) == labels).sum()
@@ -86,10 +99,11 @@ class ClassificationTask(Task):
 
 
 def train(recipe: Recipe, data: DataSpec, config: TrainConfig, out_dir: str | os.PathLike,
-          resume: bool = False) -> dict[str, Any]:
+          resume: bool = False, transfer: Transfer | None = None) -> dict[str, Any]:
     """Train and validate a classifier; returns :func:`~deepvideo.engine.fit`'s result
     (``history``, ``checkpoint`` = ``best.pt``, ...) plus ``best_val_acc`` (the best
-    validation video accuracy).
+    validation video accuracy).  ``transfer`` starts from a checkpoint's backbone, frozen
+    or with its own learning rate (:class:`~deepvideo.engine.transfer.Transfer`).
 
     Videos that cannot be decoded are skipped (with a warning), replaced by other videos,
     and counted per epoch in the ``bad_videos`` column of ``metrics.csv``.
@@ -100,7 +114,8 @@ def train(recipe: Recipe, data: DataSpec, config: TrainConfig, out_dir: str | os
     split_file = Path(out_dir) / "val_split.txt"
     if data.val_split and data.val_videos is None and resume and split_file.is_file():
         data = replace(data, val_videos=split_file.read_text().splitlines())
-    result = fit(ClassificationTask(recipe, data, config.val_clips, split_file), config, Path(out_dir), resume)
+    result = fit(ClassificationTask(recipe, data, config.val_clips, split_file, transfer), config, Path(out_dir),
+                 resume)
     return {**result, "best_val_acc": result["best"]}
 
 

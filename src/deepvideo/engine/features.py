@@ -47,12 +47,12 @@ from deepvideo.engine.recipe import RGB_FLOW, load_trained
 from deepvideo.io import VideoTooShortError, open_video
 from deepvideo.io.jobs import JobSummary, plan_outputs, run_jobs
 from deepvideo.models import create_model, list_models
+from deepvideo.models.registry import drop_classifier
 from deepvideo.models.two_stream import SpatialStream, TemporalStream, TwoStream
 from deepvideo.models.weights import load_weights
 
 __all__ = ["FeatureSummary", "build_backbone", "extract_features", "features_name", "video_features"]
 
-HEADS = ("fc", "classifier", "head", "heads")
 
 
 @dataclass
@@ -98,14 +98,6 @@ def _seeded(build: Callable[..., nn.Module], *args, **kwargs) -> nn.Module:
         return build(*args, **kwargs)
 
 
-def _drop_head(net: nn.Module, name: str) -> nn.Module:
-    for attr in HEADS:
-        if isinstance(getattr(net, attr, None), nn.Module):
-            setattr(net, attr, nn.Identity())
-            return net
-    raise ValueError(f"backbone {name!r} has no classifier to remove (none of {', '.join(HEADS)})")
-
-
 def _rgb_features(net: nn.Module, name: str) -> tuple[nn.Module, bool]:
     """The part of ``net`` that maps RGB input to features (its classifier removed), and
     whether that part is a 2D network (run per frame).
@@ -119,8 +111,8 @@ def _rgb_features(net: nn.Module, name: str) -> tuple[nn.Module, bool]:
         raise ValueError(f"backbone {name!r} takes optical flow; extract-features runs on RGB frames")
     if isinstance(net, SpatialStream):
         image = net.net
-        return (image[0] if isinstance(image, nn.Sequential) else _drop_head(image, name)), True
-    return _drop_head(net, name), False
+        return (image[0] if isinstance(image, nn.Sequential) else drop_classifier(image, name)), True
+    return drop_classifier(net, name), False
 
 
 def build_backbone(name: str, weights: str | os.PathLike | None = None, size: int | None = None,
@@ -155,7 +147,7 @@ def build_backbone(name: str, weights: str | os.PathLike | None = None, size: in
         load_weights(net, weights)
     size = size or 224
     transform = build_transform(False, size=size, resize=size, mean=IMAGENET_MEAN, std=IMAGENET_STD)
-    return Backbone(_drop_head(net, name).eval(), transform, None,
+    return Backbone(drop_classifier(net, name).eval(), transform, None,
                     _backbone_name(name, _weights_id(weights), size, None))
 
 

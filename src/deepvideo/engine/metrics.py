@@ -1,11 +1,12 @@
-"""Classification metrics over clips and videos."""
+"""Classification metrics over clips and videos, and the interpolated average precision that
+the detection evaluators (temporal: ActivityNet; spatio-temporal: AVA) share."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-__all__ = ["topk_correct", "confusion_matrix", "video_metrics"]
+__all__ = ["confusion_matrix", "interpolated_average_precision", "topk_correct", "video_metrics"]
 
 
 def topk_correct(logits: torch.Tensor, labels: torch.Tensor, k: int = 1) -> int:
@@ -45,3 +46,21 @@ def video_metrics(video_probs: np.ndarray, labels: np.ndarray, clip_correct: int
         "num_clips": int(num_clips),
         "confusion": matrix.tolist(),
     }
+
+
+def interpolated_average_precision(precision: np.ndarray, recall: np.ndarray) -> float:
+    """VOC 2010+ interpolated AP of a precision/recall curve (``(N,)`` each, detections by
+    decreasing score): the sum of ``(r[i] - r[i-1]) * p_env[i]`` over the steps of
+    ``r = [0, recall, 1]``, ``p_env`` the running maximum from the right of ``[0, precision, 0]``;
+    0.0 for an empty curve.  ActivityNet's ``interpolated_prec_rec`` and the TF Object
+    Detection API's ``metrics.compute_average_precision`` (AVA's evaluator) compute this."""
+    precision = np.asarray(precision, dtype=np.float64)
+    recall = np.asarray(recall, dtype=np.float64)
+    if precision.shape != recall.shape or precision.ndim != 1:
+        raise ValueError(f"precision {precision.shape} and recall {recall.shape} must be two (N,) arrays")
+    if not precision.size:
+        return 0.0
+    mrec = np.concatenate([[0.0], recall, [1.0]])
+    mprec = np.maximum.accumulate(np.concatenate([[0.0], precision, [0.0]])[::-1])[::-1]
+    steps = np.nonzero(mrec[1:] != mrec[:-1])[0] + 1
+    return float(np.sum((mrec[steps] - mrec[steps - 1]) * mprec[steps]))

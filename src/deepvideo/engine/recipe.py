@@ -34,7 +34,7 @@ from deepvideo.models.registry import MODELS, model_builder, model_inputs
 from deepvideo.registry import Registry
 
 __all__ = ["DATA_FORMATS", "DataSpec", "MODALITIES", "RGB_FLOW", "Recipe", "feature_dim", "load_trained",
-           "stratified_holdout"]
+           "per_class", "stratified_holdout"]
 
 # builders (spec, subset, classes, **common) -> dataset; info: needs, the DataSpec fields they read
 DATA_FORMATS: Registry[Callable[..., datasets.VideoDataset]] = Registry("data format")
@@ -209,6 +209,9 @@ class DataSpec:
     is the fraction of each class's training videos that form the "val" subset instead
     (stratified by class, drawn with the dataset seed); ``val_videos`` lists them once
     chosen (a run stores them in ``val_split.txt`` and reuses them on resume).
+
+    Few labels: ``train_per_class`` keeps that many training videos of each class (all of a
+    class with fewer), drawn with the dataset seed: the setting in which pretraining pays.
     """
 
     format: str = "folder"
@@ -223,10 +226,13 @@ class DataSpec:
     feature_dir: str | None = None
     val_split: float = 0.0
     val_videos: list[str] | None = None
+    train_per_class: int | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.val_split < 1:
             raise ValueError(f"val_split must be in [0, 1), got {self.val_split}")
+        if self.train_per_class is not None and self.train_per_class < 1:
+            raise ValueError(f"train_per_class must be at least 1, got {self.train_per_class}")
         for name in DATA_FORMATS.info(self.format)["needs"]:
             if getattr(self, name) is None:
                 raise ValueError(f"format {self.format} needs {name}")
@@ -250,8 +256,12 @@ class DataSpec:
                 raise ValueError("the features modality needs --feature-dir (see deepvideo extract-features)")
             common["opener"] = FeatureOpener(self.feature_dir, self.root)
         if self.val_split and subset in ("train", "val"):
-            return self._held_out(subset, classes, common)
-        return DATA_FORMATS.get(self.format)(self, subset, classes, **common)
+            dataset = self._held_out(subset, classes, common)
+        else:
+            dataset = DATA_FORMATS.get(self.format)(self, subset, classes, **common)
+        if subset == "train" and self.train_per_class is not None:
+            return _subset(dataset, per_class(dataset.labels, self.train_per_class, seed), common)
+        return dataset
 
     def _held_out(self, subset: str, classes: list[str] | None, common: dict[str, Any]) -> datasets.VideoDataset:
         """The training videos minus (``"train"``) or only (``"val"``) the held-out ones."""
@@ -264,7 +274,25 @@ class DataSpec:
         missing = held - {str(path) for path in full.paths}
         if missing:
             raise ValueError(f"val_videos: {sorted(missing)[0]} is not a training video (of {len(missing)})")
-        return datasets.VideoDataset([(full.paths[i], full.labels[i]) for i in keep], full.classes, **common)
+        return _subset(full, keep, common)
+
+
+def _subset(full: datasets.VideoDataset, keep: list[int], common: dict[str, Any]) -> datasets.VideoDataset:
+    """The videos ``keep`` of ``full`` (with their time ranges), read as ``common`` says."""
+    ranges = [full.time_ranges[i] for i in keep] if full.time_ranges is not None else None
+    return datasets.VideoDataset([(full.paths[i], full.labels[i]) for i in keep], full.classes,
+                                 time_ranges=ranges, **common)
+
+
+def per_class(labels: list[int], count: int, seed: int = 0) -> list[int]:
+    """Indices of ``count`` samples of each class (all of a class with fewer), drawn with
+    ``seed``; sorted."""
+    rng = np.random.default_rng([seed, count])
+    chosen: list[int] = []
+    for label in sorted(set(labels)):
+        members = [i for i, value in enumerate(labels) if value == label]
+        chosen += rng.permutation(members)[:count].tolist()
+    return sorted(chosen)
 
 
 def stratified_holdout(labels: list[int], fraction: float, seed: int = 0) -> list[int]:

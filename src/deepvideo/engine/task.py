@@ -84,6 +84,11 @@ class Task:
         ``config`` is the run's :class:`~deepvideo.engine.train.TrainConfig`."""
         return None
 
+    def lr_scale(self, name: str) -> float:
+        """The learning-rate multiplier of the parameter ``name`` of :meth:`build_model`'s
+        network (default 1: every parameter at the configured ``lr``)."""
+        return 1.0
+
     def checkpoint_extras(self) -> dict[str, Any]:
         """Entries added to every checkpoint (e.g. what is needed to rebuild the model)."""
         return {}

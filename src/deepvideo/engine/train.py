@@ -39,7 +39,7 @@ import warnings
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
@@ -125,18 +125,25 @@ class TrainConfig:
             raise ValueError(f"min_lr must be in [0, 1] (a fraction of lr), got {self.min_lr}")
 
 
-def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, config: TrainConfig,
+                    lr_scale: Callable[[str], float] | None = None) -> torch.optim.Optimizer:
     """``config.optimizer`` over the trainable parameters; no weight decay on 1-D ones
-    (biases, norms, scales)."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() > 1]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() <= 1]
-    groups = [{"params": decay, "weight_decay": config.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+    (biases, norms, scales).  ``lr_scale(name)`` multiplies the learning rate of the
+    parameter ``name`` (one parameter group per distinct multiplier)."""
+    groups: dict[tuple[float, bool], list[nn.Parameter]] = {}
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            scale = lr_scale(name) if lr_scale is not None else 1.0
+            groups.setdefault((scale, param.dim() > 1), []).append(param)
+    params = [{"params": group, "lr": config.lr * scale, "weight_decay": config.weight_decay if decay else 0.0}
+              for (scale, decay), group in sorted(groups.items(), key=lambda item: (-item[0][0], not item[0][1]))]
+    if not params:
+        raise ValueError("the model has no trainable parameters")
     if config.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.momentum > 0)
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, nesterov=config.momentum > 0)
     if config.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=config.lr)
-    return torch.optim.AdamW(groups, lr=config.lr)
+        return torch.optim.Adam(params, lr=config.lr)
+    return torch.optim.AdamW(params, lr=config.lr)
 
 
 def build_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, warmup_steps: int,
@@ -241,7 +248,7 @@ def _fit(task: Task, config: TrainConfig, out_dir: Path, resume: bool, device: t
     val_set = task.val_set(config.seed)
     monitor, higher = (task.monitor, task.higher_is_better) if val_set is not None else ("train_loss", False)
     model = _build_model(task, config, device)
-    optimizer = build_optimizer(model, config)
+    optimizer = build_optimizer(model, config, task.lr_scale)
     # one process: the permutation RandomSampler would draw from this seed; N processes: its shares
     sampler = DistributedSampler(train_set, num_replicas=world_size(), rank=rank(), shuffle=True,
                                  seed=config.seed * 100_003)

@@ -83,6 +83,25 @@ def create_model(name: str, num_classes: int = 400, **kwargs) -> nn.Module:
     return MODELS.build(name, num_classes=num_classes, **kwargs)
 
 
+CLASSIFIERS = ("fc", "fc8", "classifier", "head", "heads")
+
+
+def classifier_attribute(net: nn.Module, name: str = "model") -> str:
+    """The attribute of ``net`` holding its final classifier: the first of
+    :data:`CLASSIFIERS` that is a module; ``ValueError`` naming ``name`` if none is."""
+    for attr in CLASSIFIERS:
+        if isinstance(getattr(net, attr, None), nn.Module):
+            return attr
+    raise ValueError(f"{name} has no classifier to remove (none of {', '.join(CLASSIFIERS)})")
+
+
+def drop_classifier(net: nn.Module, name: str = "model") -> nn.Module:
+    """``net`` with its classifier (:func:`classifier_attribute`) replaced by the identity, in
+    place: its output becomes the features the classifier took, ``(B, D)``."""
+    setattr(net, classifier_attribute(net, name), nn.Identity())
+    return net
+
+
 def model_doc(name: str) -> str:
     """First line of a model builder's docstring."""
     doc = inspect.getdoc(MODELS.get(name)) or ""
