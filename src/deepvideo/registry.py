@@ -21,7 +21,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import numbers
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
@@ -102,19 +102,19 @@ class Registry(Generic[B]):
         self.get(name)
         return self._info[name]
 
-    def check(self, name: str, options: Mapping[str, Any]) -> Callable[..., Any]:
+    def check(self, name: str, options: Mapping[str, Any], set_by_caller: Collection[str] = ()) -> Callable[..., Any]:
         """The builder of ``name`` once ``options`` fit its signature.
 
         Raises ``ValueError`` for an unknown name, for an option the builder does not take
-        (listing those it does; a builder taking ``**kwargs`` takes any) and for a required
-        one missing.
+        (listing those it does but ``set_by_caller``; a builder taking ``**kwargs`` takes any)
+        and for a required one missing.
         """
         builder = self.get(name)
         params = inspect.signature(builder).parameters.values()
-        named = [p.name for p in params if p.kind in _KEYWORD]
+        named = [p.name for p in params if p.kind in _KEYWORD and p.name not in set_by_caller]
         if not any(p.kind is p.VAR_KEYWORD for p in params):
             for key in options:
-                if key not in named:
+                if key not in named and key not in set_by_caller:
                     close = _closest(key, named)
                     hint = f" (did you mean {close}?)" if close else ""
                     raise ValueError(f"{self.kind} {name!r} has no option {key!r}{hint}; "

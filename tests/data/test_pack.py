@@ -13,11 +13,20 @@ import textwrap
 import time
 import tracemalloc
 
+import av
 import numpy as np
 import pytest
 
 from deepvideo.data.pack import PACK_FORMATS, pack_dataset, pack_target, pack_video
-from deepvideo.io import FrameFolderReader, PackedReader, VideoReader, open_video, read_video, write_video
+from deepvideo.io import (
+    FrameFolderReader,
+    PackedReader,
+    VideoReader,
+    open_video,
+    read_video,
+    write_packed,
+    write_video,
+)
 
 from conftest import moving_square_frames
 
@@ -125,7 +134,7 @@ def test_killed_mp4_run_leaves_no_output_and_resumes_cleanly(tmp_path, make_vide
                             env=dict(os.environ, OMP_NUM_THREADS="1"), stderr=subprocess.PIPE)
     deadline = time.time() + 60
     while proc.poll() is None and time.time() < deadline:  # kill it mid-way through long.mp4
-        temps = list((out / "b").glob(".long.mp4.*.tmp")) if (out / "b").is_dir() else []
+        temps = list((out / "b").glob(".long.mp4.*.tmp*")) if (out / "b").is_dir() else []
         if temps and temps[0].stat().st_size > 0:
             break
         time.sleep(0.005)
@@ -133,7 +142,7 @@ def test_killed_mp4_run_leaves_no_output_and_resumes_cleanly(tmp_path, make_vide
     _, stderr = proc.communicate()
     assert proc.returncode == -signal.SIGKILL, f"not killed while encoding: {stderr.decode()[-500:]}"
     assert not (out / "b" / "long.mp4").exists() and not (out / "c").exists()
-    assert len(list((out / "b").glob(".long.mp4.*.tmp"))) == 1  # what the kill left
+    assert len(list((out / "b").glob(".long.mp4.*.tmp*"))) == 1  # what the kill left
     summary = pack_dataset([root / name for name in lengths], out, root=root, format="mp4",
                            progress=False)
     assert (summary.written, summary.skipped, summary.failed) == (2, 1, [])
@@ -183,6 +192,8 @@ def test_bad_options_and_clashing_outputs(tmp_path, dataset):
         pack_dataset(videos, tmp_path, format="webp")
     with pytest.raises(ValueError, match="size must be a positive integer"):
         pack_dataset(videos, tmp_path, size=0)
+    with pytest.raises(ValueError, match=r"^size must be at least 2 for mp4 \(h264 in yuv420p needs even sides"):
+        pack_dataset(videos, tmp_path, format="mp4", size=1)
     with pytest.raises(ValueError, match=r"would both write .*clip\.tar \(give the videos' root"):
         pack_dataset(videos, tmp_path / "out")
     with pytest.raises(ValueError, match="no videos to pack"):
@@ -204,3 +215,26 @@ def test_real_video_packs_and_converts_back(tmp_path, shared_data):
         clip = a.read(indices)
         assert np.abs(clip.astype(int) - decoded[indices]).mean() < 2.5  # measured 1.7
         assert np.abs(b.read(indices).astype(int) - clip).mean() < 2.5   # JPEG of a JPEG
+
+
+@pytest.mark.parametrize("format", PACK_FORMATS)
+def test_crafted_and_short_decoding_inputs_are_skipped_and_counted(tmp_path, format):
+    """A packed file with fps 0 and a video that decodes short (a zeroed MPEG-2 packet) are
+    counted as failed beside a good video: no job abort, no short output."""
+    root = tmp_path / "videos"
+    good = write_video(root / "good.mov", moving_square_frames(12, 32), 10, codec="mpeg2video", threads=1)
+    data = bytearray(good.read_bytes())
+    with av.open(str(good)) as container:
+        pos, size = [(p.pos, p.size) for p in container.demux(video=0) if p.size][-1]
+    data[pos:pos + size] = bytes(size)  # the last frame decodes to nothing, without an error
+    (root / "short.mov").write_bytes(bytes(data))
+    packed = write_packed(root / "zero_fps.tar", moving_square_frames(3, 32), 3, 10, "raw").read_bytes()
+    (root / "zero_fps.tar").write_bytes(packed.replace(b'"fps": 10.0', b'"fps": 0   '))
+    with pytest.warns(UserWarning) as warned:
+        summary = pack_dataset(sorted(root.iterdir()), tmp_path / "out", format=format, progress=False)
+    assert (summary.written, summary.skipped) == (1, 0)
+    assert {video.name: reason for video, reason in summary.failed} == {
+        "short.mov": "decoding stopped at frame 11 of 12 (corrupt or truncated file)",
+        "zero_fps.tar": "meta.json field 'fps' must be a finite number > 0, not 0"}
+    assert len(warned) == 2
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [pack_target(good, "o", format=format).name]

@@ -8,7 +8,8 @@ import stat
 
 import pytest
 
-from deepvideo.io.atomic import atomic_path, atomic_write, remove_temps
+from deepvideo.io.atomic import atomic_path, atomic_write, atomic_write_text, check_writable, remove_temps
+from deepvideo.io.text import read_text
 
 
 def mode(path) -> int:
@@ -77,3 +78,32 @@ def test_remove_temps_deletes_only_leftovers_of_the_given_outputs(tmp_path):
     remove_temps([out / "clip.tar", out / "frames", tmp_path / "missing" / "x.tar"])
     assert sorted(p.name for p in out.iterdir()) == sorted(["clip.tar", *kept])
     assert (outside / "keep").read_bytes() == b"keep"  # a link is removed, not followed
+
+
+def test_video_temporaries_keep_the_suffix_and_are_cleaned_as_leftovers(tmp_path):
+    with atomic_path(tmp_path / "out.mp4", keep_suffix=True) as tmp:
+        assert tmp.name.startswith(".out.mp4.") and tmp.name.endswith(".tmp.mp4")
+        tmp.write_bytes(b"video")
+    (tmp_path / ".out.mp4.0a1b2c3d.tmp.mp4").write_bytes(b"a killed write")
+    (tmp_path / ".out.mp4.0a1b2c3d.tmp.mkv").write_bytes(b"not ours: another suffix")
+    remove_temps([tmp_path / "out.mp4"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.mp4.0a1b2c3d.tmp.mkv", "out.mp4"]
+
+
+def test_atomic_write_text_replaces_leftovers_and_check_writable_names_the_folder(tmp_path):
+    (tmp_path / ".a.json.0a1b2c3d.tmp").write_bytes(b"half")
+    atomic_write_text(tmp_path / "a.json", "{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
+    assert check_writable(tmp_path / "new" / "run").is_dir()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OSError, match=r"file/run: cannot write there"):
+        check_writable(tmp_path / "file" / "run")
+
+
+def test_read_text_names_the_file_and_line_of_a_bad_byte(tmp_path):
+    path = tmp_path / "list.txt"
+    path.write_bytes("\ufeffa.mp4 0\nb\xe9.mp4 1\n".encode("utf-8") + b"c\xff.mp4 2\n")
+    with pytest.raises(ValueError, match=r"list.txt:3: not UTF-8 text \(byte 0xff"):
+        read_text(path)
+    path.write_bytes("\ufeffa.mp4 0\n".encode("utf-8"))
+    assert read_text(path) == "a.mp4 0\n"

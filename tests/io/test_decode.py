@@ -240,3 +240,40 @@ def test_written_video_reads_back_through_read_video(tmp_path: Path) -> None:
     frames = moving_square_frames(10)
     path = write_video(tmp_path / "square.mp4", frames, fps=5, codec="libx264rgb", crf=0)
     assert np.array_equal(read_video(path), frames)
+
+
+def zeroed_packet(source: Path, target: Path, packet: int) -> Path:
+    """A copy of ``source`` with the bytes of one video packet zeroed (they decode to nothing)."""
+    data = bytearray(source.read_bytes())
+    with av.open(str(source)) as container:
+        pos, size = [(p.pos, p.size) for p in container.demux(video=0) if p.size][packet]
+    data[pos:pos + size] = bytes(size)
+    target.write_bytes(bytes(data))
+    return target
+
+
+def test_iteration_that_ends_or_skips_early_raises(tmp_path: Path, make_video) -> None:
+    """MPEG-2 drops a frame whose packet is zeros without an error: iteration says so, as read does."""
+    good = make_video("clip.mov", moving_square_frames(12, 48), codec="mpeg2video", threads=1)
+    with VideoReader(good) as reader:
+        assert len(list(reader)) == 12
+    for packet, message in [(11, "decoding stopped at frame 11 of 12"), (6, "frame 6 could not be decoded")]:
+        with VideoReader(zeroed_packet(good, tmp_path / f"bad{packet}.mov", packet)) as reader:
+            assert reader.num_frames == 12
+            with pytest.raises(VideoDecodeError, match=rf"bad{packet}\.mov: {message} \(corrupt or truncated"):
+                list(reader)
+            with pytest.raises(VideoDecodeError, match=rf"frame {packet} could not be decoded"):
+                reader.read(np.arange(12))
+
+
+def test_open_gives_up_after_the_probe_limit(tmp_path: Path, monkeypatch) -> None:
+    """An AVI header followed by zeros makes FFmpeg's AVI demuxer scan the whole file for its
+    streams (a 4 GB file: over 4 minutes); opening gives up after OPEN_SECONDS (0.5 s here).
+    The file is sparse: it takes no disk space."""
+    header = write_video(tmp_path / "small.avi", moving_square_frames(4, 32), fps=10, codec="mpeg4").read_bytes()
+    path = tmp_path / "zeros.avi"
+    with open(path, "wb") as fh:
+        fh.write(header[:2048])
+        fh.truncate(512 << 20)
+    monkeypatch.setattr("deepvideo.io.decode.OPEN_SECONDS", 0.5)
+    expect_error(path, "no video stream found within 0.5 s of probing (probe limit OPEN_SECONDS")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import struct
+import zlib
 from pathlib import Path
 
 import cv2
@@ -11,7 +13,7 @@ import pytest
 from PIL import Image
 
 from deepvideo.io import FrameFolderReader, VideoDecodeError, is_frame_folder, open_video
-from deepvideo.io.frames import DEFAULT_FPS, decode_image
+from deepvideo.io.frames import DEFAULT_FPS, MAX_FRAME_PIXELS, decode_image
 
 from conftest import moving_square_frames
 
@@ -88,9 +90,15 @@ def test_bad_folders_give_one_line_errors(tmp_path, frames):
     with pytest.raises(VideoDecodeError, match=r"empty: no frame images"):
         FrameFolderReader(tmp_path / "empty")
     folder = write_folder(tmp_path / "meta", frames[:2])
-    for text in ("{not json", '{"fps": 0}', '{"rate": 5}', "[25]"):
-        (folder / "meta.json").write_text(text)
-        with pytest.raises(VideoDecodeError, match=r"meta\.json: expected a JSON object"):
+    cases = {"{not json": "not valid JSON", "[" * 100_000: "not valid JSON \\(maximum recursion",
+             b"\xff{}": "not valid JSON", '{"rate": 5}': "expected a JSON object with field 'fps'",
+             "[25]": "expected a JSON object with field 'fps'"}
+    cases.update({f'{{"fps": {value}}}': f"field 'fps' must be a finite number > 0, not {shown}"
+                  for value, shown in [("0", "0"), ("-25", "-25"), ("NaN", "nan"), ("Infinity", "inf"),
+                                       ("true", "True"), ('"25"', "'25'"), ("null", "None")]})
+    for text, message in cases.items():
+        (folder / "meta.json").write_bytes(text if isinstance(text, bytes) else text.encode())
+        with pytest.raises(VideoDecodeError, match=rf"meta\.json: {message}"):
             FrameFolderReader(folder)
 
 
@@ -111,3 +119,40 @@ def test_unreadable_or_odd_images_name_the_file(tmp_path, frames):
         FrameFolderReader(folder)
     with pytest.raises(VideoDecodeError, match="frame 7: not a readable image"):
         decode_image(b"garbage", "frame 7")
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A valid 1x1 PNG whose IHDR chunk is rewritten to claim ``width`` x ``height`` (CRC fixed)."""
+    _, data = cv2.imencode(".png", np.zeros((1, 1, 3), np.uint8))
+    data = bytearray(data.tobytes())
+    data[16:24] = struct.pack(">II", width, height)  # IHDR: length 8..12, type 12..16, then W, H
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+def test_oversized_frames_are_refused_from_their_header(tmp_path, frames):
+    """A frame whose header claims more than MAX_FRAME_PIXELS (a decompression bomb for Pillow
+    at 20000x20000) or another size than the first is refused before it is decoded."""
+    assert MAX_FRAME_PIXELS == 8192 * 8192
+    folder = write_folder(tmp_path / "v", frames[:3])
+    (folder / "img_00002.png").write_bytes(png_claiming(20000, 20000))
+    (folder / "img_00003.png").write_bytes(png_claiming(9000, 9000))  # under Pillow's own limit
+    with FrameFolderReader(folder) as reader:
+        with pytest.raises(VideoDecodeError, match=r"img_00002\.png: image size over the frame limit "
+                                                   r"of 67108864 pixels \(MAX_FRAME_PIXELS\)"):
+            reader.read([1])
+        with pytest.raises(VideoDecodeError, match=r"img_00003\.png: image size 9000x9000 over the frame"):
+            reader.read([2])
+    (folder / "img_00001.png").write_bytes(png_claiming(48, 48))  # readable header, no pixel data
+    with FrameFolderReader(folder) as reader, pytest.raises(VideoDecodeError,
+                                                           match=r"img_00001\.png: not a readable image"):
+        reader.read([0])
+    for name in ("img_00001.png", "img_00003.png"):
+        (folder / name).unlink()  # the bomb is the first frame now
+    with pytest.raises(VideoDecodeError, match=r"img_00002\.png: image size over the frame limit"):
+        FrameFolderReader(folder)
+
+
+def test_decoder_failures_name_the_image():
+    with pytest.raises(VideoDecodeError, match=r"^frame 3: not a readable image \(.*buf\.empty"):
+        decode_image(b"", "frame 3")  # OpenCV raises for empty input instead of returning None

@@ -30,7 +30,7 @@ With ``skip_bad=True`` the box readers skip such lines instead, warn once and li
 :attr:`AvaFile.skipped`.  Note that the official ground truth holds all 80 AVA actions while
 the evaluation label map has 60: read the ground truth without the 60-class map (or with the
 full 80-class list), and let :func:`deepvideo.ava.metrics.frame_map` drop the other classes as
-AVA's evaluator does.  Writers are atomic (:func:`deepvideo.io.atomic.atomic_write`) and write
+AVA's evaluator does.  Writers are atomic (:func:`deepvideo.io.atomic.atomic_write_text`) and write
 numbers as the shortest decimal that reads back as the same float, so files round-trip exactly.
 """
 
@@ -49,7 +49,8 @@ from typing import Collection, Iterable, Iterator, Mapping
 
 import numpy as np
 
-from deepvideo.io.atomic import atomic_write
+from deepvideo.io.atomic import atomic_write_text
+from deepvideo.io.text import read_text
 
 __all__ = ["ActionLabel", "AvaBox", "AvaFile", "format_timestamp", "read_detections", "read_excluded",
            "read_groundtruth", "read_label_map", "write_detections", "write_excluded", "write_groundtruth",
@@ -274,8 +275,7 @@ def _write_rows(path: str | os.PathLike, rows: Iterable[list[str]]) -> Path:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerows(rows)
-    text = buffer.getvalue().encode()
-    return atomic_write(path, lambda fh: fh.write(text))
+    return atomic_write_text(path, buffer.getvalue())
 
 
 def _row(box: AvaBox) -> list[str]:
@@ -377,7 +377,7 @@ def read_label_map(path: str | os.PathLike) -> dict[int, ActionLabel]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such AVA label map file")
-    tokens = _tokens(path, path.read_text(encoding="utf-8-sig"))
+    tokens = _tokens(path, read_text(path))
     labels: dict[int, ActionLabel] = {}
     at = 0
 
@@ -468,5 +468,4 @@ def write_label_map(path: str | os.PathLike, labels: Mapping[int, ActionLabel | 
             if entry.label_type is not None:
                 lines.append(f"  label_type: {entry.label_type}")
             lines.append("}")
-    text = ("\n".join(lines) + "\n").encode()
-    return atomic_write(path, lambda fh: fh.write(text))
+    return atomic_write_text(path, "\n".join(lines) + "\n")

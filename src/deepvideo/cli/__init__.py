@@ -12,6 +12,7 @@ import json
 import os
 import re
 import sys
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
@@ -34,6 +35,7 @@ from deepvideo.cli.options import (
     print_json,
     train_config,
 )
+from deepvideo.io.atomic import atomic_write_text
 
 if TYPE_CHECKING:
     from deepvideo.io.jobs import JobSummary
@@ -56,14 +58,16 @@ def cmd_summary(args: argparse.Namespace) -> None:
     import torch
 
     from deepvideo.models import create_model
-    from deepvideo.models.registry import model_inputs
+    from deepvideo.models.registry import check_model_options, model_inputs
     from deepvideo.models.summary import format_summary, summarize
 
     if model_inputs(args.model) != ("video",):
         raise UsageError(f"{args.model} takes {' and '.join(model_inputs(args.model))} inputs; summarise "
                          f"its streams one at a time (e.g. spatial_stream, temporal_stream)")
+    options = dict(args.model_opt or [])
+    check_model_options(args.model, options)
     with torch.device("meta"):  # shapes and counts only: no memory, no compute
-        model = create_model(args.model, num_classes=args.num_classes, **dict(args.model_opt or []))
+        model = create_model(args.model, num_classes=args.num_classes, **options)
     try:
         summary = summarize(model, args.input)
     except RuntimeError as exc:
@@ -240,7 +244,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         write_confusion(out / "confusion", report["final"]["confusion"], report["classes"])
-        (out / "metrics.json").write_text(json.dumps(payload, indent=2))
+        atomic_write_text(out / "metrics.json", json.dumps(payload, indent=2))
     if args.json:
         print_json(payload)
         return
@@ -259,7 +263,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
                            batch_size=args.batch_size, device=device, amp=args.amp, progress=True)
     text = predictions_to_csv(result) if args.output_format == "csv" else json.dumps(result, indent=2)
     if args.out:
-        Path(args.out).write_text(text)
+        atomic_write_text(args.out, text)
         best = result["top"][0]
         print(f"{args.video}: {best['label']} ({best['prob']:.3f}); "
               f"{len(result['windows'])} windows written to {args.out}")
@@ -620,6 +624,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _one_line(exc: BaseException) -> str:
     """The message of ``exc`` on one line; for an error re-raised from a DataLoader worker
     ("Caught X in DataLoader worker process N. Original Traceback ..."), the original one."""
+    if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror}"  # not "[Errno 22] Invalid argument" alone
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
     if not lines:
         return type(exc).__name__
@@ -635,8 +641,9 @@ def _with_flags(message: str, parser: argparse.ArgumentParser) -> str:
     word = re.match(r"[a-z][a-z0-9_]*", message)
     if word and word.group() in flags and message[word.end():word.end() + 1] in (" ", ":", ""):
         message = flags[word.group()] + message[word.end():]
-    # parameter names with an underscore are unambiguous anywhere in the message
-    return re.sub(r"\b[a-z0-9]+(?:_[a-z0-9]+)+\b", lambda m: flags.get(m.group(), m.group()), message)
+    # parameter names with an underscore are unambiguous anywhere in the message, but for
+    # ``name=value`` (a model option or a recipe field, not a flag)
+    return re.sub(r"\b[a-z0-9]+(?:_[a-z0-9]+)+\b(?!=)", lambda m: flags.get(m.group(), m.group()), message)
 
 
 def _all_actions(parser: argparse.ArgumentParser) -> Iterator[argparse.Action]:
@@ -648,17 +655,69 @@ def _all_actions(parser: argparse.ArgumentParser) -> Iterator[argparse.Action]:
                 yield from _all_actions(sub)
 
 
+OUTPUT_OPTIONS = ("out", "video_out")  # the options every command names its outputs by
+
+
+def _paths(value: Any) -> Iterator[str]:
+    """The strings and paths in an option's value (lists and pairs flattened)."""
+    if isinstance(value, (str, os.PathLike)):
+        yield os.fspath(value)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _paths(item)
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):  # either missing (a new output cannot be an input), or not a path
+        return False
+
+
+def refuse_overwriting_inputs(args: argparse.Namespace) -> None:
+    """A ``UsageError`` when an output option names an existing file that is one of the
+    command's inputs (any other option's path, links and hard links included) or another
+    output: ``track mot v.mp4 --out v.mp4`` must not destroy the video."""
+    outputs = [(dest, os.fspath(value)) for dest in OUTPUT_OPTIONS
+               if isinstance(value := getattr(args, dest, None), (str, os.PathLike))]
+    inputs = [path for dest, value in vars(args).items() if dest not in OUTPUT_OPTIONS and dest != "func"
+              for path in _paths(value)]
+    for i, (dest, out) in enumerate(outputs):
+        flag = "--" + dest.replace("_", "-")
+        for other, path in outputs[i + 1:]:
+            if os.path.abspath(out) == os.path.abspath(path) or _same_file(out, path):
+                raise UsageError(f"{flag} and --{other.replace('_', '-')} are the same file {out}")
+        if os.path.isfile(out):
+            for path in inputs:
+                if _same_file(out, path):
+                    raise UsageError(f"{flag} {out} is the input {path}: writing it would destroy the "
+                                     f"input; choose another output path")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; its exit status.  Errors users can fix print as one line (status 2)
+    and warnings as one line each (``deepvideo COMMAND: warning: ...``) while it runs."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    show_warning = warnings.formatwarning
+    warnings.formatwarning = lambda message, *_, **__: f"deepvideo {args.command}: warning: {message}\n"
+    try:
+        return _run(args, parser)
+    finally:
+        warnings.formatwarning = show_warning
+
+
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from deepvideo.engine.checkpoint import CheckpointError
     from deepvideo.io import VideoDecodeError
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], None] = args.func
     if os.environ.get("DEEPVIDEO_DEBUG") == "1":  # the full traceback instead of one line
+        refuse_overwriting_inputs(args)
         handler(args)
         return 0
     try:
+        refuse_overwriting_inputs(args)
         handler(args)
     except BrokenPipeError:  # output piped into `head` and closed early
         sys.stderr.close()

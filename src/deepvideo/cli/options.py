@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -54,8 +55,8 @@ def _number(kind: type, accept: Callable[[float], bool], wanted: str) -> Callabl
 
 positive_int = _number(int, lambda v: v >= 1, "a positive integer")
 nonneg_int = _number(int, lambda v: v >= 0, "an integer >= 0")
-positive_float = _number(float, lambda v: v > 0, "a positive number")
-nonneg_float = _number(float, lambda v: v >= 0, "a number >= 0")
+positive_float = _number(float, lambda v: 0 < v < math.inf, "a positive number")
+nonneg_float = _number(float, lambda v: 0 <= v < math.inf, "a number >= 0")
 fraction = _number(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
 unit_float = _number(float, lambda v: 0 < v <= 1, "a number in (0, 1]")
 

@@ -18,6 +18,10 @@ The builders parse the usual annotation formats into ``(samples, classes)`` with
 * :func:`hmdb51`: the official ``<class>_test_splitN.txt`` files.
 * :func:`kinetics_csv`: the Kinetics csv (``label,youtube_id,time_start,time_end,split``).
 
+Labels are checked when a dataset is built, not when a metric first meets them: a list file's
+label must lie in ``[0, len(classes))`` or, without a class list, below :data:`MAX_CLASSES`;
+Kinetics time ranges must be finite with ``0 <= time_start < time_end <= MAX_SECONDS``.
+
 Randomness is keyed on ``(seed, epoch, index)``, so an item is the same whatever the
 number of DataLoader workers or the order they run in.  A video that cannot be decoded
 is skipped with a :class:`BadVideoWarning`, replaced by another video and counted in a
@@ -27,7 +31,10 @@ shared-memory flag tensor that the main process can read after workers have set 
 from __future__ import annotations
 
 import csv
+import io
+import math
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
@@ -38,18 +45,21 @@ from torch.utils.data import Dataset
 
 from deepvideo.io import PACKED_SUFFIX, VideoDecodeError, VideoTooShortError, is_frame_folder, open_video
 from deepvideo.io.open import AnyReader
+from deepvideo.io.text import read_text
 
 if TYPE_CHECKING:
     from deepvideo.data.sampling import ClipSampler
 
 __all__ = [
-    "BadVideoWarning", "VIDEO_EXTENSIONS", "VideoDataset", "find_videos", "folder_dataset", "hmdb51",
-    "kinetics_csv", "list_dataset", "parse_folder", "parse_hmdb51", "parse_kinetics_csv",
-    "parse_list_file", "parse_ucf101", "ucf101",
+    "BadVideoWarning", "MAX_CLASSES", "MAX_SECONDS", "VIDEO_EXTENSIONS", "VideoDataset", "find_videos",
+    "folder_dataset", "hmdb51", "kinetics_csv", "list_dataset", "parse_folder", "parse_hmdb51",
+    "parse_kinetics_csv", "parse_list_file", "parse_ucf101", "ucf101",
 ]
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg",
                     ".ogv", ".flv", ".wmv", ".3gp")
+MAX_CLASSES = 100_000  # most classes a dataset may have (a stray label would otherwise size the model)
+MAX_SECONDS = 1_000_000.0  # latest time of a Kinetics row (over 11 days: longer than any video)
 
 Samples = list[tuple[Path, int]]
 Frames = np.ndarray | tuple[np.ndarray, ...]
@@ -118,6 +128,8 @@ class VideoDataset(Dataset):
         self.paths = [Path(path) for path, _ in samples]
         self.labels = [int(label) for _, label in samples]
         self.classes = list(classes)
+        if len(self.classes) > MAX_CLASSES:
+            raise ValueError(f"VideoDataset: {len(self.classes)} classes, more than MAX_CLASSES ({MAX_CLASSES})")
         for path, label in zip(self.paths, self.labels):
             if not 0 <= label < len(self.classes):
                 raise ValueError(f"{path}: label {label} outside [0, {len(self.classes)})")
@@ -251,11 +263,16 @@ def _lines(path: Path, comments: bool = False) -> Iterator[tuple[int, str]]:
     has videos named ``#20_Rhythm_clap_u_nm_np1_fr_goo_0.avi``)."""
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
-    with open(path, encoding="utf-8") as f:  # universal newlines: CRLF files read alike
-        for number, line in enumerate(f, start=1):
-            text = line.strip()
-            if text and not (comments and text.startswith("#")):
-                yield number, text
+    # universal newlines (as open() reads text): CRLF and CR files read alike
+    for number, line in enumerate(io.StringIO(read_text(path), newline=None), start=1):
+        text = line.strip()
+        if text and not (comments and text.startswith("#")):
+            yield number, text
+
+
+def _integer(text: str) -> int | None:
+    """``text`` as an integer when it is one in ASCII digits (optional sign, at most 18 digits)."""
+    return int(text) if re.fullmatch(r"[+-]?[0-9]{1,18}", text) else None
 
 
 def parse_folder(root: PathLike, extensions: Sequence[str] = VIDEO_EXTENSIONS,
@@ -320,20 +337,22 @@ def parse_list_file(list_file: PathLike, root: PathLike | None = None,
     hold spaces (the label is the last field).  Blank lines and ``#`` comment lines are
     skipped (write ``./#name.mp4`` for a file whose name starts with ``#``).  ``classes``
     defaults to ``["0", ..., str(max label)]``.  Raises ``ValueError`` naming the file
-    and line for a malformed line or a label outside ``classes``.
+    and line for a malformed line or a label outside ``[0, len(classes))`` (without
+    ``classes``: outside ``[0, MAX_CLASSES)``).
     """
     list_file = Path(list_file)
     root = Path(root) if root is not None else list_file.parent
+    limit = len(classes) if classes is not None else MAX_CLASSES
     samples = []
     for number, text in _lines(list_file, comments=True):
         parts = text.rsplit(maxsplit=1)
-        try:
-            label = int(parts[1])
-        except (IndexError, ValueError):
-            raise ValueError(f"{list_file}:{number}: expected 'path label', got {text!r}") from None
-        if label < 0 or (classes is not None and label >= len(classes)):
-            raise ValueError(f"{list_file}:{number}: label {label} outside "
-                             f"[0, {len(classes) if classes is not None else 'inf'})")
+        label = _integer(parts[1]) if len(parts) == 2 else None
+        if label is None:
+            raise ValueError(f"{list_file}:{number}: expected 'path label', got {text!r}")
+        if not 0 <= label < limit:
+            has = (f"the dataset has {limit} classes" if classes is not None else
+                   f"labels are 0-based class indices, at most MAX_CLASSES = {MAX_CLASSES} classes")
+            raise ValueError(f"{list_file}:{number}: label {label} outside [0, {limit}) ({has})")
         samples.append((root / parts[0], label))
     if not samples:
         raise ValueError(f"{list_file}: no entries")
@@ -372,8 +391,9 @@ def parse_ucf101(root: PathLike, split_dir: PathLike, split: int = 1, train: boo
     for number, text in _lines(list_file):
         parts = text.split()
         folder = parts[0].split("/")[0] if "/" in parts[0] else None
-        if len(parts) == 2 and parts[1].isdigit() and 1 <= int(parts[1]) <= len(classes):
-            label = int(parts[1]) - 1
+        index = _integer(parts[1]) if len(parts) == 2 else None
+        if index is not None and 1 <= index <= len(classes):
+            label = index - 1
             if folder is not None and label_of.get(folder, label) != label:
                 raise ValueError(f"{list_file}:{number}: label {parts[1]} is not the index "
                                  f"of class folder {folder!r} in {index_file}")
@@ -440,28 +460,32 @@ def parse_kinetics_csv(csv_file: PathLike, root: PathLike, split: str | None = N
        ``[time_start, time_end)`` seconds.
 
     A row with neither keeps the first trimmed-clip path (the builder reports missing
-    files).  Raises ``ValueError`` naming the file and line for a missing column, a
-    non-numeric or empty time range.
+    files).  Raises ``ValueError`` naming the file and line for a missing column, a row
+    without label, youtube_id or split, or a time range that is not two numbers with
+    ``0 <= time_start < time_end <= MAX_SECONDS`` (``inf`` and ``nan`` are refused).
     """
     csv_file, root = Path(csv_file), Path(root)
     if not csv_file.is_file():
         raise ValueError(f"{csv_file}: no such file")
     rows = []
-    with open(csv_file, encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in _KINETICS_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{csv_file}:1: header lacks {', '.join(missing)} (expected "
-                             f"{','.join(_KINETICS_COLUMNS)})")
-        for row in reader:
-            try:
-                start, end = float(row["time_start"]), float(row["time_end"])
-            except (TypeError, ValueError):
-                start = end = -1.0
-            if not 0 <= start < end or not row["youtube_id"] or not row["label"]:
-                raise ValueError(f"{csv_file}:{reader.line_num}: expected label, youtube_id "
-                                 f"and time_start < time_end, got {row}")
-            rows.append((row["label"], row["youtube_id"], start, end, row["split"]))
+    reader = csv.DictReader(io.StringIO(read_text(csv_file), newline=""))
+    missing = [c for c in _KINETICS_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise ValueError(f"{csv_file}:1: header lacks {', '.join(missing)} (expected "
+                         f"{','.join(_KINETICS_COLUMNS)})")
+    for row in reader:
+        where = f"{csv_file}:{reader.line_num}"
+        if not row["label"] or not row["youtube_id"] or row["split"] is None:
+            raise ValueError(f"{where}: expected label, youtube_id, time_start, time_end and split, "
+                             f"got {','.join(v for v in row.values() if isinstance(v, str))!r}")
+        try:
+            start, end = float(row["time_start"]), float(row["time_end"])
+        except (TypeError, ValueError):
+            start = end = math.nan
+        if not 0 <= start < end <= MAX_SECONDS:
+            raise ValueError(f"{where}: expected 0 <= time_start < time_end <= {MAX_SECONDS:g} seconds, got "
+                             f"time_start={row['time_start']!r} time_end={row['time_end']!r}")
+        rows.append((row["label"], row["youtube_id"], start, end, row["split"]))
     if not rows:
         raise ValueError(f"{csv_file}: no entries")
     classes = sorted({label for label, *_ in rows})

@@ -64,6 +64,9 @@ def _check_options(format: str, size: int | None, quality: int, keyframe_interva
         raise ValueError(f"format must be one of {', '.join(PACK_FORMATS)}, got {format!r}")
     if size is not None and (int(size) != size or size < 1):
         raise ValueError(f"size must be a positive integer (short side in pixels), got {size}")
+    if format == "mp4" and size is not None and size < 2:
+        raise ValueError(f"size must be at least 2 for mp4 (h264 in yuv420p needs even sides of "
+                         f"2 or more; odd sizes are rounded down), got {size}")
     if not 1 <= quality <= 100:
         raise ValueError(f"quality must be in 1..100 (JPEG quality), got {quality}")
     if int(keyframe_interval) != keyframe_interval or keyframe_interval < 1:
@@ -96,14 +99,16 @@ def _write_folder(target: Path, frames: Iterable[np.ndarray], fps: float, qualit
 
 def _write_mp4(video: Path, target: Path, frames: Iterator[np.ndarray], fps: float,
                keyframe_interval: int) -> Path:
-    """Stream ``frames`` (even sizes) through h264 into a temporary file renamed to ``target``
-    when complete, so that a finished ``.mp4`` is always whole."""
+    """Stream ``frames`` (even sizes) through h264 to ``target``; VideoWriter writes it
+    atomically, so that a finished ``.mp4`` is always whole."""
     first = next(frames, None)
     if first is None:
         raise VideoDecodeError(f"{video}: no frames to pack")
     height, width = first.shape[:2]
-    with atomic_path(target) as tmp, VideoWriter(tmp, fps, width, height, keyframe_interval,
-                                                 format="mp4") as out:
+    if min(height, width) == 0:  # a side of 1 pixel, cropped to an even 0
+        raise VideoDecodeError(f"{video}: a frame side of 1 pixel cannot be encoded as mp4 (h264 in "
+                               f"yuv420p needs even sides of 2 or more)")
+    with VideoWriter(target, fps, width, height, keyframe_interval, format="mp4") as out:
         for frame in itertools.chain([first], frames):
             out.write(frame)
     return target
@@ -120,7 +125,9 @@ def pack_video(video: PathLike, target: PathLike, format: str = "jpeg", size: in
     ``target``.
 
     Raises:
-        VideoDecodeError: ``video`` cannot be decoded.
+        VideoDecodeError: ``video`` cannot be opened or decoded (also where decoding ends
+            before its ``num_frames`` frames: no short output is written), or is too small
+            for mp4.
         ValueError: a bad option.
     """
     _check_options(format, size, quality, keyframe_interval)

@@ -296,7 +296,9 @@ class ToTensor:
         if frames.dtype != np.uint8 or frames.ndim < 4:
             raise ValueError(f"ToTensor expects (..., T, H, W, C) uint8 frames, "
                              f"got shape {frames.shape} {frames.dtype}")
-        source = torch.from_numpy(np.ascontiguousarray(frames)).movedim(-1, -4)
+        # a flipped 1-pixel-wide clip counts as contiguous for NumPy but keeps its negative stride
+        frames = np.ascontiguousarray(frames) if min(frames.strides) >= 0 else frames.copy()
+        source = torch.from_numpy(frames).movedim(-1, -4)
         out = torch.empty(source.shape, dtype=torch.float32).copy_(source)
         return out.div_(255.0) if self.scale == "01" else out.div_(127.5).sub_(1.0)
 

@@ -24,8 +24,10 @@ Ground-truth segments must have ``0 <= start <= end``.  They may have zero lengt
 past the video's duration: the official ActivityNet v1.3 file holds a ``[0, 0]`` segment and
 segments past the duration, THUMOS14 some past the end of their video, and ActivityNet's
 evaluator counts all of them as they are, so they are kept unchanged.  Detections must have
-``start < end`` and a finite score.  Every other malformed input is a one-line ``ValueError``
-naming the file and the video (ActivityNet) or ``file:line`` (THUMOS14).
+``start < end`` and a finite score.  Times and durations read from files must lie within
+:data:`MAX_SECONDS` of 0 (a stray ``1e300`` would overflow every IoU), and labels must not be
+blank.  Every other malformed input is a one-line ``ValueError`` naming the file and the video
+(ActivityNet) or ``file:line`` (THUMOS14).
 """
 
 from __future__ import annotations
@@ -39,11 +41,13 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from deepvideo.io.atomic import atomic_write
+from deepvideo.io.text import read_text
 
-__all__ = ["Segment", "VideoAnnotation", "labels_of", "read_activitynet", "read_results", "read_thumos14",
-           "read_thumos14_ambiguous", "write_activitynet", "write_results"]
+__all__ = ["MAX_SECONDS", "Segment", "VideoAnnotation", "labels_of", "read_activitynet", "read_results",
+           "read_thumos14", "read_thumos14_ambiguous", "write_activitynet", "write_results"]
 
 _AMBIGUOUS = "Ambiguous"
+MAX_SECONDS = 1_000_000.0  # largest time or duration in a file (over 11 days: longer than any video)
 
 
 @dataclass(frozen=True)
@@ -85,20 +89,34 @@ def labels_of(videos: Mapping[str, VideoAnnotation]) -> list[str]:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite JSON number (not a bool, nor an integer too large for a float)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)``, cut to 60 characters (a 4000-digit number stays one short line)."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
 
 
 def _load_json(path: Path, kind: str) -> Any:
     """The JSON document in ``path`` (``kind`` names what it should be, for errors)."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such {kind} file")
-    text = path.read_text(encoding="utf-8-sig")
+    text = read_text(path)
     if not text.strip():
         raise ValueError(f"{path}: empty file, not an {kind} file")
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: not JSON ({err.msg} at line {err.lineno} column {err.colno})") from None
+    except ValueError as err:  # an integer of more digits than Python converts
+        raise ValueError(f"{path}: not readable JSON ({err})") from None
 
 
 def _object_field(data: Any, key: str, path: Path, kind: str) -> dict:
@@ -113,14 +131,22 @@ def _times(item: Any, where: str) -> tuple[float, float]:
         raise ValueError(f"{where}: no 'segment'")
     times = item["segment"]
     if not isinstance(times, (list, tuple)) or len(times) != 2 or not all(map(_is_number, times)):
-        raise ValueError(f"{where}: segment {times!r} is not two finite numbers [start, end]")
-    return float(times[0]), float(times[1])
+        raise ValueError(f"{where}: segment {_shown(times)} is not two finite numbers [start, end]")
+    start, end = float(times[0]), float(times[1])
+    _check_magnitude(start, end, where)
+    return start, end
+
+
+def _check_magnitude(start: float, end: float, where: str) -> None:
+    if not (abs(start) <= MAX_SECONDS and abs(end) <= MAX_SECONDS):
+        raise ValueError(f"{where}: segment [{start:g}, {end:g}] has a time beyond "
+                         f"MAX_SECONDS = {MAX_SECONDS:g} s")
 
 
 def _label(item: dict, where: str) -> str:
     label = item.get("label")
-    if not isinstance(label, str) or not label:
-        raise ValueError(f"{where}: no 'label'" if label is None else f"{where}: label {label!r} is not a name")
+    if not isinstance(label, str) or not label.strip():
+        raise ValueError(f"{where}: no 'label'" if label is None else f"{where}: label {_shown(label)} is not a name")
     return label
 
 
@@ -151,8 +177,9 @@ def _read_video(name: str, entry: Any, where: str) -> VideoAnnotation:
     subset, duration, annotations = entry.get("subset"), entry.get("duration"), entry.get("annotations")
     if not isinstance(subset, str):
         raise ValueError(f"{where}: no 'subset'")
-    if duration is not None and not (_is_number(duration) and duration >= 0):
-        raise ValueError(f"{where}: duration {duration!r} is not a number >= 0")
+    if duration is not None and not (_is_number(duration) and 0 <= duration <= MAX_SECONDS):
+        raise ValueError(f"{where}: duration {_shown(duration)} is not a number >= 0 and <= "
+                         f"MAX_SECONDS = {MAX_SECONDS:g} s")
     if not isinstance(annotations, list):
         raise ValueError(f"{where}: no 'annotations' list")
     segments = []
@@ -225,7 +252,7 @@ def write_activitynet(path: str | os.PathLike, videos: Mapping[str, VideoAnnotat
 def _read_thumos_file(path: Path, label: str) -> list[tuple[int, str, Segment]]:
     """The ``(line number, video, segment)`` of each non-blank line of a THUMOS14 file."""
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+    for number, line in enumerate(read_text(path).splitlines(), 1):
         fields = line.split()
         if not fields:
             continue
@@ -237,6 +264,7 @@ def _read_thumos_file(path: Path, label: str) -> list[tuple[int, str, Segment]]:
             raise ValueError(f"{path}:{number}: start {fields[1]!r} or end {fields[2]!r} is not a number") from None
         if not (math.isfinite(start) and math.isfinite(end)):
             raise ValueError(f"{path}:{number}: start {fields[1]!r} or end {fields[2]!r} is not finite")
+        _check_magnitude(start, end, f"{path}:{number}")
         _check_ground_truth(start, end, f"{path}:{number}")
         rows.append((number, fields[0], Segment(start, end, label)))
     return rows
@@ -308,7 +336,8 @@ def read_results(path: str | os.PathLike) -> dict[str, list[Segment]]:
             _check_detection(start, end, where)
             label, score = _label(item, where), item.get("score")
             if not _is_number(score):
-                raise ValueError(f"{where}: no 'score'" if score is None else f"{where}: score {score!r} is not finite")
+                raise ValueError(f"{where}: no 'score'" if score is None else
+                                 f"{where}: score {_shown(score)} is not finite")
             segments.append(Segment(start, end, label, float(score)))
         videos[video] = segments
     return videos

@@ -32,6 +32,7 @@ from deepvideo.engine.task import Step, Task
 from deepvideo.engine.train import TrainConfig, fit
 from deepvideo.engine.transfer import Transfer
 from deepvideo.io.atomic import atomic_write
+from deepvideo.io.text import read_text
 
 __all__ = ["ClassificationTask", "evaluate_checkpoints", "train"]
 
@@ -113,7 +114,7 @@ def train(recipe: Recipe, data: DataSpec, config: TrainConfig, out_dir: str | os
     """
     split_file = Path(out_dir) / "val_split.txt"
     if data.val_split and data.val_videos is None and resume and split_file.is_file():
-        data = replace(data, val_videos=split_file.read_text().splitlines())
+        data = replace(data, val_videos=read_text(split_file).splitlines())
     result = fit(ClassificationTask(recipe, data, config.val_clips, split_file, transfer), config, Path(out_dir),
                  resume)
     return {**result, "best_val_acc": result["best"]}

@@ -27,6 +27,7 @@ from deepvideo.engine.evaluate import evaluate
 from deepvideo.engine.recipe import DataSpec, Recipe, load_trained
 from deepvideo.engine.report import save_frame_strip, write_confusion
 from deepvideo.io import VideoReader
+from deepvideo.io.atomic import atomic_write_text
 
 __all__ = ["run_demo", "DEMO_MODELS"]
 
@@ -94,7 +95,7 @@ def run_demo(out: str | Path = "deepvideo-demo", synth: SyntheticConfig | None =
     chance = 1.0 / len(results["classes"])
     results["chance"] = chance
     results["total_seconds"] = round(time.perf_counter() - start, 1)
-    (out / "results.json").write_text(json.dumps(results, indent=2))
+    atomic_write_text(out / "results.json", json.dumps(results, indent=2))
     _print_table(results)
     print(f"\nreport: {out}/ (results.json, samples.png, <model>/curves.png, <model>/confusion.png)")
     return results

@@ -26,7 +26,11 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ValueError(f"device {name!r}: not a device name (cpu, cuda, cuda:N or auto)") from None
+        raise ValueError(f"device {name!r}: not a device name (cpu, cuda, cuda:N, mps or auto)") from None
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {name!r}: this PyTorch has no MPS device (Apple GPUs only)")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {name!r}: deepvideo runs on cpu, cuda, cuda:N, mps or auto")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r}: no CUDA device is available")
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():

@@ -10,9 +10,11 @@ flow are.
 from __future__ import annotations
 
 import inspect
-from dataclasses import asdict, dataclass, field, fields
+import math
+import reprlib
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, get_type_hints
 
 import numpy as np
 import torch.nn as nn
@@ -30,7 +32,7 @@ from deepvideo.data.transforms import (
 )
 from deepvideo.engine.checkpoint import CheckpointError, load_checkpoint
 from deepvideo.models import create_model, list_models
-from deepvideo.models.registry import MODELS, model_builder, model_inputs
+from deepvideo.models.registry import check_model_options, describe_type, model_builder, model_inputs, type_matches
 from deepvideo.registry import Registry
 
 __all__ = ["DATA_FORMATS", "DataSpec", "MODALITIES", "RGB_FLOW", "Recipe", "feature_dim", "load_trained",
@@ -90,13 +92,17 @@ class Recipe:
             raise ValueError(f"modality must be one of {', '.join(MODALITIES)}, got {self.modality!r}")
         if self.modality in ("flow", RGB_FLOW) and self.resize is None:
             raise ValueError(f"resize: the {self.modality} modality needs it (resizing scales the flow vectors)")
+        check_model_options(self.model, self.model_kwargs)
         _check_model_modality(self.model, self.modality, self.model_kwargs, self.clip_len)
-        MODELS.check(self.model, {"num_classes": 1, **self.model_kwargs})
         for name in ("clip_len", "frame_stride", "size", "test_clips"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.resize is not None and self.resize < self.size:
             raise ValueError(f"resize ({self.resize}) must be at least size ({self.size})")
+        if not all(math.isfinite(v) for v in (*self.mean, *self.std, self.flow_scale)):
+            raise ValueError(f"mean, std and flow_scale must be finite, got {self.mean}, {self.std}, {self.flow_scale}")
+        if min(self.std) <= 0 or self.flow_scale <= 0:
+            raise ValueError(f"std and flow_scale must be positive, got {self.std}, {self.flow_scale}")
         self.flip_swap = [tuple(pair) for pair in self.flip_swap]
         if self.flip_swap and (not self.flip or self.modality == "features"):
             raise ValueError("flip_swap needs flip=True and clips of frames or flow (not features)")
@@ -166,10 +172,23 @@ class Recipe:
         return state
 
     @classmethod
-    def from_dict(cls, state: dict[str, Any]) -> "Recipe":
-        known = {f.name for f in fields(cls)}
-        kwargs = {k: v for k, v in state.items() if k in known}
-        kwargs["mean"], kwargs["std"] = tuple(kwargs["mean"]), tuple(kwargs["std"])
+    def from_dict(cls, state: Any) -> "Recipe":
+        """The recipe ``to_dict`` gave (unknown keys ignored); ``ValueError`` naming the field
+        that is missing, of the wrong type (lists stand for tuples) or of a bad value."""
+        if not isinstance(state, dict):
+            raise ValueError(f"a recipe is a dict of settings, got {reprlib.repr(state)}")
+        hints = get_type_hints(cls)
+        for spec in fields(cls):
+            if spec.name not in state:
+                if spec.default is MISSING and spec.default_factory is MISSING:
+                    raise ValueError(f"field {spec.name} is missing")
+            elif not type_matches(state[spec.name], hints[spec.name]):
+                raise ValueError(f"field {spec.name}={reprlib.repr(state[spec.name])}: expected "
+                                 f"{describe_type(hints[spec.name])}")
+        kwargs = {spec.name: state[spec.name] for spec in fields(cls) if spec.name in state}
+        for name in ("mean", "std"):
+            if name in kwargs:
+                kwargs[name] = tuple(kwargs[name])
         kwargs["flip_swap"] = [tuple(pair) for pair in kwargs.get("flip_swap", [])]
         return cls(**kwargs)
 
@@ -357,10 +376,19 @@ def feature_dim(feature_dir: str | None) -> int:
 
 
 def load_trained(path: str | Path, device: str = "cpu") -> tuple[Recipe, nn.Module]:
-    """Rebuild a trained model and its recipe from a checkpoint written by ``train``."""
+    """Rebuild a trained model and its recipe from a checkpoint written by ``train``.
+
+    Raises :class:`CheckpointError` naming ``path`` and the field for a checkpoint that is not
+    one, or whose recipe or weights are not valid (checked before any weight is allocated)."""
     state = load_checkpoint(path, required=("model", "recipe"))
-    recipe = Recipe.from_dict(state["recipe"])
-    model = recipe.build_model()
+    if not isinstance(state["model"], dict):
+        raise CheckpointError(f"{path}: field model: expected a state dict of weights, got "
+                              f"{reprlib.repr(state['model'])}")
+    try:
+        recipe = Recipe.from_dict(state["recipe"])
+        model = recipe.build_model()
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: invalid recipe: {exc}") from None
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:

@@ -1,8 +1,12 @@
-"""Files a run leaves for people to read: metrics CSV, training curves, confusion matrix."""
+"""Files a run leaves for people to read: metrics CSV, training curves, confusion matrix.
+
+Every file is written atomically (:mod:`deepvideo.io.atomic`): a reader, or a run killed
+while writing, never leaves a half CSV or PNG under the final name."""
 
 from __future__ import annotations
 
 import csv
+import io
 import os
 from pathlib import Path
 from typing import Sequence
@@ -13,7 +17,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-__all__ = ["write_metrics_csv", "plot_curves", "write_confusion", "save_frame_strip"]
+from deepvideo.io.atomic import atomic_path, atomic_write_text, remove_temps  # noqa: E402
+
+__all__ = ["plot_curves", "save_figure", "save_frame_strip", "write_confusion", "write_metrics_csv"]
 
 
 def write_metrics_csv(path: str | os.PathLike, rows: Sequence[dict]) -> Path:
@@ -22,11 +28,23 @@ def write_metrics_csv(path: str | os.PathLike, rows: Sequence[dict]) -> Path:
     columns: list[str] = []
     for row in rows:
         columns += [key for key in row if key not in columns]
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    return atomic_write_text(path, text.getvalue())
+
+
+def save_figure(fig: plt.Figure, path: str | os.PathLike, dpi: int) -> Path:
+    """Save ``fig`` as a PNG at ``path`` atomically (a killed earlier write's temporaries
+    deleted first) and close it."""
+    remove_temps([path])
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, format="png")
+    finally:
+        plt.close(fig)
+    return Path(path)
 
 
 def plot_curves(path: str | os.PathLike, rows: Sequence[dict], title: str = "") -> Path:
@@ -47,9 +65,7 @@ def plot_curves(path: str | os.PathLike, rows: Sequence[dict], title: str = "") 
         ax.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=100)
 
 
 def write_confusion(stem: str | os.PathLike, matrix: np.ndarray, classes: Sequence[str]) -> tuple[Path, Path]:
@@ -57,11 +73,12 @@ def write_confusion(stem: str | os.PathLike, matrix: np.ndarray, classes: Sequen
     stem = Path(stem)
     matrix = np.asarray(matrix)
     csv_path, png_path = stem.with_suffix(".csv"), stem.with_suffix(".png")
-    with open(csv_path, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["true\\pred", *classes])
-        for name, row in zip(classes, matrix):
-            writer.writerow([name, *row.tolist()])
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(["true\\pred", *classes])
+    for name, row in zip(classes, matrix):
+        writer.writerow([name, *row.tolist()])
+    atomic_write_text(csv_path, text.getvalue())
     n = len(classes)
     fig, ax = plt.subplots(figsize=(1.2 + 0.45 * n, 1.0 + 0.45 * n))
     ax.imshow(matrix, cmap="Blues")
@@ -73,8 +90,7 @@ def write_confusion(stem: str | os.PathLike, matrix: np.ndarray, classes: Sequen
             ax.text(j, i, str(value), ha="center", va="center", fontsize=7,
                     color="white" if value > matrix.max() / 2 else "black")
     fig.tight_layout()
-    fig.savefig(png_path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, png_path, dpi=100)
     return csv_path, png_path
 
 
@@ -91,6 +107,4 @@ def save_frame_strip(path: str | os.PathLike, rows: Sequence[tuple[str, np.ndarr
                 ax.imshow(frames[c])
         axes[r][0].set_title(name, fontsize=7, loc="left")
     fig.tight_layout(pad=0.2)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=90)

@@ -60,12 +60,22 @@ from deepvideo.engine.distributed import (
 )
 from deepvideo.engine.report import plot_curves, write_metrics_csv
 from deepvideo.engine.task import Step, Task
+from deepvideo.io.atomic import check_writable, remove_temps
 
-__all__ = ["OPTIMIZERS", "SCHEDULES", "TrainConfig", "fit"]
+__all__ = ["OPTIMIZERS", "RESUME_KEEPS", "SCHEDULES", "DivergedError", "TrainConfig", "fit"]
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("cosine", "constant")
 KILL_AT_STEP = "DEEPVIDEO_KILL_AT_STEP"
+# settings that shape the optimisation: a resumed run must keep them (the rest, such as
+# workers, device, progress or AMP, may change between the run and its resumption)
+RESUME_KEEPS = ("epochs", "batch_size", "accumulate", "lr", "optimizer", "weight_decay", "momentum",
+                "warmup_epochs", "schedule", "min_lr", "clip_grad", "seed")
+
+
+class DivergedError(ValueError):
+    """The training loss became NaN or infinite: the run stops, its last checkpoint (of the
+    last finished epoch) is kept; the message names the epoch and batch."""
 
 
 @dataclass
@@ -114,6 +124,10 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "val_clips", "accumulate", "prefetch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("lr", "weight_decay", "momentum", "warmup_epochs", "min_lr", "clip_grad"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
         for name in ("weight_decay", "warmup_epochs", "workers"):
@@ -239,8 +253,10 @@ class _Board:
 
 def _fit(task: Task, config: TrainConfig, out_dir: Path, resume: bool, device: torch.device) -> dict[str, Any]:
     main = is_main()
-    if main:
-        out_dir.mkdir(parents=True, exist_ok=True)
+    last, best_path = out_dir / "last.pt", out_dir / "best.pt"
+    if main:  # before any work: a folder that cannot be written fails now, not after an epoch
+        check_writable(out_dir)
+        remove_temps([last, best_path, out_dir / "metrics.csv", out_dir / "curves.png"])  # a killed run's
     config = replace(config, amp=resolve_amp(config.amp, device))
     amp = config.amp
     torch.manual_seed(config.seed)
@@ -263,7 +279,6 @@ def _fit(task: Task, config: TrainConfig, out_dir: Path, resume: bool, device: t
     scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
     history: list[dict[str, Any]] = []
     best, start_epoch = None, 0
-    last, best_path = out_dir / "last.pt", out_dir / "best.pt"
 
     if resume and last.is_file():
         state = load_checkpoint(last, required=("model", "optimizer", "scheduler", "scaler", "epoch",
@@ -273,6 +288,12 @@ def _fit(task: Task, config: TrainConfig, out_dir: Path, resume: bool, device: t
             if stored.get(key) != now.get(key):
                 raise ValueError(f"{last}: was trained with another {key} ({stored.get(key)!r}, now "
                                  f"{now.get(key)!r}); use another out_dir")
+        trained = state.get("config") or {}
+        changed = [f"{key} {trained[key]!r} -> {getattr(config, key)!r}" for key in RESUME_KEEPS
+                   if key in trained and trained[key] != getattr(config, key)]
+        if changed:
+            raise ValueError(f"{last}: resuming needs the settings it was trained with, not {'; '.join(changed)}: "
+                             f"resume with the same ones, or train into another out_dir")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -300,7 +321,8 @@ def _fit(task: Task, config: TrainConfig, out_dir: Path, resume: bool, device: t
             train_set.set_epoch(epoch)
         row = {"epoch": epoch + 1, "lr": scheduler.get_last_lr()[0]}
         row.update(_train_epoch(task, net, loader, optimizer, scheduler, scaler, device, amp, config,
-                                f"{task.name} epoch {epoch + 1}/{config.epochs}", kill_at))
+                                f"{task.name} epoch {epoch + 1}/{config.epochs}", kill_at,
+                                f"{task.name}: epoch {epoch + 1}", last if start_epoch or epoch else None))
         broadcast_buffers(model)  # validate and save rank 0's model on every process
         if hasattr(train_set, "bad_indices"):
             bad_before, bad = bad, _bad_union(train_set)
@@ -440,10 +462,25 @@ class _InputWait:
         return self.waited
 
 
+def _check_finite(loss_sum: torch.Tensor, where: str, index: int, exact: bool, last: Path | None) -> None:
+    """:class:`DivergedError` when the running loss sum of any process is NaN or infinite."""
+    if not all_sum([0.0 if bool(torch.isfinite(loss_sum)) else 1.0])[0]:
+        return
+    batch = f"batch {index}" if exact else f"one of the batches up to {index}"
+    kept = f"{last} keeps the last finished epoch" if last is not None else "no epoch finished, nothing saved"
+    raise DivergedError(f"{where}: the training loss became {float(loss_sum)} at {batch}: training diverged "
+                        f"(lower --lr, or check the data); {kept}")
+
+
 def _train_epoch(task: Task, net: nn.Module, loader: DataLoader, optimizer, scheduler, scaler,
                  device: torch.device, amp: str, config: TrainConfig, desc: str,
-                 kill_at: int) -> dict[str, float]:
+                 kill_at: int, where: str, last: Path | None) -> dict[str, float]:
     """One epoch; loss, metrics and samples/s are over all processes.
+
+    A loss that becomes NaN or infinite (in any process) raises :class:`DivergedError`
+    naming ``where`` and the batch (checked every batch on the CPU, every ``_SYNC_EVERY``
+    batches on an accelerator, where each check waits for the device), before anything of
+    the epoch is saved: ``last`` (the last finished epoch's checkpoint, if any) stays.
 
     ``input_wait`` is the share of the epoch the device sat idle waiting for the next batch
     (:class:`_InputWait`; mean over processes): near 0 the input pipeline keeps up, near 1
@@ -481,6 +518,8 @@ def _train_epoch(task: Task, net: nn.Module, loader: DataLoader, optimizer, sche
                 os.kill(os.getpid(), signal.SIGKILL)
         _add_sums(totals, step, device)
         seen += step.size
+        if device.type == "cpu" or index % _SYNC_EVERY == 0 or index == len(loader):
+            _check_finite(totals["loss"], where, index, device.type == "cpu", last)
         if not bar.disable and (index % _SYNC_EVERY == 0 or index == len(loader)):
             rate = seen / (time.perf_counter() - start)
             bar.set_postfix(loss=f"{totals['loss'].item() / seen:.3f}", samples_s=f"{rate * world_size():.1f}")

@@ -88,13 +88,19 @@ def backbone_state(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], st
     """The weights a checkpoint offers as a backbone (a pretext run's backbone with its prefix
     removed, or a classifier's whole state_dict) and a description of where they come from."""
     state = load_checkpoint(path, required=("model",))
-    weights = state["model"]
-    prefix = state.get(BACKBONE_PREFIX)
-    if prefix:
-        weights = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
-    if "pretext" in state:
-        return weights, f"{state['pretext']['model']} pretrained on the {state['pretext']['task']} pretext task"
-    return weights, f"a {state['recipe']['model']} classifier" if "recipe" in state else "an unnamed model"
+    weights, prefix = state["model"], state.get(BACKBONE_PREFIX) or ""
+    if not (isinstance(weights, dict) and all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in weights.items())):
+        raise CheckpointError(f"{Path(path)}: field model: expected a state dict of weights")
+    if not isinstance(prefix, str):
+        raise CheckpointError(f"{Path(path)}: field {BACKBONE_PREFIX}: expected a string, got {type(prefix).__name__}")
+    weights = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
+    pretext, recipe = state.get("pretext"), state.get("recipe")
+    if isinstance(pretext, dict) and {"model", "task"} <= pretext.keys():
+        return weights, f"{pretext['model']} pretrained on the {pretext['task']} pretext task"
+    if isinstance(recipe, dict) and "model" in recipe:
+        return weights, f"a {recipe['model']} classifier"
+    return weights, "an unnamed model"
 
 
 def load_backbone(model: nn.Module, path: str | os.PathLike, name: str) -> list[str]:

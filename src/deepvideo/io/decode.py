@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import time
 from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
@@ -29,7 +30,8 @@ import av
 import av.logging
 import numpy as np
 
-__all__ = ["SWS_OPTIONS", "VideoDecodeError", "VideoReader", "VideoTooShortError", "read_video"]
+__all__ = ["OPEN_SECONDS", "SWS_OPTIONS", "VideoDecodeError", "VideoReader", "VideoTooShortError",
+           "read_video"]
 
 # Options of every colour conversion (decoding and encoding): single-threaded swscale (the
 # ``threads`` argument exists from PyAV 17 on).
@@ -38,6 +40,11 @@ SWS_OPTIONS = {"threads": 1} if int(av.__version__.split(".")[0]) >= 17 else {}
 
 # FFmpeg demuxers that turn any text file into "video" (ANSI art, subtitles): refused
 TEXT_FORMATS = {"tty"}
+
+# Seconds FFmpeg may spend reading a file's header, then again probing its streams.  Real
+# files open in milliseconds; a damaged one can make a demuxer scan the whole file (an AVI
+# header followed by 4 GB of zeros: 250 s), which the probe size limits do not bound.
+OPEN_SECONDS = 5.0
 
 
 class VideoDecodeError(RuntimeError):
@@ -107,7 +114,9 @@ class VideoReader:
     decodes from the last keyframe at or before ``i``).
 
     Raises:
-        VideoDecodeError: missing, empty, unreadable or truncated file, or no video stream.
+        VideoDecodeError: missing, empty, unreadable or truncated file, no video stream, or
+            none found within ``OPEN_SECONDS`` of probing; iteration that ends before
+            ``num_frames`` frames.
     """
 
     def __init__(self, path: str | os.PathLike, threads: int = 0) -> None:
@@ -116,10 +125,14 @@ class VideoReader:
             raise VideoDecodeError(f"{self.path}: no such file")
         if self.path.stat().st_size == 0:
             raise VideoDecodeError(f"{self.path}: empty file")
+        began = time.monotonic()
         with ffmpeg_messages():
             try:
-                self._container = av.open(str(self.path))
+                self._container = av.open(str(self.path), timeout=(OPEN_SECONDS, None))
             except (av.FFmpegError, UnicodeDecodeError) as exc:
+                if time.monotonic() - began >= OPEN_SECONDS:
+                    raise VideoDecodeError(f"{self.path}: no video stream found within {OPEN_SECONDS:g} s "
+                                           f"of probing (probe limit OPEN_SECONDS; a damaged file?)") from None
                 raise VideoDecodeError(f"{self.path}: not a readable video ({ffmpeg_cause(exc)})") from None
         try:
             self._open_stream(threads)
@@ -325,9 +338,27 @@ class VideoReader:
         return int(max(0, np.searchsorted(self.frame_times, seconds, side="right") - 1))
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        """Sequential decode: every frame in order as ``(H, W, 3)`` uint8."""
-        for j, frame in self._run(0):
-            yield self._rgb(frame, j)
+        """Sequential decode: every frame in order as ``(H, W, 3)`` uint8.
+
+        Raises ``VideoDecodeError`` where a frame is missing, as ``read`` does: decoding of a
+        damaged file may end early or skip frames without an error of FFmpeg's.
+        """
+        frames, count = self._run(0), 0
+        try:
+            for j, frame in frames:
+                if j < count:  # a frame shown before one already given
+                    continue
+                if j > count:
+                    raise VideoDecodeError(f"{self.path}: frame {count} could not be decoded "
+                                           f"(corrupt or truncated file)")
+                yield self._rgb(frame, j)
+                count += 1
+                if count == self.num_frames:
+                    return
+        finally:
+            frames.close()
+        raise VideoDecodeError(f"{self.path}: decoding stopped at frame {count} of {self.num_frames} "
+                               f"(corrupt or truncated file)")
 
 
 def read_video(path: str | os.PathLike, threads: int = 0) -> np.ndarray:

@@ -1,16 +1,23 @@
 """Video encoding over PyAV: ``write_video(path, frames, fps)`` for a whole array, and
-:class:`VideoWriter` streaming frames one at a time."""
+:class:`VideoWriter` streaming frames one at a time.
+
+Both write atomically: the video is encoded under a hidden temporary name beside ``path``
+(:func:`deepvideo.io.atomic.atomic_path`) and renamed to ``path`` when complete, so a
+killed or failed encode never leaves a half video under the final name; the temporaries a
+killed run left for ``path`` are deleted when it is written again."""
 
 from __future__ import annotations
 
 import math
 import os
+from contextlib import ExitStack
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 
+from deepvideo.io.atomic import atomic_path, remove_temps
 from deepvideo.io.decode import SWS_OPTIONS
 
 __all__ = ["VideoWriter", "write_video"]
@@ -96,9 +103,9 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, codec: 
     options = _gop_options(path, codec, keyframe_interval)
     if crf is not None:
         options["crf"] = str(crf)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_temps([path])
     try:
-        with av.open(str(path), mode="w") as container:
+        with atomic_path(path, keep_suffix=True) as tmp, av.open(str(tmp), mode="w") as container:
             stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
             stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
             if codec == "mpeg4":
@@ -112,19 +119,17 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, codec: 
                     frame = frame.reformat(format=pix_fmt, **SWS_OPTIONS)
                 container.mux(stream.encode(frame))
             container.mux(stream.encode())
-    except BaseException as exc:
-        path.unlink(missing_ok=True)
-        if isinstance(exc, (av.FFmpegError, ValueError)):
-            raise ValueError(f"{path}: cannot write video ({exc})") from exc
-        raise
+    except (av.FFmpegError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot write video ({exc})") from exc
     return path
 
 
 class VideoWriter:
     """Encode ``(H, W, 3)`` uint8 RGB frames one at a time to h264 (yuv420p; odd sizes padded
     by a replicated pixel), never holding the video: ``with VideoWriter(path, fps, width,
-    height) as out: out.write(frame)``.  An exception inside the block leaves no file; an
-    encoder failure is a ``ValueError`` naming ``path``.
+    height) as out: out.write(frame)``.  The video appears under ``path`` when the block
+    ends without error (written atomically, see the module docstring); an exception inside
+    the block leaves no file; an encoder failure is a ``ValueError`` naming ``path``.
 
     ``keyframe_interval``, ``crf`` and ``threads`` as in :func:`write_video`; ``format`` is
     the FFmpeg container (``"mp4"``), ``None`` guessing it from the suffix of ``path``.
@@ -139,8 +144,16 @@ class VideoWriter:
             if not 0 <= crf <= 51:
                 raise ValueError(f"{self.path}: crf must be in 0..51, got {crf}")
             options["crf"] = str(crf)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.container = av.open(str(self.path), mode="w", format=format)
+        remove_temps([self.path])
+        self._commit = ExitStack()
+        tmp = self._commit.enter_context(atomic_path(self.path, keep_suffix=True))
+        try:
+            self.container = av.open(str(tmp), mode="w", format=format)
+        except BaseException as exc:
+            self._commit.__exit__(type(exc), exc, exc.__traceback__)
+            if isinstance(exc, (av.FFmpegError, ValueError)):
+                raise ValueError(f"{self.path}: cannot write video ({exc})") from None
+            raise
         self.stream = self.container.add_stream("libx264", rate=Fraction(fps or 25).limit_denominator(1001))
         self.stream.width, self.stream.height = width + width % 2, height + height % 2
         self.stream.pix_fmt = "yuv420p"
@@ -161,14 +174,13 @@ class VideoWriter:
     def __enter__(self) -> "VideoWriter":
         return self
 
-    def __exit__(self, exc_type: type | None, *exc: object) -> None:
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> None:
         try:
             if exc_type is None:
                 self.container.mux(self.stream.encode())
         except av.FFmpegError as error:
-            exc_type = type(error)
+            exc_type, exc, tb = type(error), error, error.__traceback__
             raise ValueError(f"{self.path}: cannot write video ({error})") from error
         finally:
             self.container.close()
-            if exc_type is not None:
-                self.path.unlink(missing_ok=True)
+            self._commit.__exit__(exc_type, exc, tb)  # renames the temporary, or removes it

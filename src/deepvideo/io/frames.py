@@ -5,7 +5,9 @@ Many datasets ship (or are pre-extracted to) folders of frames such as
 the frames are the folder's image files (``FRAME_EXTENSIONS``) in natural order
 (``img_2.jpg`` before ``img_10.jpg``), the frame rate comes from an optional
 ``meta.json`` (``{"fps": 29.97}``) in the folder, else ``DEFAULT_FPS``.  Only the wanted
-frames are decoded: a 16-frame clip of a 10-minute video costs 16 image decodes.
+frames are decoded: a 16-frame clip of a 10-minute video costs 16 image decodes.  Each
+image's size is read from its header before it is decoded: frames over
+``MAX_FRAME_PIXELS`` (decompression bombs) or of another size than the first are refused.
 
 Images are decoded with ``cv2.imdecode`` then ``cv2.cvtColor`` to RGB: on 340x256 JPEGs
 that is as fast as ``torchvision.io.decode_jpeg`` and twice as fast as PIL (all three
@@ -18,36 +20,76 @@ it turns "fill frame ``i`` into this buffer" into ``read(indices)``, ``read_time
 
 from __future__ import annotations
 
+import io
 import json
+import math
 import os
 import re
+import reprlib
+import struct
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from deepvideo.io.decode import VideoDecodeError, VideoReader, checked_indices
 
-__all__ = ["DEFAULT_FPS", "FRAME_EXTENSIONS", "META_FILE", "FrameFolderReader", "FrameReader",
-           "decode_image", "is_frame_folder"]
+__all__ = ["DEFAULT_FPS", "FRAME_EXTENSIONS", "MAX_FRAME_PIXELS", "META_FILE", "FrameFolderReader",
+           "FrameReader", "decode_image", "image_size", "is_frame_folder", "positive_fps"]
 
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp")
 META_FILE = "meta.json"   # optional, in a frame folder: {"fps": <frames per second>}
 DEFAULT_FPS = 25.0        # frame rate of a folder without meta.json (the Kinetics/UCF norm)
+# Largest frame that frame folders and packed videos accept (width * height): 8192 x 8192,
+# four times 8K UHD; a header claiming more is refused before anything is allocated.
+MAX_FRAME_PIXELS = 8192 * 8192
 
 
 def decode_image(data: bytes | np.ndarray, what: str) -> np.ndarray:
     """Encoded image bytes (JPEG, PNG, PPM, BMP) -> ``(H, W, 3)`` uint8 RGB.
 
-    ``what`` names the image in the error: ``VideoDecodeError`` for unreadable bytes.
+    ``what`` names the image in the error: ``VideoDecodeError`` for bytes the decoder
+    refuses or fails on.
     """
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as exc:
+        raise VideoDecodeError(f"{what}: not a readable image ({str(exc).strip().splitlines()[-1]})") from None
     if image is None:
         raise VideoDecodeError(f"{what}: not a readable image")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def image_size(source: str | os.PathLike | bytes, what: str) -> tuple[int, int, str]:
+    """``(width, height, format)`` of an image file or encoded bytes, from its header alone.
+
+    Raises ``VideoDecodeError`` naming ``what`` for an unreadable header or a size over
+    ``MAX_FRAME_PIXELS`` (Pillow's decompression-bomb error and warning included).
+    """
+    limit = f"the frame limit of {MAX_FRAME_PIXELS} pixels (MAX_FRAME_PIXELS)"
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+            (width, height), format = image.size, image.format.lower()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise VideoDecodeError(f"{what}: image size over {limit}") from None
+    except (OSError, ValueError, struct.error):  # UnidentifiedImageError is an OSError
+        raise VideoDecodeError(f"{what}: not a readable image") from None
+    if width * height > MAX_FRAME_PIXELS:
+        raise VideoDecodeError(f"{what}: image size {width}x{height} over {limit}")
+    if width < 1 or height < 1:
+        raise VideoDecodeError(f"{what}: not a readable image (size {width}x{height})")
+    return width, height, format
+
+
+def positive_fps(value: object, what: str) -> float:
+    """``value`` as a frame rate: a VideoDecodeError naming ``what`` (file and field) unless it
+    is a finite number > 0 (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise VideoDecodeError(f"{what} must be a finite number > 0, not {reprlib.repr(value)}")
+    return float(value)
 
 
 def _natural_key(name: str) -> list:
@@ -162,7 +204,8 @@ class FrameFolderReader(FrameReader):
 
     Raises:
         VideoDecodeError: missing folder, no images, a bad ``meta.json``, or an unreadable
-            first image; on ``read``, an unreadable image or one of another size.
+            first image or one over ``MAX_FRAME_PIXELS``; on ``read``, an unreadable image
+            or one of another size.
     """
 
     def __init__(self, path: str | os.PathLike, threads: int = 1) -> None:
@@ -180,11 +223,7 @@ class FrameFolderReader(FrameReader):
         self.num_frames = len(self.files)
         self.fps = self._read_fps()
         first = self.path / self.files[0]
-        try:
-            with Image.open(first) as image:  # reads the header only
-                (self.width, self.height), self.codec = image.size, image.format.lower()
-        except (OSError, UnidentifiedImageError):
-            raise VideoDecodeError(f"{first}: not a readable image") from None
+        self.width, self.height, self.codec = image_size(first, str(first))
         self._set_timing()
 
     def _read_fps(self) -> float:
@@ -196,25 +235,28 @@ class FrameFolderReader(FrameReader):
         except OSError as exc:
             raise VideoDecodeError(f"{meta}: cannot be read ({exc.strerror})") from None
         try:
-            fps = float(json.loads(data)["fps"])
-        except (ValueError, KeyError, TypeError):
-            fps = float("nan")
-        if not (fps > 0 and np.isfinite(fps)):
-            raise VideoDecodeError(f"{meta}: expected a JSON object with a positive \"fps\"")
-        return fps
+            content = json.loads(data)
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+            raise VideoDecodeError(f"{meta}: not valid JSON ({str(exc).splitlines()[0]})") from None
+        if not isinstance(content, dict) or "fps" not in content:
+            raise VideoDecodeError(f"{meta}: expected a JSON object with field 'fps'")
+        return positive_fps(content["fps"], f"{meta}: field 'fps'")
 
     def _fill(self, index: int, out: np.ndarray) -> None:
         file = self.path / self.files[index]
         try:
-            data = np.fromfile(file, np.uint8)
+            data = file.read_bytes()
         except OSError as exc:
             raise VideoDecodeError(f"{file}: cannot be read ({exc.strerror})") from None
-        image = decode_image(data, str(file))
-        if image.shape != out.shape:
-            raise VideoDecodeError(f"{file}: frame {index} is {image.shape[1]}x{image.shape[0]}, "
-                                   f"the first frame {self.width}x{self.height} (size changes "
-                                   f"are not supported)")
-        out[...] = image
+        width, height, _ = image_size(data, str(file))  # from the header: bombs are never decoded
+        if (width, height) == (self.width, self.height):
+            image = decode_image(data, str(file))
+            if image.shape == out.shape:
+                out[...] = image
+                return
+            height, width = image.shape[:2]
+        raise VideoDecodeError(f"{file}: frame {index} is {width}x{height}, the first frame "
+                               f"{self.width}x{self.height} (size changes are not supported)")
 
     def close(self) -> None:
         """Nothing to release: every read opens and closes its image files."""

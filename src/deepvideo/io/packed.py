@@ -25,6 +25,12 @@ The index makes opening cheap (two small reads whatever the length) and every fr
 one ``pread`` at a known offset; a raw frame's index entry points past its PPM header at
 the pixels.  Writing streams: the frames are encoded one at a time, the index is
 reserved up front and filled in at the end, so memory does not grow with the video.
+
+Reading trusts nothing in the file: every field of ``meta.json`` (types, ranges, a
+frame of at most ``MAX_FRAME_PIXELS``), the index (exactly the array the writer makes,
+every frame inside the file) and each JPEG frame's header (the video's size, checked
+before decoding) are validated, and a file failing any check is a ``VideoDecodeError``
+naming it and the field.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
+import reprlib
 import tarfile
 from pathlib import Path
 from typing import BinaryIO, Iterable
@@ -41,7 +49,7 @@ import numpy as np
 
 from deepvideo.io.atomic import atomic_write
 from deepvideo.io.decode import VideoDecodeError
-from deepvideo.io.frames import FrameReader, decode_image
+from deepvideo.io.frames import MAX_FRAME_PIXELS, FrameReader, decode_image, positive_fps
 
 __all__ = ["PACKED_CODECS", "PACKED_FORMAT", "PACKED_SUFFIX", "PackedReader", "is_packed",
            "write_packed"]
@@ -52,6 +60,11 @@ PACKED_CODECS = ("jpeg", "raw")
 _VERSION = 1
 _BLOCK = tarfile.BLOCKSIZE  # 512
 _EXTENSION = {"jpeg": ".jpg", "raw": ".ppm"}
+_META_LIMIT = 1 << 16  # bytes of meta.json read at most (the writer's is about 150)
+# index.npy as np.save writes a (N, 2) little-endian uint64 array: format version 1.0, then
+# the header (padded with spaces to a multiple of 64 bytes), then the 16 * N data bytes
+_NPY_MAGIC = b"\x93NUMPY\x01\x00"
+_NPY_HEADER = re.compile(rb"\{'descr': '<u8', 'fortran_order': False, 'shape': \((\d{1,19}), 2\), \} *\n")
 
 
 def _padding(size: int) -> bytes:
@@ -147,17 +160,51 @@ def _read_exact(fd: int, size: int, offset: int, path: Path) -> bytes:
     return data
 
 
-def _member(fd: int, offset: int, name: str, path: Path) -> tuple[bytes, int]:
-    """The data of the tar member ``name`` whose header is at ``offset``, and the next offset."""
+def _member(fd: int, offset: int, name: str, limit: int, path: Path) -> tuple[bytes, int]:
+    """The data (at most ``limit`` bytes) of the tar member ``name`` whose header is at
+    ``offset``, and the offset after it."""
     try:
         info = tarfile.TarInfo.frombuf(_read_exact(fd, _BLOCK, offset, path), "utf-8", "strict")
-    except tarfile.HeaderError:
+    except (tarfile.HeaderError, ValueError):  # ValueError: a name that is not UTF-8
         info = None
     if info is None or info.name != name:
         raise VideoDecodeError(f"{path}: not a packed video (expected tar member {name!r} "
                                f"at byte {offset})")
+    if not 0 <= info.size <= limit:
+        raise VideoDecodeError(f"{path}: tar member {name!r} of {info.size} bytes (a packed "
+                               f"video's has 0 to {limit})")
     data = _read_exact(fd, info.size, offset + _BLOCK, path)
     return data, offset + _BLOCK + info.size + len(_padding(info.size))
+
+
+def _meta_field(meta: dict, key: str, path: Path) -> int | float | str:
+    """``meta[key]``, checked: an int >= 1 (``num_frames``, ``width``, ``height``, ``version``;
+    a bool is not an int), a finite number > 0 (``fps``) or a string (``format``, ``codec``)."""
+    if key not in meta:
+        raise VideoDecodeError(f"{path}: meta.json lacks field {key!r}")
+    value, what = meta[key], f"{path}: meta.json field {key!r}"
+    if key == "fps":
+        return positive_fps(value, what)
+    if key in ("format", "codec"):
+        if not isinstance(value, str):
+            raise VideoDecodeError(f"{what} must be a string, not {reprlib.repr(value)}")
+    elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise VideoDecodeError(f"{what} must be an integer >= 1, not {reprlib.repr(value)}")
+    return value
+
+
+def _parse_index(data: bytes, num_frames: int, path: Path) -> np.ndarray:
+    """The ``(num_frames, 2)`` uint64 array in index.npy's bytes, as the writer saves it (no
+    other header is parsed)."""
+    length = int.from_bytes(data[8:10], "little")
+    match = _NPY_HEADER.fullmatch(data, 10, 10 + length)
+    if data[:8] != _NPY_MAGIC or match is None:
+        raise VideoDecodeError(f"{path}: not a packed video (bad index.npy: not the (N, 2) "
+                               f"uint64 array the writer saves)")
+    if int(match[1]) != num_frames or len(data) != 10 + length + 16 * num_frames:
+        raise VideoDecodeError(f"{path}: index.npy holds {match[1].decode()} entries in "
+                               f"{len(data)} bytes, meta.json field 'num_frames' is {num_frames}")
+    return np.frombuffer(data, "<u8", offset=10 + length).reshape(num_frames, 2)
 
 
 def is_packed(path: str | os.PathLike) -> bool:
@@ -177,8 +224,9 @@ class PackedReader(FrameReader):
     ``frame_times``, ``keyframes``, ``path``.  The file stays open until ``close()``.
 
     Raises:
-        VideoDecodeError: missing, empty, truncated or foreign file, or an unknown version;
-            on ``read``, an unreadable frame.
+        VideoDecodeError: missing, empty, truncated, unreadable or foreign file, an unknown
+            version, or any field of meta.json or the index out of its range (naming the
+            field); on ``read``, an unreadable frame.
     """
 
     def __init__(self, path: str | os.PathLike, threads: int = 1) -> None:
@@ -191,58 +239,100 @@ class PackedReader(FrameReader):
         except OSError as exc:
             raise VideoDecodeError(f"{self.path}: cannot be opened ({exc.strerror})") from None
         try:
-            self._open()
-        except BaseException:
+            self._open(os.fstat(self._fd).st_size)
+        except BaseException as exc:
             os.close(self._fd)
+            if isinstance(exc, OSError):
+                raise VideoDecodeError(f"{self.path}: cannot be read ({exc.strerror})") from None
             raise
 
-    def _open(self) -> None:
-        data, offset = _member(self._fd, 0, "meta.json", self.path)
+    def _open(self, file_size: int) -> None:
+        data, offset = _member(self._fd, 0, "meta.json", _META_LIMIT, self.path)
         try:
             meta = json.loads(data)
-            if meta.get("format") != PACKED_FORMAT:
-                raise ValueError
-            version, self.codec, self.fps = meta["version"], meta["codec"], float(meta["fps"])
-            self.width, self.height = int(meta["width"]), int(meta["height"])
-            self.num_frames = int(meta["num_frames"])
-        except (ValueError, KeyError, TypeError, AttributeError):
-            raise VideoDecodeError(f"{self.path}: not a packed video (bad meta.json)") from None
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+            raise VideoDecodeError(f"{self.path}: not a packed video (bad meta.json: "
+                                   f"{str(exc).splitlines()[0]})") from None
+        if not isinstance(meta, dict) or meta.get("format") != PACKED_FORMAT:
+            raise VideoDecodeError(f"{self.path}: not a packed video (meta.json field 'format' "
+                                   f"is not {PACKED_FORMAT!r})")
+        version, self.codec = _meta_field(meta, "version", self.path), _meta_field(meta, "codec", self.path)
         if version != _VERSION or self.codec not in PACKED_CODECS:
             raise VideoDecodeError(f"{self.path}: packed video version {version} codec "
-                                   f"{self.codec!r}; this reader knows version {_VERSION} "
-                                   f"codecs {', '.join(PACKED_CODECS)}")
-        data, _ = _member(self._fd, offset, "index.npy", self.path)
-        try:
-            self._index = np.load(io.BytesIO(data), allow_pickle=False).astype(np.int64)
-        except (ValueError, EOFError):
-            raise VideoDecodeError(f"{self.path}: not a packed video (bad index.npy)") from None
-        if self._index.shape != (self.num_frames, 2) or self.num_frames < 1:
-            raise VideoDecodeError(f"{self.path}: index of shape {self._index.shape} for "
-                                   f"{self.num_frames} frames")
-        end = int((self._index[:, 0] + self._index[:, 1]).max())
-        if end > os.fstat(self._fd).st_size:
-            raise VideoDecodeError(f"{self.path}: truncated packed file (frames end at byte "
-                                   f"{end}, the file has {os.fstat(self._fd).st_size})")
+                                   f"{reprlib.repr(self.codec)}; this reader knows version "
+                                   f"{_VERSION} codecs {', '.join(PACKED_CODECS)}")
+        self.fps = _meta_field(meta, "fps", self.path)
+        self.width, self.height, self.num_frames = (_meta_field(meta, key, self.path)
+                                                    for key in ("width", "height", "num_frames"))
+        if self.width * self.height > MAX_FRAME_PIXELS:
+            raise VideoDecodeError(f"{self.path}: meta.json fields 'width' x 'height' = "
+                                   f"{self.width}x{self.height}, over the frame limit of "
+                                   f"{MAX_FRAME_PIXELS} pixels (MAX_FRAME_PIXELS)")
+        if self.num_frames > file_size // _BLOCK:  # every frame has a 512-byte tar header
+            raise VideoDecodeError(f"{self.path}: meta.json field 'num_frames' is {self.num_frames}, "
+                                   f"more than a file of {file_size} bytes holds")
+        data, start = _member(self._fd, offset, "index.npy", 4096 + 16 * self.num_frames, self.path)
+        self._index = self._checked(_parse_index(data, self.num_frames, self.path), start, file_size)
         self._set_timing()
+
+    def _checked(self, index: np.ndarray, start: int, file_size: int) -> np.ndarray:
+        """``index`` as int64 once every entry lies in the frame data, ``[start, file_size)``,
+        and has a frame's length (a raw frame's exactly)."""
+        offsets, lengths = index[:, 0], index[:, 1]
+        raw = self.codec == "raw"
+        wrong = (offsets < start) | ((lengths != self.width * self.height * 3) if raw else (lengths == 0))
+        if wrong.any():
+            i = int(wrong.argmax())
+            raise VideoDecodeError(f"{self.path}: index.npy entry {i} (offset {offsets[i]}, length "
+                                   f"{lengths[i]}) is not a {self.codec} frame of this video")
+        past = (offsets > file_size) | (lengths > file_size - np.minimum(offsets, file_size))
+        if past.any():
+            i = int(past.argmax())
+            raise VideoDecodeError(f"{self.path}: truncated packed file (index.npy entry {i} ends "
+                                   f"at byte {int(offsets[i]) + int(lengths[i])}, the file has {file_size})")
+        return index.astype(np.int64)
 
     def _fill(self, index: int, out: np.ndarray) -> None:
         offset, size = self._index[index].tolist()
         if self.codec == "raw":
             try:
-                complete = size == out.nbytes and os.preadv(self._fd, [out], offset) == size
+                complete = os.preadv(self._fd, [out], offset) == size
             except OSError as exc:
                 raise VideoDecodeError(f"{self.path}: frame {index} cannot be read ({exc.strerror})") from None
             if not complete:
-                raise VideoDecodeError(f"{self.path}: frame {index} is truncated or corrupt")
+                raise VideoDecodeError(f"{self.path}: frame {index} is truncated")
             return
-        image = decode_image(_read_exact(self._fd, size, offset, self.path),
-                             f"{self.path}: frame {index}")
-        if image.shape != out.shape:
-            raise VideoDecodeError(f"{self.path}: frame {index} is {image.shape[1]}x"
-                                   f"{image.shape[0]}, the video {self.width}x{self.height}")
-        out[...] = image
+        data = _read_exact(self._fd, size, offset, self.path)
+        found = _jpeg_size(data)  # checked before decoding: a bomb is never decoded
+        if found is None:
+            raise VideoDecodeError(f"{self.path}: frame {index}: not a readable image (no JPEG "
+                                   f"frame header)")
+        if found == (self.width, self.height):
+            image = decode_image(data, f"{self.path}: frame {index}")
+            if image.shape == out.shape:
+                out[...] = image
+                return
+            found = image.shape[1], image.shape[0]
+        raise VideoDecodeError(f"{self.path}: frame {index} is {found[0]}x{found[1]}, the video "
+                               f"{self.width}x{self.height}")
 
     def close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` from a JPEG's frame header (its SOF marker); None when there is none
+    before the image data."""
+    if data[:2] != b"\xff\xd8":
+        return None
+    at = 2
+    while at + 9 <= len(data) and data[at] == 0xFF:
+        marker = data[at + 1]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # SOF0..SOF15
+            return int.from_bytes(data[at + 7:at + 9], "big"), int.from_bytes(data[at + 5:at + 7], "big")
+        if marker == 0xDA:  # start of scan: the image data, no frame header before it
+            return None
+        at += 2 + int.from_bytes(data[at + 2:at + 4], "big")
+    return None

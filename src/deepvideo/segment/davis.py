@@ -35,6 +35,7 @@ import numpy as np
 from PIL import Image
 
 from deepvideo.io.atomic import atomic_write
+from deepvideo.io.text import read_text
 
 __all__ = ["DAVIS_PALETTE", "VOID_ID", "DavisSequence", "list_sequences", "object_ids", "read_frames", "read_image_set",
            "read_mask", "read_masks", "read_sequence", "write_frames", "write_image_set", "write_mask",
@@ -248,7 +249,7 @@ def read_image_set(root: str | os.PathLike, subset: str, year: str = "2017") -> 
     path = Path(root) / "ImageSets" / str(year) / f"{subset}.txt"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such DAVIS image set")
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [line.strip() for line in read_text(path).splitlines() if line.strip()]
 
 
 def write_image_set(root: str | os.PathLike, subset: str, sequences: Sequence[str], year: str = "2017") -> Path:

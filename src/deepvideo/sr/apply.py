@@ -21,7 +21,7 @@ from tqdm import tqdm
 from deepvideo.engine.checkpoint import CheckpointError, load_checkpoint
 from deepvideo.engine.device import resolve_device
 from deepvideo.io import VideoDecodeError, open_video
-from deepvideo.io.atomic import atomic_path, atomic_write
+from deepvideo.io.atomic import atomic_write
 from deepvideo.io.encode import VideoWriter
 from deepvideo.sr.degrade import SCALES, degrade, frames_to_tensor, mod_crop, tensor_to_frames
 from deepvideo.sr.metrics import farneback_flow, flow_difference, psnr, ssim
@@ -206,8 +206,7 @@ def upscale_video(video: str | os.PathLike, checkpoint: str | os.PathLike, out: 
         if side_by_side:
             streams.insert(0, build_sr_model("bicubic", scale).stream(sources[1]))
         count = 0
-        with atomic_path(out) as tmp, VideoWriter(tmp, reader.fps, width, height,
-                                                  format=CONTAINERS[out.suffix.lower()]) as sink:
+        with VideoWriter(out, reader.fps, width, height, format=CONTAINERS[out.suffix.lower()]) as sink:
             for srs in tqdm(zip(*streams), total=len(reader), desc="sr upscale", unit="frame", disable=not progress):
                 sink.write(np.concatenate([tensor_to_frames(sr[None])[0] for sr in srs], axis=1))
                 count += 1

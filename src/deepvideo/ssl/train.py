@@ -32,7 +32,7 @@ from deepvideo.engine.train import TrainConfig, fit
 from deepvideo.engine.transfer import BACKBONE_PREFIX
 from deepvideo.io import VideoDecodeError, open_video
 from deepvideo.models import create_model
-from deepvideo.models.registry import drop_classifier
+from deepvideo.models.registry import check_model_options, drop_classifier
 from deepvideo.ssl.pretext import PRETEXT_TASKS, Augment, Pretext
 
 __all__ = ["PRETRAINING", "PretextDataset", "PretextNet", "PretextTask", "build_pretext_net", "pretext_videos",
@@ -59,6 +59,7 @@ def build_pretext_net(pretext: Pretext, model: str, model_kwargs: dict[str, Any]
     ``pretext``'s head.  The backbone is probed once on random input of the task's shape:
     ``ValueError`` when it cannot take that input, or when the task needs the order of frames
     and the backbone's features do not change when the clip is reversed (a per-frame model)."""
+    check_model_options(model, model_kwargs or {})
     backbone = drop_classifier(create_model(model, num_classes=2, **(model_kwargs or {})), model)
     generator = torch.Generator().manual_seed(0)
     probe = torch.randn(2, 3, pretext.clip_frames, size, size, generator=generator)

@@ -31,7 +31,7 @@ from deepvideo.io.encode import VideoWriter
 from deepvideo.io.stream import LiveSource
 from deepvideo.registry import Registry
 from deepvideo.track.deepsort import AppearanceEncoder, DeepSort, load_embedding
-from deepvideo.track.detect import Detector, make_detector
+from deepvideo.track.detect import Detector, FileDetections, make_detector
 from deepvideo.track.motio import MotWriter, frames_of, write_mot
 from deepvideo.track.sort import ByteTrack, Sort
 
@@ -115,6 +115,12 @@ def _rows(number: int, tracks: np.ndarray) -> np.ndarray:
     return rows
 
 
+def _idle(tracker: Tracker) -> bool:
+    """Whether a frame without detections would change nothing of ``tracker`` but SORT's frame
+    count: a SORT, ByteTrack or DeepSORT tracker without a live track."""
+    return isinstance(tracker, (Sort, DeepSort)) and not tracker.tracks
+
+
 def track_detections(dets_by_frame: Mapping[int, np.ndarray] | np.ndarray, tracker: str | Tracker = "sort",
                      num_frames: int | None = None, progress: bool = False) -> np.ndarray:
     """Run a tracker over precomputed detections (no frames: DeepSORT then uses motion only).
@@ -123,7 +129,14 @@ def track_detections(dets_by_frame: Mapping[int, np.ndarray] | np.ndarray, track
         dets_by_frame: ``{frame number: MOT rows (M, >=7)}`` (``motio.frames_of`` of a
             ``det.txt``), or the ``(N, >=7)`` rows themselves.
         tracker: a name of ``TRACKERS`` (default settings) or a tracker object.
-        num_frames: frames ``1..num_frames`` are run (default: up to the last with a detection).
+        num_frames: frames ``1..num_frames`` are run (default: up to the last with a detection);
+            detections on other frames are left out.
+
+    The rows are those of running every frame, but a frame without detections is run only
+    while the tracker has a live track (tracks die ``max_age`` frames after their last match):
+    a SORT, ByteTrack or DeepSORT tracker without one jumps to the next frame with detections
+    (SORT's frame count moved on as if it had run them), so a lone detection at frame 10**8
+    costs what one at frame 3 does.  Any other tracker object is run frame by frame.
 
     Returns the tracks as ``(N, 10)`` MOT rows.
     """
@@ -131,8 +144,22 @@ def track_detections(dets_by_frame: Mapping[int, np.ndarray] | np.ndarray, track
         dets_by_frame = frames_of(np.asarray(dets_by_frame, np.float64))
     tracker = make_tracker(tracker) if isinstance(tracker, str) else tracker
     last = num_frames if num_frames is not None else max(dets_by_frame, default=0)
-    out = [_rows(number, tracker.update(dets_by_frame.get(number, np.empty((0, 7)))[:, 2:7]))
-           for number in tqdm(range(1, last + 1), desc="track", unit="frame", disable=not progress)]
+    busy = sorted(number for number in dets_by_frame if 1 <= number <= last and number == int(number))
+    out: list[np.ndarray] = []
+    number = 0  # the last frame run
+    with tqdm(total=last, desc="track", unit="frame", disable=not progress) as bar:
+        for target in [*busy, last + 1]:
+            while number + 1 < target and not _idle(tracker):  # an empty frame a live track needs
+                number += 1
+                out.append(_rows(number, tracker.update(np.empty((0, 5)))))
+            if number + 1 < target:  # the rest of the gap changes nothing but SORT's frame count
+                if isinstance(tracker, Sort):
+                    tracker.frame_count += target - 1 - number
+                number = target - 1
+            if target <= last:
+                number = target
+                out.append(_rows(number, tracker.update(dets_by_frame[target][:, 2:7])))
+            bar.update(number - bar.n)
     return np.concatenate(out) if out else np.empty((0, 10))
 
 
@@ -163,6 +190,15 @@ def draw_tracks(frame: np.ndarray, tracks: np.ndarray) -> np.ndarray:
     return out
 
 
+def _warn_past_end(detector: FileDetections, last: int) -> None:
+    """One warning counting ``detector``'s detections on frames after ``last`` (never used)."""
+    past = sorted(frame for frame, boxes in detector.by_frame.items() if frame > last and len(boxes))
+    if past:
+        count = sum(len(detector.by_frame[frame]) for frame in past)
+        warnings.warn(f"dets: {count} detections on {len(past)} frames past the video's last frame {last} "
+                      f"were ignored (first: frame {past[0]})", stacklevel=3)
+
+
 def track_video(video: str | os.PathLike, tracker: str | Tracker = "sort", detector: str | Detector = "mog2",
                 dets: str | os.PathLike | np.ndarray | None = None, weights: str | os.PathLike | None = None,
                 embedder: str | os.PathLike | None = None, video_out: str | os.PathLike | None = None,
@@ -175,7 +211,8 @@ def track_video(video: str | os.PathLike, tracker: str | Tracker = "sort", detec
             :class:`deepvideo.io.stream.LiveSource` opens, ``realtime`` and ``timeout`` as there).
         tracker: ``"sort"``, ``"bytetrack"``, ``"deepsort"`` or a tracker object.
         detector: ``"mog2"`` (moving objects, static camera), ``"dets"`` (the MOT detection
-            file ``dets``, frame numbers from 1), ``"torchvision"`` (a Faster R-CNN whose
+            file ``dets``, frame numbers from 1; detections on frames past the end of a video
+            file are ignored, counted in one warning), ``"torchvision"`` (a Faster R-CNN whose
             state_dict file is ``weights``; persons only), or a detector object
             (``detector(frame, number) -> (M, 5)``, see ``deepvideo.track.detect``).
         embedder: DeepSORT's appearance network file (``deepsort.save_embedding``).
@@ -193,6 +230,7 @@ def track_video(video: str | os.PathLike, tracker: str | Tracker = "sort", detec
         detector = make_detector(detector, dets=dets, weights=weights, device=device)
     tracker = make_tracker(tracker, embedder=embedder, device=device) if isinstance(tracker, str) else tracker
     found: list[np.ndarray] = []
+    number = 0  # the last frame tracked
     interrupted = False
     with LiveSource(video, realtime=realtime, timeout=timeout) as source, contextlib.ExitStack() as stack:
         live = source.kind != "file"
@@ -216,6 +254,8 @@ def track_video(video: str | os.PathLike, tracker: str | Tracker = "sort", detec
             interrupted = True
     if source.stopped:
         warnings.warn(source.stopped, stacklevel=2)
+    if isinstance(detector, FileDetections) and not live:
+        _warn_past_end(detector, number)
     rows = np.concatenate(found) if found else np.empty((0, 10))
     if out and not live:
         write_mot(out, rows)

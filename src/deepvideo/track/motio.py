@@ -33,10 +33,14 @@ from pathlib import Path
 
 import numpy as np
 
-from deepvideo.io.atomic import atomic_write
+from deepvideo.io.atomic import atomic_write_text
+from deepvideo.io.text import read_text
 
-__all__ = ["MOT_COLUMNS", "MotWriter", "frames_of", "mot_lines", "read_mot", "read_seqinfo", "write_mot"]
+__all__ = ["MAX_COORDINATE", "MAX_FRAME", "MOT_COLUMNS", "MotWriter", "frames_of", "mot_lines", "read_mot",
+           "read_seqinfo", "write_mot"]
 
+MAX_FRAME = 1_000_000_000  # largest frame number read (over a year at 30 fps)
+MAX_COORDINATE = 10_000_000.0  # largest |x|, |y|, w and h of a box read, in pixels
 MOT_COLUMNS = ("frame", "id", "x", "y", "w", "h", "conf", "x3d", "y3d", "z3d")
 _MIN_FIELDS = 6
 _SEQINFO_TYPES = {"name": str, "imDir": str, "frameRate": float, "seqLength": int,
@@ -72,8 +76,9 @@ def _first_invalid(rows: np.ndarray) -> tuple[int, str] | None:
     """The first row (index, what is wrong) that breaks the format's rules, or None."""
     finite = np.isfinite(rows)
     frame, track_id = rows[:, 0], rows[:, 1]
-    bad = (~finite.all(axis=1) | (frame < 1) | (frame != np.round(frame)) | (track_id != np.round(track_id))
-           | (rows[:, 4] < 0) | (rows[:, 5] < 0))
+    bad = (~finite.all(axis=1) | (frame < 1) | (frame > MAX_FRAME) | (frame != np.round(frame))
+           | (track_id != np.round(track_id)) | (rows[:, 4] < 0) | (rows[:, 5] < 0)
+           | (np.abs(rows[:, 2:6]) > MAX_COORDINATE).any(axis=1))
     if not bad.any():
         return None
     index = int(np.argmax(bad))
@@ -83,8 +88,13 @@ def _first_invalid(rows: np.ndarray) -> tuple[int, str] | None:
         return index, f"{MOT_COLUMNS[column]} is {row[column]}"
     if row[0] < 1 or row[0] != round(row[0]):
         return index, f"frame {row[0]:g} is not an integer >= 1"
+    if row[0] > MAX_FRAME:
+        return index, f"frame {row[0]:g} is past MAX_FRAME = {MAX_FRAME}"
     if row[1] != round(row[1]):
         return index, f"id {row[1]:g} is not an integer"
+    if (np.abs(row[2:6]) > MAX_COORDINATE).any():
+        return index, (f"box x={row[2]:g} y={row[3]:g} w={row[4]:g} h={row[5]:g} is past "
+                       f"MAX_COORDINATE = {MAX_COORDINATE:g}")
     return index, f"negative box size w={row[4]:g} h={row[5]:g}"
 
 
@@ -94,14 +104,16 @@ def read_mot(path: str | os.PathLike) -> np.ndarray:
 
     Blank lines are skipped and missing trailing columns read as -1.  A line with fewer than 6
     or more than 10 fields, a field that is not a finite number, a frame or id that is not an
-    integer, a frame below 1 or a negative width or height raises ``ValueError("<file>:<line>:
-    <what is wrong>")``; a missing file raises ``FileNotFoundError`` naming it.
+    integer, a frame below 1 or above :data:`MAX_FRAME`, a negative width or height or a box
+    coordinate past :data:`MAX_COORDINATE` raises
+    ``ValueError("<file>:<line>: <what is wrong>")``; a missing file raises ``FileNotFoundError``
+    naming it.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such MOT file")
     numbered = [(number, line) for number, line in
-                enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1) if line.strip()]
+                enumerate(read_text(path).splitlines(), 1) if line.strip()]
     rows = np.array([_fields(line, path, number) for number, line in numbered],
                     dtype=np.float64).reshape(len(numbered), len(MOT_COLUMNS))
     invalid = _first_invalid(rows)
@@ -132,7 +144,7 @@ def mot_lines(rows: np.ndarray, path: str | os.PathLike = "rows") -> str:
 def write_mot(path: str | os.PathLike, rows: np.ndarray) -> Path:
     """Write ``rows`` as MOTChallenge lines (:func:`mot_lines`) atomically; returns the path."""
     text = mot_lines(rows, path)
-    return atomic_write(path, lambda fh: fh.write(text.encode()))
+    return atomic_write_text(path, text)
 
 
 class MotWriter:
@@ -172,7 +184,7 @@ def read_seqinfo(path: str | os.PathLike) -> dict:
         raise FileNotFoundError(f"{file}: no such seqinfo.ini")
     parser = configparser.ConfigParser(interpolation=None)
     try:
-        parser.read_string(file.read_text(encoding="utf-8-sig"), source=str(file))
+        parser.read_string(read_text(file), source=str(file))
     except configparser.Error as exc:
         raise ValueError(f"{file}: not an ini file ({' '.join(str(exc).split())})") from None
     if not parser.has_section("Sequence"):

@@ -38,7 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from deepvideo.io.atomic import atomic_write
+from deepvideo.io.atomic import atomic_write_text
+from deepvideo.io.text import read_text
 
 __all__ = ["IOU_THRESHOLDS", "PIXEL_THRESHOLDS", "NORM_THRESHOLDS", "box_file_kind", "check_box", "evaluate_files",
            "evaluate_ope", "evaluate_ope_files", "format_ope_table", "precision_curve", "read_boxes",
@@ -64,7 +65,7 @@ def read_boxes(path: str | os.PathLike, box_format: str = "xywh") -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such box file")
     rows = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         fields = _SEPARATORS.split(line.strip())
@@ -84,7 +85,7 @@ def read_boxes(path: str | os.PathLike, box_format: str = "xywh") -> np.ndarray:
 def write_boxes(path: str | os.PathLike, boxes: np.ndarray) -> Path:
     """Write ``(N, 4)`` ``(x, y, w, h)`` boxes as ``x,y,w,h`` lines (atomically)."""
     text = "".join(",".join(f"{v:.2f}" for v in box) + "\n" for box in np.asarray(boxes, np.float64))
-    return atomic_write(path, lambda fh: fh.write(text.encode()))
+    return atomic_write_text(path, text)
 
 
 def check_box(box: Sequence[float] | np.ndarray, width: int, height: int, name: str = "box") -> np.ndarray:
@@ -253,7 +254,7 @@ def box_file_kind(path: str | os.PathLike) -> str:
         return "mot"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
-    first = next((line for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()), "")
+    first = next((line for line in read_text(path).splitlines() if line.strip()), "")
     return "sot" if len(_SEPARATORS.split(first.strip())) == 4 else "mot"
 
 
