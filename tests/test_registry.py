@@ -58,7 +58,7 @@ def test_unknown_option_lists_the_valid_ones():
         "detector 'mog2' has no option 'dets'; options: history, var_threshold, min_area, kernel, "
         "detect_shadows")
     assert _error(create_model, "small3d", num_classes=3, widht=(4,)).startswith(
-        "model 'small3d' has no option 'widht' (did you mean widths?); options: num_classes, widths")
+        "model 'small3d' has no option 'widht' (did you mean widths?); options: widths, dropout, norm")
 
 
 def test_build_passes_options_and_names_a_missing_one():
