@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,3 +60,17 @@ def test_the_decode_claim_is_what_benchmarks_measured():
         assert "at least as fast as FFmpeg" not in README
         for ratio in (r for r in ratios if r < 1):
             assert f"{ratio:.2f}" in README, f"the README does not quote the ratio {ratio:.2f}"
+
+
+def test_no_benchmark_script_shadows_a_module_it_imports():
+    """``python benchmarks/X.py`` puts ``benchmarks/`` first on ``sys.path``: a script named like a
+    standard-library or installed module (``ssl.py``) breaks every other script's imports."""
+    from importlib.machinery import PathFinder
+
+    folder = ROOT / "benchmarks"
+    elsewhere = [entry for entry in sys.path if Path(entry or ".").resolve() != folder]
+    names = sorted(path.stem for path in folder.glob("*.py"))
+    found = {name: PathFinder.find_spec(name, elsewhere) for name in names}
+    clashes = [name for name, spec in found.items()  # (test folders are namespace packages: no origin)
+               if name in sys.stdlib_module_names or (spec is not None and spec.origin is not None)]
+    assert names and clashes == [], clashes

@@ -8,7 +8,7 @@ seed in --seeds (the seed draws the labelled videos and the classifier's initial
 Prints one markdown row per initialisation: the pretext accuracy on held-out videos, the
 pretraining wall time, and the test video accuracy (mean and spread over the seeds).
 
-    python benchmarks/ssl.py --pretrain-data MOTION/train --data MOTION --out runs/ssl_motion \\
+    python benchmarks/pretrain_few_labels.py --pretrain-data MOTION/train --data MOTION --out runs/ssl_motion \\
         --model-opt "widths=[16,32,64,128]" --size 32 --resize 32 --task-opt speed:speeds=[1,2,4]
 """
 
