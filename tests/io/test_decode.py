@@ -138,7 +138,7 @@ def test_read_decodes_from_the_keyframe_not_the_whole_file(make_video) -> None:
         assert 10 <= counter.packets <= 16
         counter.packets = 0
         reader.read([10, 100])  # two runs: from keyframe 0 to 10, from keyframe 90 to 100
-        assert 11 + 11 <= counter.packets <= 11 + 11 + 12
+        assert 8 + 8 <= counter.packets <= 11 + 11 + 12  # drained once frame 10 (packet 8) is in
 
 
 # -- bad input ------------------------------------------------------------------------
@@ -277,3 +277,51 @@ def test_open_gives_up_after_the_probe_limit(tmp_path: Path, monkeypatch) -> Non
         fh.truncate(512 << 20)
     monkeypatch.setattr("deepvideo.io.decode.OPEN_SECONDS", 0.5)
     expect_error(path, "no video stream found within 0.5 s of probing (probe limit OPEN_SECONDS")
+
+
+# -- the in-process frame index cache -------------------------------------------------
+
+def test_reopening_an_unchanged_file_reuses_its_frame_index(make_video, monkeypatch) -> None:
+    """A reopened file skips the demuxing pass; a rewritten one is indexed again; a file changed
+    less than INDEX_CACHE_MIN_AGE ago is not cached (coarse timestamps could hide a rewrite)."""
+    from deepvideo.io import decode
+
+    cache = decode.IndexCache(max_frames=1000)
+    monkeypatch.setattr(decode, "INDEX_CACHE", cache)
+    calls = []
+    index = VideoReader._index
+    monkeypatch.setattr(VideoReader, "_index", lambda self: calls.append(self.path) or index(self))
+    path = make_video("clip.mp4", moving_square_frames(30), keyframe_interval=6)
+    with VideoReader(path) as reader:  # written just now: too recent to cache
+        reference = reader.read(np.arange(30))
+    assert len(calls) == 1 and len(cache) == 0
+
+    monkeypatch.setattr(decode, "INDEX_CACHE_MIN_AGE", 0.0)
+    readers = []
+    for _ in range(2):
+        with VideoReader(path, threads=2) as reader:
+            readers.append((reader.num_frames, reader.keyframes.tolist(), reader.frame_times.tolist()))
+            assert np.array_equal(reader.read([29, 3, 3, 17]), reference[[29, 3, 3, 17]])
+    assert len(calls) == 2 and len(cache) == 1 and readers[0] == readers[1]
+
+    make_video("clip.mp4", moving_square_frames(20), keyframe_interval=5)  # same path, new content
+    with VideoReader(path) as reader:
+        assert reader.num_frames == 20 and reader.keyframes.tolist() == [0, 5, 10, 15]
+    assert len(calls) == 3 and len(cache) == 2
+
+
+def test_index_cache_evicts_the_least_recently_used_beyond_its_frame_budget() -> None:
+    from deepvideo.io.decode import FrameIndex, IndexCache
+
+    cache = IndexCache(max_frames=10)
+    entries = {k: FrameIndex(True, list(range(4)), [0], [0]) for k in [(1,), (2,), (3,)]}
+    cache.put((1,), entries[(1,)])
+    cache.put((2,), entries[(2,)])
+    assert cache.get((1,)) is entries[(1,)]  # (1,) is now the most recently used
+    cache.put((3,), entries[(3,)])  # 12 frames > 10: evicts (2,)
+    assert cache.get((2,)) is None and cache.get((1,)) is entries[(1,)] and cache.get((3,)) is entries[(3,)]
+    cache.put((4,), FrameIndex(True, list(range(11)), [0], [0]))  # larger than the whole budget
+    assert cache.get((4,)) is None and len(cache) == 2
+    assert cache.get(None) is None
+    cache.clear()
+    assert len(cache) == 0
