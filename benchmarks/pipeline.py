@@ -39,10 +39,20 @@ The packets of each clip are found by a demuxing pass before timing.
 (``EncodedVideo`` with the PyAV decoder, ``get_clip`` over the clip's time span,
 ``UniformTemporalSubsample(16)``, ``ShortSideScale(128)``, centre crop, ``Normalize``), each
 only where importable.  They are not dependencies of deepvideo: install them in an
-environment of their own, e.g. ``python -m venv /tmp/anchors && /tmp/anchors/bin/pip install
--e . mmaction2 mmcv mmengine decord pytorchvideo`` (MMAction2 1.x pins particular mmcv
-versions: follow its install guide), then ``/tmp/anchors/bin/python benchmarks/pipeline.py
---anchors``.  A missing one prints "not installed".
+environment of their own that reuses the project's torch (so that no other torch is pulled
+in) — how BENCHMARKS.md's numbers were taken::
+
+    python -m venv /tmp/anchors
+    /work/venv/bin/python -c "import site; print(site.getsitepackages()[0])" \
+        > "$(/tmp/anchors/bin/python -c 'import site; print(site.getsitepackages()[0])')/project.pth"
+    /tmp/anchors/bin/pip install --no-deps mmaction2==1.2.0 mmengine mmcv-lite==2.1.0 decord \
+        pytorchvideo==0.1.5 fvcore iopath parameterized yacs portalocker termcolor tabulate \
+        addict yapf platformdirs rich markdown-it-py mdurl pygments pyyaml
+    /tmp/anchors/bin/python benchmarks/pipeline.py --anchors
+
+(MMAction2 1.2 refuses mmcv 2.2; PyTorchVideo 0.1.5 imports a torchvision module that
+torchvision 0.17 renamed, which :func:`pytorchvideo_pipeline` aliases.)  A missing one prints
+"not installed".
 """
 
 from __future__ import annotations
@@ -301,6 +311,11 @@ def pytorchvideo_pipeline() -> Callable[..., torch.Tensor] | None:
     """PyTorchVideo's ``EncodedVideo`` (PyAV) over the clip's time span; None if not installed."""
     if importlib.util.find_spec("pytorchvideo") is None:
         return None
+    import sys
+
+    import torchvision.transforms._functional_tensor as functional_tensor
+
+    sys.modules.setdefault("torchvision.transforms.functional_tensor", functional_tensor)  # its old name
     from pytorchvideo.data.encoded_video import EncodedVideo
     from pytorchvideo.transforms import Normalize as PTVNormalize
     from pytorchvideo.transforms import ShortSideScale, UniformTemporalSubsample
