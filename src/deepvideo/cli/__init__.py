@@ -20,7 +20,9 @@ from deepvideo import __version__
 from deepvideo.cli import detect, pretrain, serve, sr, stream, track
 from deepvideo.cli.options import (
     EXIT_USAGE,
+    WORKERS_HELP,
     UsageError,
+    add_cache_options,
     add_network_options,
     add_training_options,
     existing_file,
@@ -34,6 +36,7 @@ from deepvideo.cli.options import (
     predict_network,
     print_json,
     train_config,
+    workers_count,
 )
 from deepvideo.io.atomic import atomic_write_text
 
@@ -210,7 +213,8 @@ def cmd_train(args: argparse.Namespace) -> None:
                              test_clips=args.test_clips, flip=not args.no_flip, modality=args.modality,
                              flow_scale=args.flow_scale, flip_swap=args.flip_swap or [])
     transfer = Transfer(args.init, args.freeze_backbone, args.backbone_lr_scale)
-    result = train(recipe, data, train_config(args, TrainConfig()), args.out, resume=args.resume, transfer=transfer)
+    config = TrainConfig(cache=args.cache, cache_dir=args.cache_dir)
+    result = train(recipe, data, train_config(args, config), args.out, resume=args.resume, transfer=transfer)
     if launch_rank() == 0:
         print(f"best validation video accuracy {result['best_val_acc']:.3f}; checkpoint {result['checkpoint']}")
 
@@ -388,7 +392,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from deepvideo.engine.demo import run_demo
 
     run_demo(out=args.out, synth=_synth_config(args), root=args.root, epochs=args.epochs,
-             workers=args.workers, seed=args.seed, amp=args.amp)
+             workers=args.workers, seed=args.seed, amp=args.amp, cache=args.cache)
 
 
 # ----------------------------------------------------------------------------- parser
@@ -411,7 +415,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "split and write a report folder.")
     p.add_argument("--out", type=Path, default=Path("deepvideo-demo"), help="report folder (default %(default)s)")
     p.add_argument("--epochs", type=positive_int, default=None, help="override the demo's epoch count")
-    p.add_argument("--workers", type=nonneg_int, default=0)
+    p.add_argument("--workers", type=workers_count, default="auto", help=WORKERS_HELP)
+    p.add_argument("--cache", default="auto", choices=("auto", "ram", "disk", "none"),
+                   help="decoded-frame cache of the training videos (disk: OUT/cache; see deepvideo train "
+                   "--help; default %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--amp", default="auto", choices=("auto", "none", "bf16", "fp16"),
                    help="mixed precision (default auto: bf16 where the hardware has it, else fp32 on the CPU)")
@@ -464,6 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(p)
     _add_clip_options(p)
     add_training_options(p)
+    add_cache_options(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a checkpoint (clip and video accuracy), or fuse several",

@@ -61,6 +61,11 @@ fraction = _number(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
 unit_float = _number(float, lambda v: 0 < v <= 1, "a number in (0, 1]")
 
 
+def workers_count(text: str) -> int | str:
+    """``auto`` or an integer >= 0 (DataLoader worker processes)."""
+    return text if text == "auto" else _number(int, lambda v: v >= 0, "auto or an integer >= 0")(text)
+
+
 def model_option(text: str) -> tuple[str, Any]:
     """``key=value`` with value parsed as JSON when possible (numbers, lists, booleans)."""
     key, sep, raw = text.partition("=")
@@ -103,6 +108,20 @@ def input_shape(text: str) -> tuple[int, ...]:
 
 TRAINING_FIELDS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "warmup_epochs", "clip_grad", "seed",
                    "accumulate", "device", "amp", "workers", "prefetch")
+WORKERS_HELP = ("DataLoader worker processes, or auto: chosen from the cores and the cache, and printed "
+                "(default auto)")
+CACHE_HELP = ("decoded-frame cache of the training videos, decoded and resized once (rgb clips): ram (shared "
+              "memory), disk (packed raw files in --cache-dir, reused by later runs), none, or auto: ram when "
+              "the frames fit in half of the available memory, else none (default auto)")
+
+
+def add_cache_options(parser: argparse.ArgumentParser) -> None:
+    """``--cache`` and ``--cache-dir`` (:mod:`deepvideo.data.cache`)."""
+    group = parser.add_argument_group("decoded-frame cache")
+    group.add_argument("--cache", default="auto", choices=("auto", "ram", "disk", "none"), help=CACHE_HELP)
+    group.add_argument("--cache-dir", help="folder of --cache disk (default OUT/cache); a folder made with "
+                       "another --resize is refused")
+    parser.set_defaults(workers="auto")  # their datasets draw each sample from its own seed: any count is exact
 
 
 def add_training_options(parser: argparse.ArgumentParser) -> None:
@@ -130,7 +149,8 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
                        "on CUDA and fp32 on the CPU; default none)")
     group.add_argument("--channels-last", action="store_true",
                        help="channels_last memory layout (faster convolutions on recent CPUs)")
-    group.add_argument("--workers", type=nonneg_int, help="DataLoader worker processes (default 0)")
+    group.add_argument("--workers", type=workers_count, help="DataLoader worker processes, or auto (chosen from "
+                       "the cores, and printed); default 0, auto for commands with --cache")
     group.add_argument("--prefetch", type=positive_int, help="batches each DataLoader worker loads ahead (default 2)")
     group.add_argument("--tensorboard", action="store_true",
                        help="also write the metrics to OUT/tensorboard (pip install 'deepvideo[tensorboard]')")

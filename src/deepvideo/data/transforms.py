@@ -135,20 +135,23 @@ class ResizeShort:
     """Resize ``(..., H, W, C)`` frames so that the short side is ``size``.
 
     The long side becomes ``int(size * long / short)``, as in torchvision's ``Resize(int)``;
-    ``interpolation`` as in :func:`resize_frames`.
+    ``interpolation`` as in :func:`resize_frames`.  Frames already of the output size are
+    returned unchanged (the same array): resizing is idempotent, so frames resized once and
+    cached (:mod:`deepvideo.data.cache`) go through the same pipeline untouched.
     """
 
     def __init__(self, size: int, interpolation: str = "bilinear") -> None:
         self.size = positive_int("size", size)
         self.interpolation = _interpolation(interpolation)
 
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """``(height, width)`` of a ``height x width`` frame after this resize."""
+        if height <= width:
+            return self.size, int(self.size * width / height)
+        return int(self.size * height / width), self.size
+
     def __call__(self, frames: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
-        h, w = frames.shape[-3:-1]
-        if h <= w:
-            size = self.size, int(self.size * w / h)
-        else:
-            size = int(self.size * h / w), self.size
-        return resize_frames(frames, *size, self.interpolation)
+        return resize_frames(frames, *self.output_size(*frames.shape[-3:-1]), self.interpolation)
 
     def __repr__(self) -> str:
         return f"ResizeShort({self.size}, interpolation={self.interpolation!r})"

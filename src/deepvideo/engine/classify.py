@@ -47,8 +47,10 @@ class ClassificationTask(Task):
     samples = "videos"
 
     def __init__(self, recipe: Recipe, data: DataSpec, val_clips: int = 1, split_file: Path | None = None,
-                 transfer: Transfer | None = None) -> None:
+                 transfer: Transfer | None = None, cache: str = "none", cache_dir: str | os.PathLike | None = None
+                 ) -> None:
         self.recipe, self.data, self.val_clips, self.split_file = recipe, data, val_clips, split_file
+        self.cache, self.cache_dir = cache, cache_dir
         self.transfer = transfer or Transfer()
         self.name = recipe.model
         self.frozen: list[nn.Module] = []
@@ -71,7 +73,8 @@ class ClassificationTask(Task):
         return self.transfer.lr_scale(self.model, self.recipe.model, name)
 
     def train_set(self, seed: int) -> Dataset:
-        dataset = self.recipe.dataset(self.data, "train", train=True, seed=seed)
+        dataset = self.recipe.dataset(self.data, "train", train=True, seed=seed, cache=self.cache,
+                                      cache_dir=self.cache_dir, log=print if is_main() else None)
         if not self.recipe.classes:
             self.recipe.classes = list(dataset.classes)
         if self.data.val_split and self.split_file is not None and is_main():
@@ -80,7 +83,8 @@ class ClassificationTask(Task):
         return dataset
 
     def val_set(self, seed: int) -> Dataset:
-        return self.recipe.dataset(self.data, "val", train=False, seed=seed, num_clips=self.val_clips)
+        return self.recipe.dataset(self.data, "val", train=False, seed=seed, num_clips=self.val_clips, cache=self.cache,
+                                   cache_dir=self.cache_dir, log=print if is_main() else None)
 
     def training_step(self, model: nn.Module, batch: Any) -> Step:
         for layer in self.frozen:  # a frozen backbone keeps its running statistics
@@ -109,14 +113,19 @@ def train(recipe: Recipe, data: DataSpec, config: TrainConfig, out_dir: str | os
     Videos that cannot be decoded are skipped (with a warning), replaced by other videos,
     and counted per epoch in the ``bad_videos`` column of ``metrics.csv``.
 
+    The training and validation videos are decoded once into ``config.cache``
+    (:mod:`deepvideo.data.cache`; the disk cache in ``config.cache_dir``, default
+    ``out_dir/cache``); a line per subset says which cache was used and its size.
+
     With ``data.val_split`` the held-out training videos are written to
     ``out_dir/val_split.txt`` and, on ``resume``, read back from it.
     """
     split_file = Path(out_dir) / "val_split.txt"
     if data.val_split and data.val_videos is None and resume and split_file.is_file():
         data = replace(data, val_videos=read_text(split_file).splitlines())
-    result = fit(ClassificationTask(recipe, data, config.val_clips, split_file, transfer), config, Path(out_dir),
-                 resume)
+    task = ClassificationTask(recipe, data, config.val_clips, split_file, transfer, config.cache,
+                              config.cache_dir or Path(out_dir) / "cache")
+    result = fit(task, config, Path(out_dir), resume)
     return {**result, "best_val_acc": result["best"]}
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 import reprlib
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np
 import torch.nn as nn
 
 from deepvideo.data import datasets
+from deepvideo.data.cache import FrameCache, resize_step
 from deepvideo.data.features import FEATURE_SUFFIX, FeatureOpener, features_to_clip, load_features
 from deepvideo.data.flipswap import FlipSwap, swap_table
 from deepvideo.data.sampling import ClipSampler, RandomClipSampler, UniformClipSampler
@@ -155,15 +157,35 @@ class Recipe:
                                flip=flip)
 
     def dataset(self, data: "DataSpec", subset: str, train: bool, seed: int = 0,
-                num_clips: int | None = None) -> datasets.VideoDataset:
+                num_clips: int | None = None, cache: str = "none", cache_dir: str | os.PathLike | None = None,
+                log: Callable[[str], None] | None = None) -> datasets.VideoDataset:
         """``data``'s ``subset`` with this recipe's sampler, transform and modality; the
         classes are the recipe's (or, while ``classes`` is empty, the data's own).  Training
-        clips of a recipe with ``flip_swap`` are flipped with their labels swapped."""
+        clips of a recipe with ``flip_swap`` are flipped with their labels swapped.
+
+        ``cache`` (``"auto"``, ``"ram"``, ``"disk"`` in ``cache_dir``, or ``"none"``): decode and
+        resize the videos once, now, into a :class:`~deepvideo.data.cache.FrameCache` (the same
+        clips, see :mod:`deepvideo.data.cache`); ``log`` receives a line naming the subset, the
+        mode used and its size (``"train cache: ram (auto), 15.7 MB ..."``).  Only the rgb
+        modality's frames are cached: ``"ram"`` or ``"disk"`` with another modality is a
+        ``ValueError``, ``"auto"`` caches nothing."""
         dataset = data.build(subset, self.sampler(train, num_clips), self.transform(train), seed=seed,
                              classes=self.classes or None, modality=self.modality)
-        if train and self.flip_swap:
-            return FlipSwap(dataset, swap_table(self.flip_swap, dataset.classes), self.modality, seed=seed)
-        return dataset
+        swaps = swap_table(self.flip_swap, dataset.classes) if train and self.flip_swap else None  # checked first
+        if cache != "none" and self.modality != "rgb":
+            if cache != "auto":
+                raise ValueError(f"cache {cache}: only the rgb modality's frames are cached, not {self.modality}'s "
+                                 f"(use cache none)")
+            summary = f"none (auto: the {self.modality} modality's inputs are not cached)"
+        elif cache != "none":
+            frames = FrameCache(cache, resize_step(dataset.transform), cache_dir, base=dataset.opener)
+            summary = frames.fill(dataset.paths)
+            dataset.opener = frames
+        else:
+            summary = "none (every epoch decodes its videos)"
+        if log is not None:
+            log(f"{subset} cache: {summary}")
+        return FlipSwap(dataset, swaps, self.modality, seed=seed) if swaps is not None else dataset
 
     def to_dict(self) -> dict[str, Any]:
         state = asdict(self)
