@@ -438,18 +438,17 @@ class FrameCache:
                 self.entries[path] = entry
         reused = len(self.entries)
         if todo:
-            shapes, nbytes = self._scan(todo, shutil.disk_usage(self.cache_dir).free)
             free = shutil.disk_usage(self.cache_dir).free
+            shapes, nbytes = self._scan(todo, free)
             if nbytes > free:
                 self.mode = "none"
                 self.entries.clear()
                 self.errors.clear()
                 return (f"none (disk: {len(todo)} videos to cache need more than {nbytes / MB:.1f} MB, "
                         f"{self.cache_dir} has {free / MB:.1f} MB free; every epoch decodes its videos)")
-            def write(path: Path) -> _Entry:
-                return self._write(path, shapes[path])
-
-            for path, entry in self._map(write, list(shapes), f"cache: writing {self.cache_dir}"):
+            writes = self._map(lambda path: self._write(path, shapes[path]), list(shapes),
+                               f"cache: writing {self.cache_dir}")
+            for path, entry in writes:
                 self.entries[path] = entry
         self.nbytes = sum(entry.nbytes for entry in self.entries.values())
         return (f"disk {self.cache_dir}, {self.nbytes / MB:.1f} MB ({len(self.entries)} videos at "
