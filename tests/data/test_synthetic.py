@@ -14,9 +14,11 @@ from scipy import stats
 
 from deepvideo.data.synthetic import (
     MOTION_CLASSES,
+    SHAPES,
     SyntheticConfig,
     default_root,
     make_motion_dataset,
+    render_object,
     render_video,
     video_rng,
 )
@@ -208,3 +210,20 @@ def test_boxes_enclose_exactly_what_changes_between_frames():
             hull = np.concatenate([np.minimum(boxes[0, :2], boxes[-1, :2]),
                                    np.maximum(boxes[0, :2] + boxes[0, 2:], boxes[-1, :2] + boxes[-1, 2:])])
             assert np.abs(found - hull).max() < 2.5, cls  # thin tips cover little of a pixel
+
+
+def test_render_object_tells_what_it_drew_and_forces_a_shape():
+    config = SyntheticConfig(num_frames=6, size=32)
+    frames, boxes = render_video("left", np.random.default_rng(5), config)
+    drawn = render_object("left", np.random.default_rng(5), config)
+    np.testing.assert_array_equal(drawn.frames, frames)
+    np.testing.assert_array_equal(drawn.boxes, boxes)
+    assert drawn.shape in SHAPES and drawn.colours.shape == (2, 3)
+    assert 0.22 <= drawn.diameter <= 0.5
+    other = next(s for s in SHAPES if s != drawn.shape)
+    forced = render_object("left", np.random.default_rng(5), config, shape=other)
+    assert forced.shape == other
+    np.testing.assert_array_equal(forced.colours, drawn.colours)  # every other draw unchanged
+    assert not np.array_equal(forced.frames, frames)
+    with pytest.raises(ValueError, match="shape: unknown shape 'blob'"):
+        render_object("left", np.random.default_rng(5), config, shape="blob")

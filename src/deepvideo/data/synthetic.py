@@ -49,8 +49,8 @@ from tqdm import tqdm
 from deepvideo.io import write_video
 from deepvideo.io.atomic import atomic_write
 
-__all__ = ["FORMAT_VERSION", "MOTION_CLASSES", "SHAPES", "SPLITS", "SyntheticConfig",
-           "default_root", "make_motion_dataset", "render_video", "textured_background", "video_rng"]
+__all__ = ["FORMAT_VERSION", "MOTION_CLASSES", "SHAPES", "SPLITS", "RenderedVideo", "SyntheticConfig",
+           "default_root", "make_motion_dataset", "render_object", "render_video", "textured_background", "video_rng"]
 
 FORMAT_VERSION = 1  # bump when the renderer changes: the default root changes with it
 SPLITS = ("train", "val", "test")
@@ -214,12 +214,14 @@ class _Pose(NamedTuple):
         return np.concatenate([low, high - low], axis=1).astype(np.float32)
 
 
-def _pose(cls: str, rng: np.random.Generator, config: SyntheticConfig) -> _Pose:
-    """Draw the object's shape and its trajectory for motion class ``cls``."""
+def _pose(cls: str, rng: np.random.Generator, config: SyntheticConfig, shape: str | None = None) -> _Pose:
+    """Draw the object's shape (``shape`` replaces the drawn one, the generator advancing
+    the same) and its trajectory for motion class ``cls``."""
     n, side = config.num_frames, config.size
     half = (n - 1) / 2
     clocks = _clocks(cls, rng, n)
-    shape = _SHAPES[SHAPES[rng.integers(len(SHAPES))]]
+    drawn = SHAPES[rng.integers(len(SHAPES))]
+    shape = _SHAPES[drawn if shape is None else shape]
     rate = np.log(rng.uniform(*SCALE_RANGE)) / (n - 1)  # log-size change per frame
     low, high = np.log(np.multiply(SIZE_RANGE, side))
     log_size = rng.uniform(low + rate * half, high - rate * half)
@@ -273,6 +275,19 @@ def _stripes(rng: np.random.Generator, pose: _Pose, side: int) -> np.ndarray:
     return (0.5 + 0.5 * np.sin(np.pi * cycles * u + phase))[..., None].astype(np.float32)
 
 
+class RenderedVideo(NamedTuple):
+    """One rendered video and what it shows: ``frames`` ``(T, H, W, 3)`` uint8 RGB, ``boxes``
+    ``(T, 4)`` float32 ``(x, y, w, h)`` pixels, the ``shape`` name (one of ``SHAPES``), the
+    object's two stripe ``colours`` ``(2, 3)`` float32 RGB and its mean ``diameter`` as a
+    fraction of the frame side."""
+
+    frames: np.ndarray
+    boxes: np.ndarray
+    shape: str
+    colours: np.ndarray
+    diameter: float
+
+
 def render_video(cls: str, rng: np.random.Generator, config: SyntheticConfig | None = None
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Render one video of motion class ``cls`` in memory.
@@ -280,10 +295,20 @@ def render_video(cls: str, rng: np.random.Generator, config: SyntheticConfig | N
     Returns ``frames`` ``(T, H, W, 3)`` uint8 RGB and ``boxes`` ``(T, 4)`` float32 object
     boxes ``(x, y, w, h)`` in pixels.  The same generator state gives identical output.
     """
+    rendered = render_object(cls, rng, config)
+    return rendered.frames, rendered.boxes
+
+
+def render_object(cls: str, rng: np.random.Generator, config: SyntheticConfig | None = None,
+                  shape: str | None = None) -> RenderedVideo:
+    """:func:`render_video` with what it drew (:class:`RenderedVideo`); ``shape`` (one of
+    ``SHAPES``) forces the object's shape, every other draw staying the same."""
     config = config or SyntheticConfig()
     if cls not in _MOTIONS:
         raise ValueError(f"cls: unknown motion class {cls!r}; one of {', '.join(MOTION_CLASSES)}")
-    pose = _pose(cls, rng, config)
+    if shape is not None and shape not in _SHAPES:
+        raise ValueError(f"shape: unknown shape {shape!r}; one of {', '.join(SHAPES)}")
+    pose = _pose(cls, rng, config, shape)
     n, side = config.num_frames, config.size
     background = textured_background(rng, side)
     colour, stripe_colour = _object_colours(rng, background)
@@ -298,7 +323,10 @@ def render_video(cls: str, rng: np.random.Generator, config: SyntheticConfig | N
                       for mask in fine])[..., None] / np.float32(255)
     frames = background + alpha * (paint - background)
     frames += NOISE_STD * rng.standard_normal(frames.shape, dtype=np.float32)
-    return np.clip(np.rint(frames), 0, 255).astype(np.uint8), pose.boxes()
+    drawn = next(name for name, outline in _SHAPES.items() if outline is pose.shape)
+    return RenderedVideo(np.clip(np.rint(frames), 0, 255).astype(np.uint8), pose.boxes(), drawn,
+                         np.stack([colour, stripe_colour]).astype(np.float32),
+                         float(2 * pose.radius.mean() / side))
 
 
 def video_rng(config: SyntheticConfig, split: str, cls: str, index: int) -> np.random.Generator:
