@@ -44,6 +44,9 @@ TINY: dict[str, tuple[dict, tuple[int, int, int, int]]] = {
     "slow_fusion": (dict(widths=(4, 4, 8, 8), hidden=(8,)), (3, 12, 16, 16)),
     "small3d": (dict(widths=W), (3, 4, 16, 16)),
     "spatial_stream": (dict(widths=W), (3, 4, 16, 16)),
+    "st_adapter_vit_b16": ({}, (3, 2, 224, 224)),
+    "st_adapter_vit_b32": ({}, (3, 2, 224, 224)),
+    "st_adapter_vit_tiny": ({}, (3, 4, 32, 32)),
     "t3d_121": ({}, (3, 8, 16, 16)),
     "t3d_169": ({}, (3, 8, 16, 16)),
     "t3d_tiny": ({}, (3, 8, 16, 16)),
@@ -54,12 +57,16 @@ TINY: dict[str, tuple[dict, tuple[int, int, int, int]]] = {
     "transformer_head": (dict(dim=8, depth=1, heads=2, max_len=8), (8, 4, 1, 1)),
     "two_stream": (dict(widths=W), (3, 2, 16, 16)),
     "two_stream_i3d": ({}, (3, 8, 16, 16)),
+    "vit_b16_frames": ({}, (3, 2, 224, 224)),
+    "vit_b32_frames": ({}, (3, 2, 224, 224)),
+    "vit_tiny_frames": ({}, (3, 4, 32, 32)),
     "vivit": (dict(dim=16, spatial_depth=1, temporal_depth=1, heads=2), (3, 4, 32, 32)),
     "vivit_tiny": ({}, (3, 2, 32, 32)),
 }
-# the full-size MViTv2-S (16 x 224 x 224, 36 M parameters) takes minutes: run with DEEPVIDEO_SLOW_TESTS=1;
-# test_tiny_mvit_parity covers torchvision's MViT code on a small instance by default
-SLOW = {"mvit_v2_s"}
+# the full-size MViTv2-S (16 x 224 x 224, 36 M parameters) and the ViT-B models (86 M) take minutes: run
+# with DEEPVIDEO_SLOW_TESTS=1; test_tiny_mvit_parity covers torchvision's MViT code on a small instance and
+# the *_vit_tiny models the ViT-B ones' code by default
+SLOW = {"mvit_v2_s", "st_adapter_vit_b16", "st_adapter_vit_b32", "vit_b16_frames", "vit_b32_frames"}
 
 
 def test_every_registered_model_has_a_case():

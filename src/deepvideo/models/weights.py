@@ -41,7 +41,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def load_weights(model: nn.Module, path: str | Path, head: str = "fc",
-                 fresh: Sequence[str] = ()) -> nn.Module:
+                 fresh: Sequence[str] = (), ignore: Sequence[str] = ()) -> nn.Module:
     """Load the state_dict in ``path`` into ``model`` (in place) and return the model.
 
     Keys must match exactly, except that
@@ -50,19 +50,21 @@ def load_weights(model: nn.Module, path: str | Path, head: str = "fc",
       when its shape differs from the checkpoint's (another number of classes): every
       other layer is loaded and the head keeps its fresh initialisation;
     * keys under a prefix in ``fresh`` (modules added to a pretrained architecture, e.g.
-      non-local blocks) may be absent from the checkpoint and then keep their own values.
+      non-local blocks) may be absent from the checkpoint and then keep their own values;
+    * keys of the checkpoint under a prefix in ``ignore`` (modules the model leaves out, e.g.
+      an image classifier) are not loaded.
 
     Raises ``ValueError`` naming the file and the first missing, unexpected or
     wrongly shaped key.
     """
-    state = read_state_dict(path)
+    def under(key: str, prefixes: Sequence[str]) -> bool:
+        return any(key == p or key.startswith(p + ".") for p in prefixes)
+
+    state = {k: v for k, v in read_state_dict(path).items() if not under(k, ignore)}
     own = model.state_dict()
 
-    def is_fresh(key: str) -> bool:
-        return any(key == p or key.startswith(p + ".") for p in fresh)
-
     for key in own:
-        if key not in state and not is_fresh(key):
+        if key not in state and not under(key, fresh):
             raise ValueError(f"weights file {path}: key {key!r} is missing from the checkpoint")
     for key in state:
         if key not in own:
