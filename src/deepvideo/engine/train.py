@@ -315,6 +315,10 @@ def _fit(task: Task, config: TrainConfig, out_dir: Path, resume: bool, device: t
     monitor, higher = (task.monitor, task.higher_is_better) if val_set is not None else ("train_loss", False)
     model = _build_model(task, config, device)
     optimizer = build_optimizer(model, config, task.lr_scale)
+    if main:
+        total = sum(p.numel() for p in model.parameters())
+        trained = sum(p.numel() for group in optimizer.param_groups for p in group["params"])
+        print(f"{task.name}: {trained:,} of {total:,} parameters train ({trained / max(total, 1):.1%})")
     # one process: the permutation RandomSampler would draw from this seed; N processes: its shares
     sampler = DistributedSampler(train_set, num_replicas=world_size(), rank=rank(), shuffle=True,
                                  seed=config.seed * 100_003)

@@ -136,12 +136,15 @@ class FrameViT(nn.Module):
         return self.adapters[key](tokens, frames) if key in self.adapters else tokens
 
 
-def image_vit(arch: str, image_size: int | None = None, weights: str | Path | None = None) -> VisionTransformer:
+def image_vit(arch: str, image_size: int | None = None, weights: str | Path | None = None,
+              patch_size: int = 4) -> VisionTransformer:
     """A torchvision image ViT: ``"vit_b_16"``, ``"vit_b_32"`` (224-pixel images by default)
-    or ``"vit_tiny"`` (32 pixels, patch 4, width 128, 4 blocks of 4 heads), its weights from
-    a local torchvision-keyed file (the ImageNet classifier ``heads`` in the file is ignored)."""
+    or ``"vit_tiny"`` (32 pixels, ``patch_size`` 4, width 128, 4 blocks of 4 heads), its weights
+    from a local torchvision-keyed file (the ImageNet classifier ``heads`` in the file is ignored)."""
     if arch == "vit_tiny":
-        vit = VisionTransformer(image_size=image_size or 32, patch_size=4, num_layers=4, num_heads=4,
+        if (image_size or 32) % patch_size:
+            raise ValueError(f"image_size ({image_size}) must be a multiple of patch_size ({patch_size})")
+        vit = VisionTransformer(image_size=image_size or 32, patch_size=patch_size, num_layers=4, num_heads=4,
                                 hidden_dim=128, mlp_dim=512)
     else:
         vit = getattr(torchvision.models, arch)(image_size=image_size or 224)
@@ -154,8 +157,8 @@ def image_vit(arch: str, image_size: int | None = None, weights: str | Path | No
 def _build(arch: str, num_classes: int, image_size: int | None, weights: str | Path | None,
            adapters: bool, adapter_blocks: Sequence[int] | None, positions: Sequence[str],
            adapter_channels: int | None, kernel: Sequence[int], dropout: float,
-           train_backbone: bool) -> FrameViT:
-    vit = image_vit(arch, image_size, weights)
+           train_backbone: bool, patch_size: int = 4) -> FrameViT:
+    vit = image_vit(arch, image_size, weights, patch_size)
     blocks = (range(1, len(vit.encoder.layers) + 1) if adapter_blocks is None else adapter_blocks) if adapters else ()
     model = FrameViT(vit, num_classes, tuple(blocks), tuple(positions), adapter_channels, kernel, dropout)
     model.vit.requires_grad_(train_backbone or not adapters)
@@ -191,13 +194,14 @@ def st_adapter_vit_b32(num_classes: int = 400, weights: str | Path | None = None
 def st_adapter_vit_tiny(num_classes: int = 400, weights: str | Path | None = None, image_size: int = 32,
                         adapter_blocks: Sequence[int] | None = None, positions: Sequence[str] = ("attn",),
                         adapter_channels: int = 64, kernel: Sequence[int] = (3, 1, 1), dropout: float = 0.0,
-                        train_backbone: bool = False) -> FrameViT:
+                        train_backbone: bool = False, patch_size: int = 4) -> FrameViT:
     """ST-Adapter on a frozen CPU-sized ViT (width 128, 4 blocks, patch 4). Input (B, 3, T, 32, 32).
 
-    Options as st_adapter_vit_b16; ``weights``: a ``vit_tiny`` state_dict with torchvision's keys.
+    Options as st_adapter_vit_b16; ``weights``: a ``vit_tiny`` state_dict with torchvision's keys;
+    ``patch_size`` with ``image_size`` sets the patch grid (64 and 8: 64-pixel frames, 8x8 patches).
     """
     return _build("vit_tiny", num_classes, image_size, weights, True, adapter_blocks, positions,
-                  adapter_channels, kernel, dropout, train_backbone)
+                  adapter_channels, kernel, dropout, train_backbone, patch_size)
 
 
 @register_model
@@ -222,7 +226,7 @@ def vit_b32_frames(num_classes: int = 400, weights: str | Path | None = None, im
 
 @register_model
 def vit_tiny_frames(num_classes: int = 400, weights: str | Path | None = None, image_size: int = 32,
-                    dropout: float = 0.0) -> FrameViT:
+                    dropout: float = 0.0, patch_size: int = 4) -> FrameViT:
     """The CPU-sized ViT on every frame, time-averaged, linear head. Input (B, 3, T, 32, 32)."""
     return _build("vit_tiny", num_classes, image_size, weights, False, None, ("attn",), None, (3, 1, 1),
-                  dropout, True)
+                  dropout, True, patch_size)

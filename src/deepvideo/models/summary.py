@@ -224,7 +224,8 @@ def format_summary(summary: Summary) -> str:
         lines.append("  ".join(cells).rstrip())
         if i == 0:
             lines.append("-" * len(lines[-1]))
-    lines.append(f"Total params: {summary.total_params:,} (trainable {summary.trainable_params:,})")
+    share = summary.trainable_params / max(summary.total_params, 1)
+    lines.append(f"Total params: {summary.total_params:,} (trainable {summary.trainable_params:,}: {share:.1%})")
     lines.append(f"Total MACs per clip: {_si(summary.total_macs)} "
                  f"(convolutions, linear, recurrent and attention matmuls)")
     return "\n".join(lines)
