@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from deepvideo import __version__
-from deepvideo.cli import detect, pretrain, serve, sr, stream, track
+from deepvideo.cli import clip, detect, pretrain, serve, sr, stream, track
 from deepvideo.cli.options import (
     EXIT_USAGE,
     WORKERS_HELP,
@@ -622,6 +622,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_parser(sub)
     detect.add_parser(sub)
     pretrain.add_parser(sub)
+    clip.add_parser(sub)
 
     p = sub.add_parser("models", help="list the registered models")
     p.add_argument("--json", action="store_true")
@@ -642,9 +643,13 @@ def _one_line(exc: BaseException) -> str:
     return lines[0]
 
 
-def _with_flags(message: str, parser: argparse.ArgumentParser) -> str:
+def _with_flags(message: str, parser: argparse.ArgumentParser, command: str | None = None) -> str:
     """A library message that starts with a Python parameter (``lr must be positive``)
-    starting with the command's flag for it instead (``--lr must be positive``)."""
+    starting with the flag of ``command`` (a sub-command of ``parser``) for it instead
+    (``--lr must be positive``); another command's flags are not this one's."""
+    subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if command is not None and subparsers and command in subparsers[0].choices:
+        parser = subparsers[0].choices[command]
     flags = {action.dest: action.option_strings[-1] for action in _all_actions(parser) if action.option_strings}
     word = re.match(r"[a-z][a-z0-9_]*", message)
     if word and word.group() in flags and message[word.end():word.end() + 1] in (" ", ":", ""):
@@ -731,7 +736,8 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         sys.stderr.close()
         return 0
     except (UsageError, ValueError, VideoDecodeError, CheckpointError, OSError) as exc:
-        print(f"deepvideo {args.command}: error: {_with_flags(_one_line(exc), parser)}", file=sys.stderr)
+        print(f"deepvideo {args.command}: error: {_with_flags(_one_line(exc), parser, args.command)}",
+              file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"deepvideo {args.command}: interrupted", file=sys.stderr)
