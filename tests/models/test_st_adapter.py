@@ -9,6 +9,8 @@ from safetensors.torch import save_file
 from torchvision.models.vision_transformer import VisionTransformer
 
 from deepvideo.deploy import export_program, load_exported, recipe_for_model
+from deepvideo.engine import DataSpec, Recipe, TrainConfig, train
+from deepvideo.engine.checkpoint import load_checkpoint
 from deepvideo.models import create_model
 from deepvideo.models.st_adapter import FrameViT, STAdapter
 
@@ -132,3 +134,20 @@ def test_trained_adapters_export_with_parity(tmp_path):
     with torch.no_grad():
         expected = model(video)
     assert (network(video) - expected).abs().max() <= 1e-4
+
+
+def test_training_through_the_engine_moves_only_adapters_and_head(tiny_motion_root, tmp_path):
+    torch.manual_seed(0)
+    image_model = VisionTransformer(image_size=32, patch_size=8, num_layers=4, num_heads=4, hidden_dim=128,
+                                    mlp_dim=512)
+    weights = tmp_path / "vit.safetensors"
+    save_file(image_model.state_dict(), str(weights))
+    recipe = Recipe(model="st_adapter_vit_tiny", classes=[], clip_len=4, size=32, resize=32, flip=False,
+                    model_kwargs={"weights": str(weights), "patch_size": 8}, test_clips=1)
+    config = TrainConfig(epochs=1, batch_size=4, lr=1e-2, progress=False)
+    train(recipe, DataSpec(format="folder", root=str(tiny_motion_root)), config, tmp_path / "run")
+    state = load_checkpoint(tmp_path / "run" / "best.pt")["model"]
+    for key, value in image_model.state_dict().items():
+        if not key.startswith("heads."):
+            assert torch.equal(state[f"vit.{key}"], value), key  # the image model stayed frozen
+    assert any(state[f"adapters.{key}"].abs().sum() > 0 for key in ("1_attn.conv.weight", "4_attn.conv.weight"))
