@@ -78,7 +78,8 @@ def test_train_then_eval_and_score_the_result_file(capsys, features_and_annotati
         argv += ["--model-opt", option]
     assert main(argv) == 0, capsys.readouterr().err
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("epoch 1: train loss ") and "| val map " in out[0]
+    assert out[0].startswith("detect: ") and out[0].endswith("parameters train (100.0%)")
+    assert out[1].startswith("epoch 1: train loss ") and "| val map " in out[1]
     assert out[-1].startswith(f"{run / 'best.pt'}: best val_map ")
     assert (run / "metrics.csv").read_text().splitlines()[0].count("val_map") == 1
     results = tmp_path / "results.json"
