@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from deepvideo import __version__
-from deepvideo.cli import clip, detect, pretrain, serve, sr, stream, track
+from deepvideo.cli import ava, clip, detect, pretrain, serve, sr, stream, track
 from deepvideo.cli.options import (
     EXIT_USAGE,
     WORKERS_HELP,
@@ -621,6 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_parser(sub)
     serve.add_parser(sub)
     detect.add_parser(sub)
+    ava.add_parser(sub)
     pretrain.add_parser(sub)
     clip.add_parser(sub)
 

@@ -49,7 +49,8 @@ from tqdm import tqdm
 from deepvideo.io import write_video
 from deepvideo.io.atomic import atomic_write
 
-__all__ = ["FORMAT_VERSION", "MOTION_CLASSES", "SHAPES", "SPLITS", "RenderedVideo", "SyntheticConfig",
+__all__ = ["FORMAT_VERSION", "MOTION_CLASSES", "SCENE_ACTIONS", "SHAPES", "SPLITS", "RenderedVideo", "Scene",
+           "SceneConfig", "SyntheticConfig", "render_scene",
            "default_root", "make_motion_dataset", "render_object", "render_video", "textured_background", "video_rng"]
 
 FORMAT_VERSION = 1  # bump when the renderer changes: the default root changes with it
@@ -234,6 +235,16 @@ def _pose(cls: str, rng: np.random.Generator, config: SyntheticConfig, shape: st
                  rng.uniform(0, 2 * np.pi) + spin * clocks[3])
 
 
+def _coverage(pose: _Pose, side: int) -> np.ndarray:
+    """The fraction of every pixel that the object covers, ``(T, H, W)`` float32 in [0, 1]."""
+    fine = np.zeros((len(pose.centre), side * _SUPERSAMPLE, side * _SUPERSAMPLE), np.uint8)
+    vertices = np.rint((pose.outlines() * _SUPERSAMPLE - 0.5) * (1 << _SUBPIXEL)).astype(np.int32)
+    for mask, points in zip(fine, vertices):
+        cv2.fillPoly(mask, [points], 255, shift=_SUBPIXEL)
+    return np.stack([cv2.resize(mask, (side, side), interpolation=cv2.INTER_AREA)
+                     for mask in fine]) / np.float32(255)
+
+
 def textured_background(rng: np.random.Generator, side: int) -> np.ndarray:
     """A random textured background ``(H, W, 3)`` float32: smooth blobs plus stripes."""
     base = rng.uniform(50, 205, 3)
@@ -309,18 +320,13 @@ def render_object(cls: str, rng: np.random.Generator, config: SyntheticConfig | 
     if shape is not None and shape not in _SHAPES:
         raise ValueError(f"shape: unknown shape {shape!r}; one of {', '.join(SHAPES)}")
     pose = _pose(cls, rng, config, shape)
-    n, side = config.num_frames, config.size
+    side = config.size
     background = textured_background(rng, side)
     colour, stripe_colour = _object_colours(rng, background)
     paint = colour + _stripes(rng, pose, side) * (stripe_colour - colour)
     # coverage by supersampling (cv2's LINE_AA fill is about half a pixel too fat);
     # cv2 puts pixel j's centre at j, so x maps to x * _SUPERSAMPLE - 0.5
-    fine = np.zeros((n, side * _SUPERSAMPLE, side * _SUPERSAMPLE), np.uint8)
-    vertices = np.rint((pose.outlines() * _SUPERSAMPLE - 0.5) * (1 << _SUBPIXEL)).astype(np.int32)
-    for mask, points in zip(fine, vertices):
-        cv2.fillPoly(mask, [points], 255, shift=_SUBPIXEL)
-    alpha = np.stack([cv2.resize(mask, (side, side), interpolation=cv2.INTER_AREA)
-                      for mask in fine])[..., None] / np.float32(255)
+    alpha = _coverage(pose, side)[..., None]
     frames = background + alpha * (paint - background)
     frames += NOISE_STD * rng.standard_normal(frames.shape, dtype=np.float32)
     drawn = next(name for name, outline in _SHAPES.items() if outline is pose.shape)
@@ -438,3 +444,131 @@ def make_motion_dataset(root: str | os.PathLike | None = None, config: Synthetic
     shutil.rmtree(partial, ignore_errors=True)
     _write_atomic(meta_path, json.dumps({**meta, "complete": True}, indent=2))
     return root
+
+
+# Scenes: several objects, each doing its own actions, a panning camera ------------------
+#
+# An object translates (one of four directions) or stands; it may also rotate, grow or
+# pulse (at most one of the three).  ``stand`` alone is the only action that leaves an
+# object still in the world: such objects are the static distractors of moving-object
+# segmentation.  The camera pans at a constant velocity, so still objects move in the image
+# with the background and only motion *relative to the background* tells the actors apart.
+SCENE_ACTIONS = ("move_right", "move_left", "move_down", "move_up", "stand", "rotate", "grow", "pulse")
+_TRANSLATIONS = {"move_right": (1, 0), "move_left": (-1, 0), "move_down": (0, 1), "move_up": (0, -1), "stand": (0, 0)}
+_CHANGES = ("rotate", "grow", "pulse")
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    """What :func:`render_scene` draws.
+
+    Args:
+        size: frame side in pixels (square, even, >= 32).
+        num_frames: frames per scene (>= 2).
+        objects: the least and most objects in a scene.
+        still: the probability that an object only stands (a static distractor).
+        change: the probability that an object also rotates, grows or pulses.
+        object_size: object diameter range, fraction of the frame side.
+        speed: translation speed range, fraction of the frame side per frame.
+        camera: the largest camera pan speed per axis, fraction of the frame side per frame.
+    """
+
+    size: int = 64
+    num_frames: int = 32
+    objects: tuple[int, int] = (2, 3)
+    still: float = 0.3
+    change: float = 0.5
+    object_size: tuple[float, float] = (0.18, 0.3)
+    speed: tuple[float, float] = (0.006, 0.012)
+    camera: float = 0.006
+
+    def __post_init__(self) -> None:
+        if self.size < 32 or self.size % 2:
+            raise ValueError(f"size: frame side must be even and >= 32, got {self.size}")
+        if self.num_frames < 2:
+            raise ValueError(f"num_frames: need at least 2 frames, got {self.num_frames}")
+        if not 1 <= self.objects[0] <= self.objects[1]:
+            raise ValueError(f"objects: need 1 <= least <= most, got {self.objects}")
+        if not (0 <= self.still <= 1 and 0 <= self.change <= 1):
+            raise ValueError(f"still, change: probabilities in [0, 1], got {self.still}, {self.change}")
+
+
+class Scene(NamedTuple):
+    """One rendered scene: ``frames`` ``(T, H, W, 3)`` uint8 RGB; ``boxes`` ``(T, K, 4)``
+    float32 ``(x1, y1, x2, y2)`` pixels of each object's visible outline clipped to the frame
+    (NaN where it is out of view); ``masks`` ``(T, H, W)`` uint8 object ids (0 background,
+    ``k + 1`` object ``k``, the front one where they overlap, a pixel belonging to an object
+    when it covers at least half of it); ``actions``: each object's action names (of
+    ``SCENE_ACTIONS``); ``moving`` ``(K,)`` bool: the objects that move in the world."""
+
+    frames: np.ndarray
+    boxes: np.ndarray
+    masks: np.ndarray
+    actions: tuple[tuple[str, ...], ...]
+    moving: np.ndarray
+
+
+def _scene_actions(rng: np.random.Generator, config: SceneConfig) -> tuple[str, ...]:
+    if rng.random() < config.still:
+        return ("stand",)
+    translation = tuple(_TRANSLATIONS)[rng.integers(len(_TRANSLATIONS))]
+    if translation == "stand" or rng.random() < config.change:
+        return (translation, _CHANGES[rng.integers(len(_CHANGES))])
+    return (translation,)
+
+
+def _scene_pose(rng: np.random.Generator, actions: tuple[str, ...], config: SceneConfig,
+                camera: np.ndarray) -> _Pose:
+    """The pose of one object in image pixels: world trajectory minus the camera's."""
+    n, side = config.num_frames, config.size
+    t = np.arange(n, dtype=np.float64)
+    radius = np.full(n, rng.uniform(*config.object_size) * side / 2)
+    if "grow" in actions:
+        radius = radius * np.exp(np.log(rng.uniform(*SCALE_RANGE)) * (t / (n - 1) - 0.5))
+    if "pulse" in actions:
+        period, phase = rng.uniform(6, 10), rng.uniform(0, 2 * np.pi)
+        radius = radius * (1 + 0.3 * np.sin(2 * np.pi * t / period + phase))
+    spin = np.deg2rad(rng.uniform(*SPIN_RANGE)) * rng.choice([-1, 1]) if "rotate" in actions else 0.0
+    velocity = np.multiply(_TRANSLATIONS[actions[0]], rng.uniform(*config.speed) * side)
+    travel = velocity[None] * (t[:, None] - (n - 1) / 2) - camera  # centred trajectory, in the image
+    margin = radius.max()
+    low = margin - travel.min(axis=0)
+    high = side - margin - travel.max(axis=0)
+    start = rng.uniform(np.minimum(low, high), np.maximum(low, high))  # in view all along when it fits
+    return _Pose(_SHAPES[SHAPES[rng.integers(len(SHAPES))]], start[None] + travel, radius,
+                 rng.uniform(0, 2 * np.pi) + spin * t)
+
+
+
+def render_scene(rng: np.random.Generator, config: SceneConfig | None = None) -> Scene:
+    """Render one scene of :class:`SceneConfig` (see :class:`Scene` for what comes back).
+
+    Objects are drawn back to front in the order of their index; every object's pose,
+    colours and actions come from ``rng``, so the same generator state gives the same scene.
+    """
+    config = config or SceneConfig()
+    n, side = config.num_frames, config.size
+    camera_speed = rng.uniform(-config.camera, config.camera, 2) * side
+    camera = camera_speed[None] * (np.arange(n)[:, None] - (n - 1) / 2)  # (T, 2) pan offset
+    pad = int(np.ceil(np.abs(camera).max())) + 1
+    world = textured_background(rng, side + 2 * pad)
+    frames = np.stack([cv2.warpAffine(world, np.float32([[1, 0, -pad - cx], [0, 1, -pad - cy]]), (side, side),
+                                      flags=cv2.INTER_LINEAR) for cx, cy in camera])
+    count = int(rng.integers(config.objects[0], config.objects[1] + 1))
+    actions, masks = [], np.zeros((n, side, side), np.uint8)
+    boxes = np.full((n, count, 4), np.nan, np.float32)
+    for k in range(count):
+        actions.append(_scene_actions(rng, config))
+        pose = _scene_pose(rng, actions[-1], config, camera)
+        colour, stripe_colour = _object_colours(rng, frames[0])
+        alpha = _coverage(pose, side)
+        frames += alpha[..., None] * (colour + _stripes(rng, pose, side) * (stripe_colour - colour) - frames)
+        masks[alpha >= 0.5] = k + 1
+    for k in range(count):
+        for t in range(n):
+            ys, xs = np.nonzero(masks[t] == k + 1)
+            if len(xs):
+                boxes[t, k] = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+    frames += NOISE_STD * rng.standard_normal(frames.shape, dtype=np.float32)
+    moving = np.array([a != ("stand",) for a in actions])
+    return Scene(np.clip(np.rint(frames), 0, 255).astype(np.uint8), boxes, masks, tuple(actions), moving)

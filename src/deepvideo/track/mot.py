@@ -14,7 +14,6 @@ for :func:`deepvideo.track.motio.write_mot` and
 
 from __future__ import annotations
 
-import colorsys
 import contextlib
 import inspect
 import numbers
@@ -23,10 +22,10 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping, Union
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
+from deepvideo.io.draw import draw_boxes
 from deepvideo.io.encode import VideoWriter
 from deepvideo.io.stream import LiveSource
 from deepvideo.registry import Registry
@@ -163,31 +162,16 @@ def track_detections(dets_by_frame: Mapping[int, np.ndarray] | np.ndarray, track
     return np.concatenate(out) if out else np.empty((0, 10))
 
 
-def _colour(track_id: int) -> tuple[int, int, int]:
-    """A bright RGB colour fixed by the id (hues spread by the golden ratio)."""
-    r, g, b = colorsys.hsv_to_rgb((track_id * 0.618033988749895) % 1.0, 0.85, 1.0)
-    return int(255 * r), int(255 * g), int(255 * b)
-
-
 def draw_tracks(frame: np.ndarray, tracks: np.ndarray) -> np.ndarray:
     """A copy of ``frame`` ``(H, W, 3)`` uint8 RGB with tracks ``(K, 5)`` ``x, y, w, h, id``
     drawn as boxes labelled by id (rows with a NaN or infinite value are skipped)."""
-    out = np.ascontiguousarray(frame).copy()
     tracks = np.asarray(tracks, np.float64)
     if tracks.size and (tracks.ndim != 2 or tracks.shape[1] != 5):
         raise ValueError(f"tracks must be a (K, 5) array x, y, w, h, id; got shape {tracks.shape}")
     tracks = tracks.reshape(-1, 5)
-    for x, y, w, h, track_id in tracks[np.isfinite(tracks).all(axis=1)]:
-        colour = _colour(int(track_id))
-        p0, p1 = (int(round(x)), int(round(y))), (int(round(x + w)), int(round(y + h)))
-        cv2.rectangle(out, p0, p1, colour, 2)
-        label = str(int(track_id))
-        (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
-        top = max(p0[1], th + 4)
-        cv2.rectangle(out, (p0[0], top - th - 4), (p0[0] + tw + 4, top), colour, -1)
-        cv2.putText(out, label, (p0[0] + 2, top - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1,
-                    cv2.LINE_AA)
-    return out
+    tracks = tracks[np.isfinite(tracks).all(axis=1)]
+    ids = tracks[:, 4].astype(int)
+    return draw_boxes(frame, tracks[:, :4], [str(i) for i in ids], ids)
 
 
 def _warn_past_end(detector: FileDetections, last: int) -> None:

@@ -1,0 +1,111 @@
+"""Actions of the actors in one video: a keyframe every second, the actors' boxes from a
+file or a detector, a trained model's action scores per box.
+
+Keyframes are the whole seconds ``1, 2, ...`` at which the clip centred on them still lies in
+the video (as in the built-in benchmark; AVA labels one keyframe per second).  Boxes come from
+an AVA CSV (ground truth or any person detector's output: AVA's evaluation protocols), or from
+a detector run on every frame (``detector(frame, number) -> (M, 5) x, y, w, h, score``
+in pixels, as those of :data:`deepvideo.track.detect.DETECTORS`) (a background model
+such as ``mog2`` needs the frames before the keyframe too).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from deepvideo.ava.annotations import AvaBox, read_groundtruth
+from deepvideo.ava.train import action_detections, clip_at, load_ava_model, score_boxes
+from deepvideo.data.transforms import KINETICS_MEAN, KINETICS_STD, Compose, Normalize, ResizeShort, ToTensor
+from deepvideo.io import open_video
+from deepvideo.io.draw import draw_boxes
+from deepvideo.io.encode import VideoWriter
+
+__all__ = ["Detector", "boxes_from_csv", "detect_actions"]
+
+Detector = Callable[[np.ndarray, int], np.ndarray]  # (frame, number from 1) -> (M, 5) x, y, w, h, score
+
+
+def boxes_from_csv(path: str | os.PathLike, video_id: str) -> dict[int, np.ndarray]:
+    """``{timestamp: boxes (N, 4)}`` normalised, the distinct boxes of ``video_id`` in an AVA CSV
+    (ground truth or detections: the box columns are read, actions and scores ignored)."""
+    found: dict[int, list[tuple[float, ...]]] = defaultdict(list)
+    for box in read_groundtruth(path, skip_bad=True):
+        if box.video_id == video_id and box.box not in found[box.timestamp]:
+            found[box.timestamp].append(box.box)
+    if not found:
+        raise ValueError(f"{path}: no box of video {video_id!r}")
+    return {t: np.array(b, np.float32) for t, b in found.items()}
+
+
+def _detected(detector: Detector, frame: np.ndarray, number: int, min_score: float) -> np.ndarray:
+    rows = np.asarray(detector(frame, number), np.float32).reshape(-1, 5)
+    rows = rows[rows[:, 4] >= min_score]
+    height, width = frame.shape[:2]
+    boxes = np.stack([rows[:, 0], rows[:, 1], rows[:, 0] + rows[:, 2], rows[:, 1] + rows[:, 3]], axis=1)
+    return np.clip(boxes / [width, height, width, height], 0, 1).astype(np.float32)
+
+
+def detect_actions(video: str | os.PathLike, checkpoint: str | os.PathLike, boxes: str | os.PathLike | None = None,
+                   detector: Detector | None = None, min_box_score: float = 0.0, min_score: float = 0.0,
+                   video_out: str | os.PathLike | None = None, device: torch.device | str = "cpu",
+                   progress: bool = False) -> list[AvaBox]:
+    """The AVA detections (every box with its score for every class of the model, ``>=
+    min_score``) of ``video`` by the model of ``checkpoint``, the boxes from the AVA CSV
+    ``boxes`` (rows of the video's file stem) or from ``detector`` (rows scored ``>=
+    min_box_score``).  ``video_out`` also writes the video with each keyframe's boxes and best
+    action drawn over the second around it."""
+    if (boxes is None) == (detector is None):
+        raise ValueError("boxes: give an AVA CSV of boxes or a detector, one of the two")
+    path = Path(video)
+    model, info = load_ava_model(checkpoint, device)
+    names = dict(zip(info["classes"], info["names"]))
+    transform = Compose(([ResizeShort(info["size"])] if info["size"] else [])
+                        + [ToTensor(), Normalize(KINETICS_MEAN, KINETICS_STD)])
+    given = boxes_from_csv(boxes, path.stem) if boxes is not None else {}
+    results: list[AvaBox] = []
+    with open_video(path) as reader:
+        half = (model.clip_len // 2) / reader.fps
+        stamps = [t for t in range(1, int(reader.duration) + 1) if t + half < reader.duration + 1e-9]
+        frames_at = {reader.index_at(t): t for t in stamps}
+        drawn: dict[int, tuple[np.ndarray, list[str], list[int]]] = {}
+        frames = range(max(frames_at, default=-1) + 1) if detector is not None else sorted(frames_at)
+        for number in tqdm(frames, desc=f"ava {path.name}", unit="frame", disable=not progress):
+            detected = None
+            if detector is not None:
+                detected = _detected(detector, reader.read([number])[0], number + 1, min_box_score)
+            if number not in frames_at:
+                continue
+            stamp = frames_at[number]
+            keyframe_boxes = given.get(stamp, np.zeros((0, 4), np.float32)) if detected is None else detected
+            clip = transform(clip_at(reader, stamp, model.clip_len)).to(device)
+            scores = score_boxes(model, clip, torch.from_numpy(keyframe_boxes).to(device)).cpu().numpy()
+            rows = action_detections(path.stem, stamp, keyframe_boxes, scores, info["classes"])
+            results += [row for row in rows if row.score >= min_score]
+            best = scores.argmax(axis=1) if len(scores) else []
+            drawn[stamp] = (keyframe_boxes, [f"{names[info['classes'][b]]} {s[b]:.2f}" for b, s in zip(best, scores)],
+                            list(range(len(keyframe_boxes))))
+        if video_out is not None:
+            _write_overlay(reader, drawn, video_out)
+    return results
+
+
+def _write_overlay(reader: Any, drawn: dict[int, tuple[np.ndarray, list[str], list[int]]],
+                   video_out: str | os.PathLike) -> None:
+    """The video with each keyframe's boxes and labels drawn over the second around it."""
+    scale = np.array([reader.width, reader.height, reader.width, reader.height], np.float32)
+    with VideoWriter(video_out, reader.fps, reader.width, reader.height) as writer:
+        for number, frame in enumerate(reader):
+            stamp = int(round(number / reader.fps))
+            if stamp in drawn:
+                boxes, labels, keys = drawn[stamp]
+                pixels = boxes * scale
+                frame = draw_boxes(frame, np.concatenate([pixels[:, :2], pixels[:, 2:] - pixels[:, :2]], axis=1),
+                                   labels, keys)
+            writer.write(frame)

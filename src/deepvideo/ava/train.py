@@ -1,0 +1,252 @@
+"""Training and evaluating an actor action detector on AVA-format data, through the engine.
+
+A sample is one keyframe ``(video_id, timestamp)`` of an AVA ground-truth file: the clip of
+the model's ``clip_len`` frames centred on the keyframe's frame (edge frames repeated where the
+video is too short), the actors' boxes at the keyframe (one per ``person_id``, or per distinct
+box when the file has none) and their multi-hot actions.  :class:`AvaTask` trains a model of
+:data:`~deepvideo.ava.model.AVA_MODELS` with the engine's one loop and validates by AVA's
+frame-mAP@0.5 with the ground-truth boxes (AVA's "GT boxes" protocol): every box gets a score
+for every class.  Videos are found by name (``<video_id>.<ext>`` anywhere under the video
+folder); keyframes of missing videos are skipped and counted.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from deepvideo.ava.annotations import AvaBox, read_excluded, read_groundtruth, read_label_map
+from deepvideo.ava.metrics import frame_map
+from deepvideo.ava.model import ActorActionHead, build_ava_model
+from deepvideo.data.transforms import KINETICS_MEAN, KINETICS_STD, Compose, Normalize, ResizeShort, ToTensor
+from deepvideo.engine import TrainConfig, fit
+from deepvideo.engine.checkpoint import load_checkpoint
+from deepvideo.engine.task import Step, Task
+from deepvideo.io import open_video
+
+__all__ = ["AVA_TRAINING", "AvaTask", "Keyframe", "KeyframeSet", "action_detections", "clip_at", "evaluate_ava",
+           "keyframes_of", "load_ava_model", "rois", "score_boxes", "train_ava", "video_files"]
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov")
+
+
+def video_files(folder: str | os.PathLike) -> dict[str, Path]:
+    """``{video_id: path}`` of the videos anywhere under ``folder`` (the file's stem is the id)."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise ValueError(f"{root}: no such video folder")
+    return {p.stem: p for p in sorted(root.rglob("*")) if p.suffix.lower() in VIDEO_SUFFIXES}
+
+
+class Keyframe:
+    """The actors of one keyframe: ``boxes`` ``(N, 4)`` normalised ``x1, y1, x2, y2`` and
+    their action ids (a set per actor)."""
+
+    def __init__(self, video_id: str, timestamp: int) -> None:
+        self.video_id, self.timestamp = video_id, timestamp
+        self.boxes: list[tuple[float, float, float, float]] = []
+        self.actions: list[set[int]] = []
+        self.ids: list[Any] = []
+
+    def add(self, box: AvaBox) -> None:
+        actor = box.person_id if box.person_id is not None else box.box
+        if actor not in self.ids:
+            self.ids.append(actor)
+            self.boxes.append(box.box)
+            self.actions.append(set())
+        self.actions[self.ids.index(actor)].add(box.action_id)
+
+
+def keyframes_of(boxes: Iterable[AvaBox], excluded: set[tuple[str, int]] | None = None) -> list[Keyframe]:
+    """Ground-truth rows grouped into keyframes (file order), without the ``excluded`` ones."""
+    frames: dict[tuple[str, int], Keyframe] = {}
+    for box in boxes:
+        if excluded and box.key in excluded:
+            continue
+        if box.key not in frames:
+            frames[box.key] = Keyframe(*box.key)
+        frames[box.key].add(box)
+    return list(frames.values())
+
+
+def clip_at(reader: Any, timestamp: float, clip_len: int) -> np.ndarray:
+    """The ``clip_len`` frames ``(T, H, W, 3)`` uint8 centred on the frame shown at ``timestamp``
+    seconds (the keyframe is frame ``clip_len // 2``); edge frames repeat past either end."""
+    centre = reader.index_at(timestamp)
+    indices = np.clip(np.arange(clip_len) - clip_len // 2 + centre, 0, reader.num_frames - 1)
+    return reader.read(indices)
+
+
+class KeyframeSet(Dataset):
+    """The keyframes of an AVA ground truth whose video is found, as training samples.
+
+    Item ``i``: ``(clip (3, T, H, W) float32 normalised, boxes (A, 4) normalised, labels
+    (A, K) float32 multi-hot over ``classes``, valid (A,) bool)``, ``A`` being the most actors
+    of any keyframe (padding rows invalid).  ``size`` resizes the short side (``None``: as
+    decoded).  Keyframes whose video is missing are left out and counted in ``missing``."""
+
+    def __init__(self, keyframes: Sequence[Keyframe], videos: Mapping[str, Path], classes: Sequence[int],
+                 clip_len: int, size: int | None = None) -> None:
+        self.keyframes = [k for k in keyframes if k.video_id in videos]
+        self.missing = sorted({k.video_id for k in keyframes if k.video_id not in videos})
+        self.videos, self.classes, self.clip_len = videos, list(classes), clip_len
+        self.column = {c: i for i, c in enumerate(self.classes)}
+        self.most = max([len(k.boxes) for k in self.keyframes] + [1])
+        self.transform = Compose(([ResizeShort(size)] if size else []) + [ToTensor(), Normalize(KINETICS_MEAN,
+                                                                                               KINETICS_STD)])
+
+    def __len__(self) -> int:
+        return len(self.keyframes)
+
+    def clip(self, index: int) -> torch.Tensor:
+        keyframe = self.keyframes[index]
+        with open_video(self.videos[keyframe.video_id]) as reader:
+            return self.transform(clip_at(reader, keyframe.timestamp, self.clip_len))
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        keyframe = self.keyframes[index]
+        boxes = torch.zeros(self.most, 4)
+        labels = torch.zeros(self.most, len(self.classes))
+        boxes[:len(keyframe.boxes)] = torch.tensor(keyframe.boxes, dtype=torch.float32)
+        for row, actions in enumerate(keyframe.actions):
+            for action in actions:
+                if action in self.column:
+                    labels[row, self.column[action]] = 1.0
+        return self.clip(index), boxes, labels, torch.arange(self.most) < len(keyframe.boxes)
+
+
+def rois(boxes: torch.Tensor, valid: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Normalised boxes ``(B, A, 4)`` of the ``valid`` ``(B, A)`` actors as RoIAlign's ``(N, 5)``
+    rows ``batch index, x1, y1, x2, y2`` in pixels of ``height`` x ``width`` frames."""
+    index = torch.arange(len(boxes), device=boxes.device)[:, None].expand(valid.shape)[valid]
+    scale = torch.tensor([width, height, width, height], dtype=boxes.dtype, device=boxes.device)
+    return torch.cat([index[:, None].to(boxes.dtype), boxes[valid] * scale], dim=1)
+
+
+def score_boxes(model: ActorActionHead, clip: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """Action probabilities ``(N, K)`` of the normalised ``boxes`` ``(N, 4)`` of one ``clip``
+    ``(3, T, H, W)``."""
+    if not len(boxes):
+        return torch.zeros(0, model.head[-1].out_features)
+    valid = torch.ones(1, len(boxes), dtype=torch.bool, device=clip.device)
+    with torch.no_grad():
+        return torch.sigmoid(model(clip[None], rois(boxes[None], valid, *clip.shape[-2:])))
+
+
+def action_detections(video_id: str, timestamp: int, boxes: np.ndarray, scores: np.ndarray,
+                      classes: Sequence[int]) -> list[AvaBox]:
+    """AVA detection rows: every box ``(N, 4)`` with its score ``(N, K)`` for every class."""
+    return [AvaBox(video_id, timestamp, *map(float, box), int(cls), score=float(score))
+            for box, row in zip(np.asarray(boxes), np.asarray(scores)) for cls, score in zip(classes, row)]
+
+
+def evaluate_ava(model: ActorActionHead, dataset: KeyframeSet, labels: Mapping[int, Any],
+                 device: torch.device | str = "cpu", progress: bool = False) -> tuple[dict[str, Any], list[AvaBox]]:
+    """Frame-mAP@0.5 of ``model`` on ``dataset``'s keyframes with their ground-truth boxes
+    (AVA's GT-box protocol) and the detections it made."""
+    model.eval()
+    detections, truth = [], []
+    for index, keyframe in enumerate(dataset.keyframes):
+        boxes = torch.tensor(keyframe.boxes, dtype=torch.float32, device=device)
+        scores = score_boxes(model, dataset.clip(index).to(device), boxes).cpu().numpy()
+        detections += action_detections(keyframe.video_id, keyframe.timestamp, keyframe.boxes, scores,
+                                        dataset.classes)
+        truth += [AvaBox(keyframe.video_id, keyframe.timestamp, *box, action, person_id=person)
+                  for person, (box, actions) in enumerate(zip(keyframe.boxes, keyframe.actions))
+                  for action in sorted(actions)]
+    return frame_map(truth, detections, labels, progress=progress), detections
+
+
+class AvaTask(Task):
+    """An actor action detector on AVA-format data for the engine (see the module docstring)."""
+
+    name = "ava"
+    samples = "keyframes"
+    monitor = "val_map"
+    higher_is_better = True
+
+    def __init__(self, videos: str | os.PathLike, train_csv: str | os.PathLike, label_map: str | os.PathLike,
+                 val_csv: str | os.PathLike | None = None, model: str = "roi3d",
+                 model_options: Mapping[str, Any] | None = None, size: int | None = None,
+                 excluded: str | os.PathLike | None = None) -> None:
+        self.labels = read_label_map(label_map)
+        self.classes = list(self.labels)
+        self.model_name, self.model_options, self.size = model, dict(model_options or {}), size
+        self.clip_len = self.build_model().clip_len
+        self.files = video_files(videos)
+        skip = read_excluded(excluded) if excluded else set()
+        self.train_frames = keyframes_of(read_groundtruth(train_csv, skip_bad=True), skip)
+        self.val_frames = keyframes_of(read_groundtruth(val_csv, skip_bad=True), skip) if val_csv else []
+        self.paths = {"videos": str(videos), "train": str(train_csv), "val": str(val_csv)}
+        found = self.dataset(self.train_frames)
+        if not len(found):
+            raise ValueError(f"{train_csv}: none of its {len(self.train_frames)} keyframes has its video in {videos}")
+        missing = sorted(set(found.missing) | set(self.dataset(self.val_frames).missing))
+        if missing:
+            warnings.warn(f"{videos}: skipped the keyframes of {len(missing)} videos that are not there "
+                          f"(first: {missing[0]})", stacklevel=2)
+
+    def dataset(self, keyframes: Sequence[Keyframe]) -> KeyframeSet:
+        return KeyframeSet(keyframes, self.files, self.classes, self.clip_len, self.size)
+
+    def config(self) -> dict[str, Any]:
+        return {"task": "ava", "model": self.model_name, "model_options": self.model_options, "size": self.size,
+                "classes": self.classes, "names": [self.labels[c].name for c in self.classes]}
+
+    def checkpoint_extras(self) -> dict[str, Any]:
+        return {"ava": self.config()}
+
+    def build_model(self) -> ActorActionHead:
+        return build_ava_model(self.model_name, len(self.classes), **self.model_options)
+
+    def train_set(self, seed: int) -> KeyframeSet:
+        return self.dataset(self.train_frames)
+
+    def val_set(self, seed: int) -> KeyframeSet | None:
+        found = self.dataset(self.val_frames)
+        return found if len(found) else None
+
+    def training_step(self, model: nn.Module, batch) -> Step:
+        clip, boxes, labels, valid = batch
+        logits = model(clip, rois(boxes, valid, *clip.shape[-2:]))
+        return Step(F.binary_cross_entropy_with_logits(logits, labels[valid]), len(clip))
+
+    def validate(self, model: nn.Module, dataset: KeyframeSet, config: TrainConfig,
+                 device: torch.device) -> dict[str, float]:
+        result, _ = evaluate_ava(getattr(model, "module", model), dataset, self.labels, device)
+        return {"val_map": result["mAP"]}
+
+
+AVA_TRAINING = TrainConfig(epochs=20, batch_size=8, lr=2e-3, optimizer="adamw", weight_decay=0.05,
+                           warmup_epochs=1.0, clip_grad=1.0)
+
+
+def train_ava(out_dir: str | os.PathLike, videos: str | os.PathLike, train_csv: str | os.PathLike,
+              label_map: str | os.PathLike, val_csv: str | os.PathLike | None = None, model: str = "roi3d",
+              train: TrainConfig | None = None, resume: bool = False, **task_options: Any) -> dict[str, Any]:
+    """Train ``model`` on the keyframes of ``train_csv`` (AVA ground truth; videos found by
+    name under ``videos``; classes of ``label_map``), choosing ``best.pt`` by frame-mAP on
+    ``val_csv``, through :func:`deepvideo.engine.fit`; writes ``out_dir/best.pt``, ``last.pt``,
+    ``metrics.csv`` and ``curves.png``.  ``train`` defaults to :data:`AVA_TRAINING`."""
+    task = AvaTask(videos, train_csv, label_map, val_csv, model, **task_options)
+    return fit(task, train or AVA_TRAINING, out_dir, resume=resume)
+
+
+def load_ava_model(path: str | os.PathLike, device: torch.device | str = "cpu"
+                   ) -> tuple[ActorActionHead, dict[str, Any]]:
+    """The model of a checkpoint written by :func:`train_ava` and its description
+    (``classes``, ``names``, ``model``, ``model_options``, ``size``)."""
+    state = load_checkpoint(path, required=("model", "ava"))
+    info = state["ava"]
+    model = build_ava_model(info["model"], len(info["classes"]), **info["model_options"])
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), info
+

@@ -1,0 +1,158 @@
+"""Spatio-temporal action detection end to end: the built-in benchmark in AVA's formats, the
+RoI head, deepvideo ava synth|train|eval|run through the engine, and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from deepvideo.ava import read_detections, read_groundtruth, read_label_map, write_groundtruth
+from deepvideo.ava.model import build_ava_model
+from deepvideo.ava.synthetic import MIN_SIDE, AvaSynthConfig, make_ava_dataset, scene_boxes
+from deepvideo.ava.train import keyframes_of
+from deepvideo.cli import main
+from deepvideo.data.synthetic import SCENE_ACTIONS, SceneConfig, render_scene
+from deepvideo.io import VideoReader
+
+from conftest import one_line_error
+
+TINY = AvaSynthConfig(train=6, val=3, seconds=2, size=32, seed=3)
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    return make_ava_dataset(tmp_path_factory.mktemp("ava") / "bench", TINY, progress=False)
+
+
+def test_scene_boxes_masks_and_actions_agree():
+    scene = render_scene(np.random.default_rng(7), SceneConfig(size=48, num_frames=12, objects=(3, 3), still=0.5))
+    again = render_scene(np.random.default_rng(7), SceneConfig(size=48, num_frames=12, objects=(3, 3), still=0.5))
+    assert np.array_equal(scene.frames, again.frames) and np.array_equal(scene.masks, again.masks)
+    assert scene.frames.shape == (12, 48, 48, 3) and scene.boxes.shape == (12, 3, 4)
+    for k, actions in enumerate(scene.actions):
+        assert set(actions) <= set(SCENE_ACTIONS) and scene.moving[k] == (actions != ("stand",))
+        for t in range(12):
+            ys, xs = np.nonzero(scene.masks[t] == k + 1)
+            if len(xs):  # the box is the extent of the object's visible pixels
+                assert scene.boxes[t, k].tolist() == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+            else:
+                assert np.isnan(scene.boxes[t, k]).all()
+
+
+def test_a_moving_object_moves_against_the_background():
+    config = SceneConfig(size=64, num_frames=16, objects=(1, 1), still=0.0, change=0.0, camera=0.0)
+    for seed in range(20):
+        scene = render_scene(np.random.default_rng(seed), config)
+        if scene.actions[0][0] == "move_right":
+            centres = (scene.boxes[:, 0, 0] + scene.boxes[:, 0, 2]) / 2
+            assert centres[-1] - centres[0] > 0.006 * 64 * 15 * 0.8  # the slowest speed, less rounding
+            return
+    pytest.fail("no move_right scene in 20 seeds")
+
+
+def test_the_benchmark_is_ava_csv_and_resumes(bench):
+    labels = read_label_map(bench / "annotations" / "label_map.pbtxt")
+    assert [label.name for label in labels.values()] == list(SCENE_ACTIONS) and list(labels) == list(range(1, 9))
+    boxes = read_groundtruth(bench / "annotations" / "train.csv")
+    assert {b.video_id for b in boxes} == {f"train_{i:03d}" for i in range(6)}
+    assert {b.timestamp for b in boxes} == {1}  # 2 s videos: one keyframe with a clip around it
+    assert all((b.x2 - b.x1) * 32 >= MIN_SIDE - 1e-6 for b in boxes)
+    with VideoReader(bench / "videos" / "train_000.mp4") as reader:
+        assert (reader.num_frames, reader.fps, reader.width) == (16, 8.0, 32)
+    stamp = (bench / "videos" / "val_002.mp4").stat().st_mtime_ns
+    make_ava_dataset(bench, TINY, progress=False)
+    assert (bench / "videos" / "val_002.mp4").stat().st_mtime_ns == stamp
+    with pytest.raises(ValueError, match="another config"):
+        make_ava_dataset(bench, AvaSynthConfig(train=5, val=3, seconds=2, size=32), progress=False)
+
+
+def test_scene_boxes_one_row_per_action():
+    boxes = np.full((16, 2, 4), np.nan, np.float32)
+    boxes[8] = [[4, 4, 12, 12], [0, 0, 2, 30]]  # the second is too thin to annotate
+    rows = scene_boxes("v", boxes, (("move_up", "rotate"), ("stand",)), fps=8.0, size=32)
+    assert [(r.timestamp, r.action_id, r.person_id, r.box) for r in rows] == [
+        (1, 4, 0, (0.125, 0.125, 0.375, 0.375)), (1, 6, 0, (0.125, 0.125, 0.375, 0.375))]
+
+
+def test_roi_features_see_only_around_their_box():
+    model = build_ava_model("roi3d", 8, clip_len=4).eval()
+    clip = torch.randn(1, 3, 4, 64, 64)
+    boxes = torch.tensor([[0.0, 4, 4, 16, 16]])
+    changed = clip.clone()
+    changed[..., 40:, 40:] = torch.randn_like(changed[..., 40:, 40:])
+    with torch.no_grad():
+        assert torch.allclose(model(clip, boxes), model(changed, boxes), atol=1e-6)
+        moved = model(changed, torch.tensor([[0.0, 44, 44, 60, 60]]))
+        assert not torch.allclose(model(clip, torch.tensor([[0.0, 44, 44, 60, 60]])), moved, atol=1e-3)
+    for name, options in (("roi3d", {"time_pool": "keep", "context": 1.5}), ("roi2d", {})):
+        net = build_ava_model(name, 5, **options)
+        out = net(torch.randn(2, 3, net.clip_len, 32, 32), torch.tensor([[0.0, 1, 1, 9, 9], [1.0, 3, 3, 30, 20],
+                                                                           [1.0, 0, 0, 32, 32]]))
+        assert out.shape == (3, 5)
+    with pytest.raises(ValueError, match="time_pool"):
+        build_ava_model("roi3d", 5, time_pool="max")
+    with pytest.raises(ValueError, match="did you mean roi3d"):
+        build_ava_model("roi4d", 5)
+
+
+def test_train_eval_run(bench, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["ava", "train", "--data", str(bench), "--out", str(run), "--epochs", "2", "--batch-size", "4",
+                 "--model-opt", "clip_len=4"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("ava: ") and out[1].startswith("epoch 1: train loss ") and "| val map " in out[1]
+    assert out[-1].startswith(f"{run / 'best.pt'}: best val_map ")
+    rows = (run / "metrics.csv").read_text().splitlines()
+    assert rows[0].split(",").count("val_map") == 1 and len(rows) == 3
+
+    detections = tmp_path / "det.csv"
+    assert main(["ava", "eval", "--data", str(bench), "--checkpoint", str(run / "best.pt"), "--out", str(detections),
+                 "--json"]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert 0 <= scored["mAP"] <= 1 and scored["num_frames"] == 3
+    found = read_detections(detections)
+    truth = keyframes_of(read_groundtruth(bench / "annotations" / "val.csv"))
+    assert len(found) == 8 * sum(len(k.boxes) for k in truth)  # every box scored for every class
+    assert main(["ava", "eval", "--data", str(bench), "--pred", str(detections), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["mAP"] == pytest.approx(scored["mAP"], abs=1e-12)
+
+    video, overlay, result = bench / "videos" / "val_000.mp4", tmp_path / "overlay.mp4", tmp_path / "run.csv"
+    assert main(["ava", "run", str(video), "--checkpoint", str(run / "best.pt"), "--boxes",
+                 str(bench / "annotations" / "val.csv"), "--out", str(result), "--video-out", str(overlay)]) == 0
+    mine = [d for d in found if d.video_id == "val_000"]
+    again = read_detections(result)
+    assert [(d.timestamp, d.box, d.action_id) for d in again] == [(d.timestamp, d.box, d.action_id) for d in mine]
+    assert np.allclose([d.score for d in again], [d.score for d in mine], atol=1e-5)
+    with VideoReader(overlay) as reader:
+        assert reader.num_frames == 16
+
+    assert main(["ava", "train", "--data", str(bench), "--out", str(run), "--epochs", "2", "--batch-size", "4",
+                 "--model-opt", "clip_len=4", "--resume"]) == 0  # a finished run resumes to nothing more
+    assert (run / "metrics.csv").read_text().splitlines() == rows
+
+
+def test_bad_input(bench, tmp_path, capsys):
+    bad = tmp_path / "train.csv"
+    rows = (bench / "annotations" / "train.csv").read_text().splitlines()
+    bad.write_text("\n".join(rows + ["train_000,0001,0.5,0.5,0.4,0.9,1,0", "ghost,0001,0.1,0.1,0.5,0.5,1,0"]) + "\n")
+    with pytest.warns(UserWarning) as caught:
+        assert main(["ava", "train", "--data", str(bench), "--train-csv", str(bad), "--out", str(tmp_path / "r"),
+                     "--epochs", "1", "--model", "roi2d"]) == 0
+    messages = " ".join(str(w.message) for w in caught)
+    assert "x2" in messages and "1 videos that are not there (first: ghost)" in messages
+    capsys.readouterr()
+    cases = [(["run", str(bench / "videos" / "val_000.mp4"), "--checkpoint", str(tmp_path / "r" / "best.pt")],
+              "--boxes"),
+             (["train", "--data", str(bench), "--out", str(tmp_path / "x"), "--model-opt", "time_pool=max"],
+              "time_pool"),
+             (["eval", "--data", str(bench)], "--checkpoint")]
+    for argv, fragment in cases:
+        assert main(["ava", *argv]) == 2
+        one_line_error(capsys.readouterr().err, fragment, lines_above=True)
+    write_groundtruth(tmp_path / "other.csv", read_groundtruth(bench / "annotations" / "val.csv"))
+    assert main(["ava", "run", str(bench / "videos" / "train_000.mp4"), "--checkpoint", str(tmp_path / "r" / "best.pt"),
+                 "--boxes", str(tmp_path / "other.csv")]) == 2
+    one_line_error(capsys.readouterr().err, "no box of video 'train_000'", lines_above=True)
