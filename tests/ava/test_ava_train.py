@@ -12,7 +12,7 @@ import torch
 from deepvideo.ava import read_detections, read_groundtruth, read_label_map, write_groundtruth
 from deepvideo.ava.model import build_ava_model
 from deepvideo.ava.synthetic import MIN_SIDE, AvaSynthConfig, make_ava_dataset, scene_boxes
-from deepvideo.ava.train import keyframes_of
+from deepvideo.ava.train import KeyframeSet, keyframes_of, video_files
 from deepvideo.cli import main
 from deepvideo.data.synthetic import SCENE_ACTIONS, SceneConfig, render_scene
 from deepvideo.io import VideoReader
@@ -98,10 +98,29 @@ def test_roi_features_see_only_around_their_box():
         build_ava_model("roi4d", 5)
 
 
+def test_mirrored_samples_swap_their_paired_actions(bench):
+    labels = read_label_map(bench / "annotations" / "label_map.pbtxt")
+    frames = keyframes_of(read_groundtruth(bench / "annotations" / "train.csv"))
+    plain = KeyframeSet(frames, video_files(bench / "videos"), list(labels), 4)
+    mirrored = KeyframeSet(frames, video_files(bench / "videos"), list(labels), 4, flip_swap=[(1, 2)], seed=5)
+    flipped = 0
+    for index in range(len(plain)):
+        clip, boxes, actions, valid = plain[index]
+        clip2, boxes2, actions2, valid2 = mirrored[index]
+        if torch.equal(clip2, clip):
+            assert torch.equal(boxes2, boxes) and torch.equal(actions2, actions)
+            continue
+        flipped += 1
+        assert torch.equal(clip2, clip.flip(-1)) and torch.equal(valid2, valid)
+        assert torch.allclose(boxes2[valid][:, [2, 0]], 1 - boxes[valid][:, [0, 2]])
+        assert torch.equal(actions2[:, [1, 0, *range(2, 8)]], actions)  # move_right <-> move_left
+    assert 0 < flipped < len(plain)
+
+
 def test_train_eval_run(bench, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["ava", "train", "--data", str(bench), "--out", str(run), "--epochs", "2", "--batch-size", "4",
-                 "--model-opt", "clip_len=4"]) == 0
+                 "--model-opt", "clip_len=4", "--flip-swap", "move_left:move_right"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("ava: ") and out[1].startswith("epoch 1: train loss ") and "| val map " in out[1]
     assert out[-1].startswith(f"{run / 'best.pt'}: best val_map ")
@@ -130,7 +149,8 @@ def test_train_eval_run(bench, tmp_path, capsys):
         assert reader.num_frames == 16
 
     assert main(["ava", "train", "--data", str(bench), "--out", str(run), "--epochs", "2", "--batch-size", "4",
-                 "--model-opt", "clip_len=4", "--resume"]) == 0  # a finished run resumes to nothing more
+                 "--model-opt", "clip_len=4", "--flip-swap", "move_left:move_right", "--resume"]) == 0
+    # a finished run resumes to nothing more
     assert (run / "metrics.csv").read_text().splitlines() == rows
 
 
@@ -148,7 +168,9 @@ def test_bad_input(bench, tmp_path, capsys):
               "--boxes"),
              (["train", "--data", str(bench), "--out", str(tmp_path / "x"), "--model-opt", "time_pool=max"],
               "time_pool"),
-             (["eval", "--data", str(bench)], "--checkpoint")]
+             (["eval", "--data", str(bench)], "--checkpoint"),
+             (["train", "--data", str(bench), "--out", str(tmp_path / "x"), "--flip-swap", "left:right"],
+              "--flip-swap: 'left' is not an action")]
     for argv, fragment in cases:
         assert main(["ava", *argv]) == 2
         one_line_error(capsys.readouterr().err, fragment, lines_above=True)

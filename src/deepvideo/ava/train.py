@@ -91,17 +91,28 @@ class KeyframeSet(Dataset):
     Item ``i``: ``(clip (3, T, H, W) float32 normalised, boxes (A, 4) normalised, labels
     (A, K) float32 multi-hot over ``classes``, valid (A,) bool)``, ``A`` being the most actors
     of any keyframe (padding rows invalid).  ``size`` resizes the short side (``None``: as
-    decoded).  Keyframes whose video is missing are left out and counted in ``missing``."""
+    decoded).  With ``flip_swap`` (pairs of class ids; ``()`` for none) a sample is mirrored
+    left-right with probability 1/2, its boxes mirrored and the classes of each pair swapped
+    (seeded by ``seed``, the epoch and the index).  Keyframes whose video is missing are left
+    out and counted in ``missing``."""
 
     def __init__(self, keyframes: Sequence[Keyframe], videos: Mapping[str, Path], classes: Sequence[int],
-                 clip_len: int, size: int | None = None) -> None:
+                 clip_len: int, size: int | None = None, flip_swap: Sequence[tuple[int, int]] | None = None,
+                 seed: int = 0) -> None:
         self.keyframes = [k for k in keyframes if k.video_id in videos]
         self.missing = sorted({k.video_id for k in keyframes if k.video_id not in videos})
         self.videos, self.classes, self.clip_len = videos, list(classes), clip_len
         self.column = {c: i for i, c in enumerate(self.classes)}
+        self.mirror = None if flip_swap is None else torch.arange(len(self.classes))
+        for a, b in flip_swap or ():
+            self.mirror[[self.column[a], self.column[b]]] = torch.tensor([self.column[b], self.column[a]])
+        self.seed, self.epoch = seed, 0
         self.most = max([len(k.boxes) for k in self.keyframes] + [1])
         self.transform = Compose(([ResizeShort(size)] if size else []) + [ToTensor(), Normalize(KINETICS_MEAN,
                                                                                                KINETICS_STD)])
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.keyframes)
@@ -120,7 +131,11 @@ class KeyframeSet(Dataset):
             for action in actions:
                 if action in self.column:
                     labels[row, self.column[action]] = 1.0
-        return self.clip(index), boxes, labels, torch.arange(self.most) < len(keyframe.boxes)
+        clip = self.clip(index)
+        if self.mirror is not None and np.random.default_rng((self.seed, self.epoch, index)).random() < 0.5:
+            clip, labels = clip.flip(-1), labels[:, self.mirror]
+            boxes = torch.stack([1 - boxes[:, 2], boxes[:, 1], 1 - boxes[:, 0], boxes[:, 3]], dim=1)
+        return clip, boxes, labels, torch.arange(self.most) < len(keyframe.boxes)
 
 
 def rois(boxes: torch.Tensor, valid: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -176,9 +191,15 @@ class AvaTask(Task):
     def __init__(self, videos: str | os.PathLike, train_csv: str | os.PathLike, label_map: str | os.PathLike,
                  val_csv: str | os.PathLike | None = None, model: str = "roi3d",
                  model_options: Mapping[str, Any] | None = None, size: int | None = None,
-                 excluded: str | os.PathLike | None = None) -> None:
+                 excluded: str | os.PathLike | None = None, flip: bool = False,
+                 flip_swap: Sequence[tuple[str, str]] = ()) -> None:
         self.labels = read_label_map(label_map)
         self.classes = list(self.labels)
+        ids = {label.name: label.id for label in self.labels.values()}
+        unknown = [name for pair in flip_swap for name in pair if name not in ids]
+        if unknown:
+            raise ValueError(f"flip_swap: {unknown[0]!r} is not an action of {label_map}")
+        self.flip_swap = [[ids[a], ids[b]] for a, b in flip_swap] if flip or flip_swap else None
         self.model_name, self.model_options, self.size = model, dict(model_options or {}), size
         self.clip_len = self.build_model().clip_len
         self.files = video_files(videos)
@@ -194,12 +215,14 @@ class AvaTask(Task):
             warnings.warn(f"{videos}: skipped the keyframes of {len(missing)} videos that are not there "
                           f"(first: {missing[0]})", stacklevel=2)
 
-    def dataset(self, keyframes: Sequence[Keyframe]) -> KeyframeSet:
-        return KeyframeSet(keyframes, self.files, self.classes, self.clip_len, self.size)
+    def dataset(self, keyframes: Sequence[Keyframe], flip_swap: Sequence[tuple[int, int]] | None = None,
+                seed: int = 0) -> KeyframeSet:
+        return KeyframeSet(keyframes, self.files, self.classes, self.clip_len, self.size, flip_swap, seed)
 
     def config(self) -> dict[str, Any]:
         return {"task": "ava", "model": self.model_name, "model_options": self.model_options, "size": self.size,
-                "classes": self.classes, "names": [self.labels[c].name for c in self.classes]}
+                "classes": self.classes, "names": [self.labels[c].name for c in self.classes],
+                "flip_swap": self.flip_swap}
 
     def checkpoint_extras(self) -> dict[str, Any]:
         return {"ava": self.config()}
@@ -208,7 +231,7 @@ class AvaTask(Task):
         return build_ava_model(self.model_name, len(self.classes), **self.model_options)
 
     def train_set(self, seed: int) -> KeyframeSet:
-        return self.dataset(self.train_frames)
+        return self.dataset(self.train_frames, self.flip_swap, seed)
 
     def val_set(self, seed: int) -> KeyframeSet | None:
         found = self.dataset(self.val_frames)

@@ -12,6 +12,7 @@ from deepvideo.cli.options import (
     UsageError,
     add_training_options,
     existing_file,
+    label_pair,
     model_option,
     nonneg_float,
     positive_int,
@@ -56,7 +57,8 @@ def cmd_ava_train(args: argparse.Namespace) -> None:
     val = paths["val_csv"] if paths["val_csv"] is not None and paths["val_csv"].is_file() else None
     result = train_ava(args.out, paths["videos"], paths["train_csv"], paths["label_map"], val, model=args.model,
                        train=train_config(args, AVA_TRAINING), resume=args.resume,
-                       model_options=dict(args.model_opt or []), size=args.size)
+                       model_options=dict(args.model_opt or []), size=args.size, flip=args.flip,
+                       flip_swap=args.flip_swap or ())
     print(f"{result['checkpoint']}: best {result['monitor']} {result['best']:.3f} "
           f"(use with `deepvideo ava eval|run --checkpoint`)")
 
@@ -64,7 +66,8 @@ def cmd_ava_train(args: argparse.Namespace) -> None:
 def _print_map(result: dict, what: str) -> None:
     print(f"{what}: frame-mAP@{result['iou']:g} {result['mAP']:.3f} over {result['num_frames']} keyframes")
     for entry in result["per_class"].values():
-        print(f"  {entry['name']:<24} AP {entry['AP']:.3f}  ({entry['num_groundtruth']} boxes)")
+        ap = "  -  " if entry["num_groundtruth"] == 0 else f"{entry['AP']:.3f}"
+        print(f"  {entry['name']:<24} AP {ap}  ({entry['num_groundtruth']} boxes)")
 
 
 def cmd_ava_eval(args: argparse.Namespace) -> None:
@@ -169,6 +172,9 @@ def add_parser(sub) -> None:
     p.add_argument("--model-opt", type=model_option, action="append", metavar="KEY=VALUE",
                    help="model option, repeatable (e.g. clip_len=8, time_pool=keep, context=1.5)")
     p.add_argument("--size", type=positive_int, help="resize the short side of the frames (default: as decoded)")
+    p.add_argument("--flip", action="store_true", help="mirror half the training samples left-right")
+    p.add_argument("--flip-swap", type=label_pair, action="append", metavar="A:B",
+                   help="actions that trade places in a mirrored sample, repeatable (implies --flip)")
     p.add_argument("--out", type=Path, required=True, help="run folder")
     add_training_options(p)
     p.set_defaults(func=cmd_ava_train, command="ava train")
