@@ -178,3 +178,38 @@ def test_bad_input(bench, tmp_path, capsys):
     assert main(["ava", "run", str(bench / "videos" / "train_000.mp4"), "--checkpoint", str(tmp_path / "r" / "best.pt"),
                  "--boxes", str(tmp_path / "other.csv")]) == 2
     one_line_error(capsys.readouterr().err, "no box of video 'train_000'", lines_above=True)
+
+
+def test_tracked_actors_keep_their_id_across_keyframes(bench, tmp_path):
+    from deepvideo.ava.apply import detect_actions
+    from deepvideo.ava.train import train_ava
+    from deepvideo.engine import TrainConfig
+    from deepvideo.io import write_video
+    from deepvideo.track.mot import make_tracker
+
+    run = train_ava(tmp_path / "run", bench / "videos", bench / "annotations" / "train.csv",
+                    bench / "annotations" / "label_map.pbtxt", model="roi3d", model_options={"clip_len": 4},
+                    train=TrainConfig(epochs=1, batch_size=4, progress=False))
+    scene = render_scene(np.random.default_rng(11), SceneConfig(size=32, num_frames=32, objects=(2, 2), still=0.0,
+                                                                camera=0.0, speed=(0.004, 0.006)))
+    video = write_video(tmp_path / "scene.mp4", scene.frames, 8.0)
+
+    def detector(frame, number):  # the objects' true boxes, x, y, w, h, score
+        boxes = scene.boxes[number - 1]
+        return np.column_stack([boxes[:, :2], boxes[:, 2:] - boxes[:, :2], np.ones(len(boxes))])
+
+    rows = detect_actions(video, run["checkpoint"], detector=detector, tracker=make_tracker("sort", min_hits=1))
+    assert {r.timestamp for r in rows} == {1, 2, 3}
+    ids_of_objects = []
+    for stamp in (1, 2, 3):
+        mine = [r for r in rows if r.timestamp == stamp]
+        assert len(mine) == 2 * 8  # two actors, eight actions each
+        truth = scene.boxes[8 * stamp] / 32
+        owner = {}  # object index -> the id of the actor on its box
+        for r in mine:
+            k = int(np.argmin(np.abs(truth - np.array(r.box)).sum(axis=1)))
+            assert np.abs(truth[k] - np.array(r.box)).max() < 0.1
+            owner.setdefault(k, set()).add(r.person_id)
+        ids_of_objects.append(owner)
+    assert ids_of_objects[0] == ids_of_objects[1] == ids_of_objects[2]
+    assert sorted(len(ids) for ids in ids_of_objects[0].values()) == [1, 1]

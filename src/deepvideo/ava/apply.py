@@ -44,25 +44,32 @@ def boxes_from_csv(path: str | os.PathLike, video_id: str) -> dict[int, np.ndarr
     return {t: np.array(b, np.float32) for t, b in found.items()}
 
 
-def _detected(detector: Detector, frame: np.ndarray, number: int, min_score: float) -> np.ndarray:
-    rows = np.asarray(detector(frame, number), np.float32).reshape(-1, 5)
-    rows = rows[rows[:, 4] >= min_score]
+def _normalised(rows: np.ndarray, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``x, y, w, h, *`` (pixels) as normalised ``x1, y1, x2, y2`` clipped to the frame,
+    and which rows are kept (those with an area left)."""
     height, width = frame.shape[:2]
     boxes = np.stack([rows[:, 0], rows[:, 1], rows[:, 0] + rows[:, 2], rows[:, 1] + rows[:, 3]], axis=1)
-    return np.clip(boxes / [width, height, width, height], 0, 1).astype(np.float32)
+    boxes = np.clip(boxes / [width, height, width, height], 0, 1).astype(np.float32)
+    kept = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    return boxes[kept], kept
 
 
 def detect_actions(video: str | os.PathLike, checkpoint: str | os.PathLike, boxes: str | os.PathLike | None = None,
-                   detector: Detector | None = None, min_box_score: float = 0.0, min_score: float = 0.0,
-                   video_out: str | os.PathLike | None = None, device: torch.device | str = "cpu",
-                   progress: bool = False) -> list[AvaBox]:
+                   detector: Detector | None = None, tracker: Any = None, min_box_score: float = 0.0,
+                   min_score: float = 0.0, video_out: str | os.PathLike | None = None,
+                   device: torch.device | str = "cpu", progress: bool = False) -> list[AvaBox]:
     """The AVA detections (every box with its score for every class of the model, ``>=
     min_score``) of ``video`` by the model of ``checkpoint``, the boxes from the AVA CSV
     ``boxes`` (rows of the video's file stem) or from ``detector`` (rows scored ``>=
-    min_box_score``).  ``video_out`` also writes the video with each keyframe's boxes and best
+    min_box_score``).  With a ``tracker`` (``tracker.update(dets (M, 5), frame) -> (K, 5) x, y,
+    w, h, id``, as those of :data:`deepvideo.track.mot.TRACKERS`) fed the detector's boxes of
+    every frame, the actors are its tracks and keep their id across keyframes (the rows'
+    ``person_id``).  ``video_out`` also writes the video with each keyframe's boxes and best
     action drawn over the second around it."""
     if (boxes is None) == (detector is None):
         raise ValueError("boxes: give an AVA CSV of boxes or a detector, one of the two")
+    if tracker is not None and detector is None:
+        raise ValueError("tracker: needs a detector (it tracks the detector's boxes)")
     path = Path(video)
     model, info = load_ava_model(checkpoint, device)
     names = dict(zip(info["classes"], info["names"]))
@@ -77,20 +84,27 @@ def detect_actions(video: str | os.PathLike, checkpoint: str | os.PathLike, boxe
         drawn: dict[int, tuple[np.ndarray, list[str], list[int]]] = {}
         frames = range(max(frames_at, default=-1) + 1) if detector is not None else sorted(frames_at)
         for number in tqdm(frames, desc=f"ava {path.name}", unit="frame", disable=not progress):
-            detected = None
+            actors = ids = None
             if detector is not None:
-                detected = _detected(detector, reader.read([number])[0], number + 1, min_box_score)
+                frame = reader.read([number])[0]
+                rows = np.asarray(detector(frame, number + 1), np.float32).reshape(-1, 5)
+                rows = rows[rows[:, 4] >= min_box_score]
+                if tracker is not None:
+                    rows = np.asarray(tracker.update(rows, frame), np.float32).reshape(-1, 5)
+                actors, kept = _normalised(rows, frame)
+                ids = rows[kept, 4].astype(int).tolist() if tracker is not None else None
             if number not in frames_at:
                 continue
             stamp = frames_at[number]
-            keyframe_boxes = given.get(stamp, np.zeros((0, 4), np.float32)) if detected is None else detected
+            if actors is None:
+                actors = given.get(stamp, np.zeros((0, 4), np.float32))
             clip = transform(clip_at(reader, stamp, model.clip_len)).to(device)
-            scores = score_boxes(model, clip, torch.from_numpy(keyframe_boxes).to(device)).cpu().numpy()
-            rows = action_detections(path.stem, stamp, keyframe_boxes, scores, info["classes"])
+            scores = score_boxes(model, clip, torch.from_numpy(actors).to(device)).cpu().numpy()
+            rows = action_detections(path.stem, stamp, actors, scores, info["classes"], ids)
             results += [row for row in rows if row.score >= min_score]
             best = scores.argmax(axis=1) if len(scores) else []
-            drawn[stamp] = (keyframe_boxes, [f"{names[info['classes'][b]]} {s[b]:.2f}" for b, s in zip(best, scores)],
-                            list(range(len(keyframe_boxes))))
+            drawn[stamp] = (actors, [f"{names[info['classes'][b]]} {s[b]:.2f}" for b, s in zip(best, scores)],
+                            ids if ids is not None else list(range(len(actors))))
         if video_out is not None:
             _write_overlay(reader, drawn, video_out)
     return results

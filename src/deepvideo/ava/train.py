@@ -157,10 +157,12 @@ def score_boxes(model: ActorActionHead, clip: torch.Tensor, boxes: torch.Tensor)
 
 
 def action_detections(video_id: str, timestamp: int, boxes: np.ndarray, scores: np.ndarray,
-                      classes: Sequence[int]) -> list[AvaBox]:
-    """AVA detection rows: every box ``(N, 4)`` with its score ``(N, K)`` for every class."""
-    return [AvaBox(video_id, timestamp, *map(float, box), int(cls), score=float(score))
-            for box, row in zip(np.asarray(boxes), np.asarray(scores)) for cls, score in zip(classes, row)]
+                      classes: Sequence[int], ids: Sequence[int] | None = None) -> list[AvaBox]:
+    """AVA detection rows: every box ``(N, 4)`` with its score ``(N, K)`` for every class (and
+    its actor's id, when ``ids`` gives them)."""
+    ids = ids if ids is not None else [None] * len(boxes)
+    return [AvaBox(video_id, timestamp, *map(float, box), int(cls), person, float(score))
+            for box, row, person in zip(np.asarray(boxes), np.asarray(scores), ids) for cls, score in zip(classes, row)]
 
 
 def evaluate_ava(model: ActorActionHead, dataset: KeyframeSet, labels: Mapping[int, Any],

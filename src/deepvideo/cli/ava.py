@@ -22,6 +22,7 @@ from deepvideo.cli.options import (
 
 AVA_MODELS = LibraryNames("deepvideo.ava.model", "AVA_MODELS")
 BOX_DETECTORS = LibraryNames("deepvideo.track.detect", "DETECTORS")
+TRACKERS = LibraryNames("deepvideo.track.mot", "TRACKERS")
 
 
 def _layout(args: argparse.Namespace) -> dict[str, Path | None]:
@@ -120,15 +121,20 @@ def cmd_ava_run(args: argparse.Namespace) -> None:
 
         detector = make_detector(args.detector, weights=args.weights, device=args.device,
                                  options=dict(args.detector_opt or []))
-    rows = detect_actions(args.video, args.checkpoint, boxes=args.boxes, detector=detector,
+    tracker = None
+    if args.tracker is not None:
+        from deepvideo.track.mot import make_tracker
+
+        tracker = make_tracker(args.tracker)
+    rows = detect_actions(args.video, args.checkpoint, boxes=args.boxes, detector=detector, tracker=tracker,
                           min_box_score=args.min_box_score, min_score=args.min_score, video_out=args.video_out,
                           device=args.device, progress=True)
     if args.out is not None:
         write_detections(args.out, rows)
         print(f"{args.out}: {len(rows)} detections (AVA CSV)")
     else:
-        print_json([{"timestamp": r.timestamp, "box": list(r.box), "action_id": r.action_id, "score": r.score}
-                    for r in rows])
+        print_json([{"timestamp": r.timestamp, "box": list(r.box), "person_id": r.person_id,
+                     "action_id": r.action_id, "score": r.score} for r in rows])
     if args.video_out is not None:
         print(f"{args.video_out}: boxes and their best action drawn")
 
@@ -201,6 +207,8 @@ def add_parser(sub) -> None:
                    "give the boxes")
     p.add_argument("--detector", choices=BOX_DETECTORS, help="a detector of deepvideo track (mog2, torchvision)")
     p.add_argument("--detector-opt", type=model_option, action="append", metavar="KEY=VALUE")
+    p.add_argument("--tracker", choices=TRACKERS, help="track the detector's boxes (sort, bytetrack): an actor "
+                   "keeps its id (person_id) across keyframes")
     p.add_argument("--weights", type=existing_file, help="weights of the torchvision detector")
     p.add_argument("--min-box-score", type=float, default=0.0, help="detector boxes below are dropped")
     p.add_argument("--min-score", type=float, default=0.0, help="action scores below are left out")
