@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from deepvideo import __version__
-from deepvideo.cli import ava, clip, detect, pretrain, serve, sr, stream, track
+from deepvideo.cli import ava, clip, detect, pretrain, segment, serve, sr, stream, track
 from deepvideo.cli.options import (
     EXIT_USAGE,
     WORKERS_HELP,
@@ -622,6 +622,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_parser(sub)
     detect.add_parser(sub)
     ava.add_parser(sub)
+    segment.add_parser(sub)
     pretrain.add_parser(sub)
     clip.add_parser(sub)
 
