@@ -35,7 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from deepvideo.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from deepvideo.data.transforms import IMAGENET_MEAN, IMAGENET_STD, resize_frames
 from deepvideo.engine import TrainConfig, fit
 from deepvideo.engine.checkpoint import load_checkpoint
 from deepvideo.engine.task import Step, Task
@@ -50,11 +50,9 @@ __all__ = ["SEGMENT_TRAINING", "SegmentClips", "SegmentTask", "clip_input", "eva
 Sequences = dict[str, tuple[np.ndarray, np.ndarray]]  # name -> (frames (T, H, W, 3) uint8, masks (T, H, W) uint8)
 
 
-def resize_frames(frames: np.ndarray, size: int | None) -> np.ndarray:
+def square(frames: np.ndarray, size: int | None) -> np.ndarray:
     """``frames`` ``(T, H, W, 3)`` uint8 resized to ``size x size`` (area interpolation); as they are for None."""
-    if size is None or frames.shape[1:3] == (size, size):
-        return frames
-    return np.stack([cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA) for frame in frames])
+    return frames if size is None else resize_frames(frames, size, size, "area")
 
 
 def load_davis(root: str | os.PathLike, subset: str, size: int | None = None) -> Sequences:
@@ -67,7 +65,7 @@ def load_davis(root: str | os.PathLike, subset: str, size: int | None = None) ->
         masks = ((sequence.masks > 0) & (sequence.masks != VOID_ID)).astype(np.uint8)
         if size is not None:
             masks = np.stack([cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST) for mask in masks])
-        sequences[name] = (resize_frames(sequence.frames, size), masks)
+        sequences[name] = (square(sequence.frames, size), masks)
     return sequences
 
 
@@ -149,7 +147,7 @@ def segment_frames(model: SegmentationUNet, info: Mapping[str, Any], frames: np.
                    device: torch.device | str = "cpu") -> np.ndarray:
     """Moving-object masks ``(T, H, W)`` uint8 (1 = moving) of ``frames`` ``(T, H, W, 3)``
     uint8 by the network of a checkpoint (``info`` as :func:`load_segmenter` returns it)."""
-    small = resize_frames(frames, info["size"])
+    small = square(frames, info["size"])
     flows = frame_flows(small) if info["flow"] else None
     prob = predict_probabilities(model, small, info["clip_len"], flows, device)
     if prob.shape[1:] != frames.shape[1:3]:
