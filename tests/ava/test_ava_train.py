@@ -213,3 +213,25 @@ def test_tracked_actors_keep_their_id_across_keyframes(bench, tmp_path):
         ids_of_objects.append(owner)
     assert ids_of_objects[0] == ids_of_objects[1] == ids_of_objects[2]
     assert sorted(len(ids) for ids in ids_of_objects[0].values()) == [1, 1]
+
+
+def test_unreadable_keyframes_are_skipped_counted_and_replaced(bench, tmp_path):
+    import shutil
+
+    from deepvideo.ava import AvaBox
+    from deepvideo.data.datasets import BadVideoWarning
+
+    videos = tmp_path / "videos"
+    shutil.copytree(bench / "videos", videos)
+    data = (videos / "train_001.mp4").read_bytes()
+    (videos / "train_001.mp4").write_bytes(data[:len(data) // 3])  # truncated
+    boxes = list(read_groundtruth(bench / "annotations" / "train.csv"))
+    boxes.append(AvaBox("train_002", 9, 0.1, 0.1, 0.4, 0.4, 5, 0))  # past the end of a 2 s video
+    frames = keyframes_of(boxes)
+    dataset = KeyframeSet(frames, video_files(videos), list(range(1, 9)), 4)
+    with pytest.warns(BadVideoWarning) as caught:
+        items = [dataset[i] for i in range(len(dataset))]
+    assert len(items) == len(frames) == 7 and all(item[0].shape == (3, 4, 32, 32) for item in items)
+    bad = {(frames[i].video_id, frames[i].timestamp) for i in dataset.bad_indices()}
+    assert bad == {("train_001", 1), ("train_002", 9)}
+    assert any("past the video's end" in str(w.message) for w in caught)

@@ -26,11 +26,12 @@ from torch.utils.data import Dataset
 from deepvideo.ava.annotations import AvaBox, read_excluded, read_groundtruth, read_label_map
 from deepvideo.ava.metrics import frame_map
 from deepvideo.ava.model import ActorActionHead, build_ava_model
+from deepvideo.data.datasets import BadVideoWarning
 from deepvideo.data.transforms import KINETICS_MEAN, KINETICS_STD, Compose, Normalize, ResizeShort, ToTensor
 from deepvideo.engine import TrainConfig, fit
 from deepvideo.engine.checkpoint import load_checkpoint
 from deepvideo.engine.task import Step, Task
-from deepvideo.io import open_video
+from deepvideo.io import VideoDecodeError, VideoTooShortError, open_video
 
 __all__ = ["AVA_TRAINING", "AvaTask", "Keyframe", "KeyframeSet", "action_detections", "clip_at", "evaluate_ava",
            "keyframes_of", "load_ava_model", "rois", "score_boxes", "train_ava", "video_files"]
@@ -79,7 +80,11 @@ def keyframes_of(boxes: Iterable[AvaBox], excluded: set[tuple[str, int]] | None 
 
 def clip_at(reader: Any, timestamp: float, clip_len: int) -> np.ndarray:
     """The ``clip_len`` frames ``(T, H, W, 3)`` uint8 centred on the frame shown at ``timestamp``
-    seconds (the keyframe is frame ``clip_len // 2``); edge frames repeat past either end."""
+    seconds (the keyframe is frame ``clip_len // 2``); edge frames repeat past either end.
+    :class:`VideoTooShortError` for a keyframe after the video's end."""
+    if timestamp >= reader.duration:
+        raise VideoTooShortError(f"{reader.path}: keyframe at {timestamp} s is past the video's end "
+                                 f"({reader.duration:.2f} s)")
     centre = reader.index_at(timestamp)
     indices = np.clip(np.arange(clip_len) - clip_len // 2 + centre, 0, reader.num_frames - 1)
     return reader.read(indices)
@@ -94,7 +99,10 @@ class KeyframeSet(Dataset):
     decoded).  With ``flip_swap`` (pairs of class ids; ``()`` for none) a sample is mirrored
     left-right with probability 1/2, its boxes mirrored and the classes of each pair swapped
     (seeded by ``seed``, the epoch and the index).  Keyframes whose video is missing are left
-    out and counted in ``missing``."""
+    out and counted in ``missing``; a keyframe whose clip cannot be read (a corrupt or
+    truncated video, a keyframe past its end) is skipped with a :class:`BadVideoWarning`,
+    flagged (``bad_indices``, in shared memory: DataLoader workers count too) and replaced by
+    another keyframe drawn from the sample's seed."""
 
     def __init__(self, keyframes: Sequence[Keyframe], videos: Mapping[str, Path], classes: Sequence[int],
                  clip_len: int, size: int | None = None, flip_swap: Sequence[tuple[int, int]] | None = None,
@@ -107,12 +115,36 @@ class KeyframeSet(Dataset):
         for a, b in flip_swap or ():
             self.mirror[[self.column[a], self.column[b]]] = torch.tensor([self.column[b], self.column[a]])
         self.seed, self.epoch = seed, 0
+        self.bad = torch.zeros(len(self.keyframes), dtype=torch.bool).share_memory_()
         self.most = max([len(k.boxes) for k in self.keyframes] + [1])
         self.transform = Compose(([ResizeShort(size)] if size else []) + [ToTensor(), Normalize(KINETICS_MEAN,
                                                                                                KINETICS_STD)])
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def mark_bad(self, indices: Sequence[int]) -> None:
+        self.bad[list(indices)] = True
+
+    def bad_indices(self) -> list[int]:
+        return torch.nonzero(self.bad).flatten().tolist()
+
+    def readable_clip(self, index: int, rng: np.random.Generator) -> tuple[int, torch.Tensor]:
+        """The clip of keyframe ``index``, or of a replacement drawn with ``rng`` when its video
+        cannot be read: ``(the keyframe used, clip)``."""
+        while True:
+            if not self.bad[index]:
+                try:
+                    return index, self.clip(index)
+                except VideoDecodeError as exc:
+                    self.bad[index] = True
+                    warnings.warn(f"{self.videos[self.keyframes[index].video_id]}: keyframe "
+                                  f"{self.keyframes[index].timestamp} cannot be read, skipped and replaced "
+                                  f"({type(exc).__name__}: {exc})", BadVideoWarning, stacklevel=3)
+            if bool(self.bad.all()):
+                raise VideoDecodeError(f"none of the {len(self)} keyframes could be read "
+                                       f"(first video: {self.videos[self.keyframes[0].video_id]})")
+            index = int(rng.integers(len(self)))
 
     def __len__(self) -> int:
         return len(self.keyframes)
@@ -123,6 +155,8 @@ class KeyframeSet(Dataset):
             return self.transform(clip_at(reader, keyframe.timestamp, self.clip_len))
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        index, clip = self.readable_clip(index, rng)
         keyframe = self.keyframes[index]
         boxes = torch.zeros(self.most, 4)
         labels = torch.zeros(self.most, len(self.classes))
@@ -131,8 +165,7 @@ class KeyframeSet(Dataset):
             for action in actions:
                 if action in self.column:
                     labels[row, self.column[action]] = 1.0
-        clip = self.clip(index)
-        if self.mirror is not None and np.random.default_rng((self.seed, self.epoch, index)).random() < 0.5:
+        if self.mirror is not None and rng.random() < 0.5:
             clip, labels = clip.flip(-1), labels[:, self.mirror]
             boxes = torch.stack([1 - boxes[:, 2], boxes[:, 1], 1 - boxes[:, 0], boxes[:, 3]], dim=1)
         return clip, boxes, labels, torch.arange(self.most) < len(keyframe.boxes)
@@ -168,17 +201,25 @@ def action_detections(video_id: str, timestamp: int, boxes: np.ndarray, scores: 
 def evaluate_ava(model: ActorActionHead, dataset: KeyframeSet, labels: Mapping[int, Any],
                  device: torch.device | str = "cpu", progress: bool = False) -> tuple[dict[str, Any], list[AvaBox]]:
     """Frame-mAP@0.5 of ``model`` on ``dataset``'s keyframes with their ground-truth boxes
-    (AVA's GT-box protocol) and the detections it made."""
+    (AVA's GT-box protocol) and the detections it made.  A keyframe whose clip cannot be read
+    is counted in a :class:`BadVideoWarning` and its boxes stay in the ground truth, missed."""
     model.eval()
-    detections, truth = [], []
+    detections, truth, unread = [], [], []
     for index, keyframe in enumerate(dataset.keyframes):
-        boxes = torch.tensor(keyframe.boxes, dtype=torch.float32, device=device)
-        scores = score_boxes(model, dataset.clip(index).to(device), boxes).cpu().numpy()
-        detections += action_detections(keyframe.video_id, keyframe.timestamp, keyframe.boxes, scores,
-                                        dataset.classes)
         truth += [AvaBox(keyframe.video_id, keyframe.timestamp, *box, action, person_id=person)
                   for person, (box, actions) in enumerate(zip(keyframe.boxes, keyframe.actions))
                   for action in sorted(actions)]
+        try:
+            clip = dataset.clip(index).to(device)
+        except VideoDecodeError as exc:  # its boxes stay in the ground truth, undetected
+            unread.append(str(exc))
+            continue
+        scores = score_boxes(model, clip, torch.tensor(keyframe.boxes, dtype=torch.float32, device=device))
+        detections += action_detections(keyframe.video_id, keyframe.timestamp, keyframe.boxes, scores.cpu().numpy(),
+                                        dataset.classes)
+    if unread:
+        warnings.warn(f"{len(unread)} keyframes could not be read and count as missed (first: {unread[0]})",
+                      BadVideoWarning, stacklevel=2)
     return frame_map(truth, detections, labels, progress=progress), detections
 
 
@@ -206,8 +247,8 @@ class AvaTask(Task):
         self.clip_len = self.build_model().clip_len
         self.files = video_files(videos)
         skip = read_excluded(excluded) if excluded else set()
-        self.train_frames = keyframes_of(read_groundtruth(train_csv, skip_bad=True), skip)
-        self.val_frames = keyframes_of(read_groundtruth(val_csv, skip_bad=True), skip) if val_csv else []
+        self.train_frames = keyframes_of(read_groundtruth(train_csv, self.labels, skip_bad=True), skip)
+        self.val_frames = keyframes_of(read_groundtruth(val_csv, self.labels, skip_bad=True), skip) if val_csv else []
         self.paths = {"videos": str(videos), "train": str(train_csv), "val": str(val_csv)}
         found = self.dataset(self.train_frames)
         if not len(found):
