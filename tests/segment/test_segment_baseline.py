@@ -48,3 +48,19 @@ def test_fit_flow_threshold_picks_the_best_candidate():
     assert threshold == 1.5 and 0.3 < score <= 1
     with pytest.raises(ValueError, match="no sequences"):
         fit_flow_threshold({})
+
+
+def test_a_video_is_segmented_a_chunk_at_a_time_with_the_masks_of_the_whole(tmp_path):
+    from deepvideo.io import VideoReader, write_video
+    from deepvideo.segment import read_masks
+    from deepvideo.segment.apply import segment_video
+
+    frames, _ = panning_square(num_frames=10)
+    video = write_video(tmp_path / "square.mp4", frames, 10.0, codec="libx264rgb", crf=0)  # lossless
+    whole = flow_threshold_masks(frames, threshold=1.0)
+    result = segment_video(video, "flow", tmp_path / "masks", video_out=tmp_path / "overlay.mp4", threshold=1.0,
+                           chunk=4)
+    assert result["frames"] == 10 and np.array_equal(read_masks(tmp_path / "masks"), whole)
+    assert result["moving_fraction"] == pytest.approx(whole.mean(), abs=1e-4)
+    with VideoReader(tmp_path / "overlay.mp4") as reader:
+        assert reader.num_frames == 10

@@ -83,7 +83,7 @@ def cmd_segment_run(args: argparse.Namespace) -> None:
     from deepvideo.segment.apply import segment_video
 
     result = segment_video(args.video, args.checkpoint, args.out, video_out=args.video_out,
-                           threshold=args.threshold, device=args.device)
+                           threshold=args.threshold, device=args.device, progress=True)
     print(f"{result['masks']}: {result['frames']} masks, {result['moving_fraction']:.1%} of the pixels moving"
           + (f"; {result['video_out']}: overlay" if result["video_out"] else ""))
 

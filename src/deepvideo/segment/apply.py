@@ -1,7 +1,7 @@
 """Segmenting the moving objects of one video: decode, segment, write masks and an overlay.
 
-:func:`segment_video` reads the whole video (a file, a frame folder or a packed video,
-through :func:`deepvideo.io.open_video`) into memory, segments it with a trained network or
+:func:`segment_video` reads the video (a file, a frame folder or a packed video, through
+:func:`deepvideo.io.open_video`) a chunk at a time, segments it with a trained network or
 the flow-threshold baseline (:func:`deepvideo.segment.train.segmenter`), writes one DAVIS
 palette PNG per frame (``00000.png``, ...; 1 = moving) and, with ``video_out``, the video
 again with the moving pixels tinted in DAVIS's colour of object 1.
@@ -10,17 +10,23 @@ again with the moving pixels tinted in DAVIS's colour of object 1.
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
-from deepvideo.io import open_video, write_video
+from deepvideo.io import open_video
+from deepvideo.io.encode import VideoWriter
 from deepvideo.segment.davis import DAVIS_PALETTE, write_masks
 from deepvideo.segment.train import segmenter
 
-__all__ = ["overlay_masks", "segment_video"]
+__all__ = ["CHUNK", "CONTEXT", "overlay_masks", "segment_video"]
+
+CHUNK = 64  # frames segmented at a time
+CONTEXT = 8  # frames of the neighbouring chunks each chunk also sees (a network's clip, the flow to the next frame)
 
 
 def overlay_masks(frames: np.ndarray, masks: np.ndarray, alpha: float = 0.5) -> np.ndarray:
@@ -33,20 +39,33 @@ def overlay_masks(frames: np.ndarray, masks: np.ndarray, alpha: float = 0.5) -> 
 
 def segment_video(video: str | os.PathLike, source: str | os.PathLike, out_dir: str | os.PathLike,
                   video_out: str | os.PathLike | None = None, threshold: float | None = None,
-                  device: torch.device | str = "cpu") -> dict[str, Any]:
+                  device: torch.device | str = "cpu", chunk: int = CHUNK, progress: bool = False) -> dict[str, Any]:
     """Moving-object masks of ``video`` by ``source`` (a checkpoint of
     :func:`~deepvideo.segment.train.train_segmenter`, or ``"flow"`` for the baseline with
     ``threshold`` px/frame), written to ``out_dir`` as palette PNGs; with ``video_out`` also
-    the overlay video.  Returns ``{"video", "frames", "moving_fraction", "masks", "video_out"}``.
+    the overlay video.  The video is read ``chunk`` frames at a time, each with ``CONTEXT``
+    frames of the chunks around it (their masks are not kept), so memory does not grow with
+    its length.  Returns ``{"video", "frames", "moving_fraction", "masks", "video_out"}``.
     ``ValueError`` for a video of fewer than 2 frames."""
-    with open_video(video) as reader:
-        frames = reader.read(np.arange(reader.num_frames))
-        fps = reader.fps
-    if len(frames) < 2:
-        raise ValueError(f"{video}: {len(frames)} frame(s); moving-object segmentation needs at least 2")
-    masks = segmenter(source, device, threshold)(frames)
-    write_masks(out_dir, masks)
-    if video_out is not None:
-        write_video(video_out, overlay_masks(frames, masks), fps)
-    return {"video": str(video), "frames": len(frames), "moving_fraction": round(float(masks.mean()), 4),
+    if chunk < 2:
+        raise ValueError(f"chunk: at least 2 frames, got {chunk}")
+    segment = segmenter(source, device, threshold)
+    moving = 0.0
+    with open_video(video) as reader, ExitStack() as stack:
+        count, height, width = reader.num_frames, reader.height, reader.width
+        if count < 2:
+            raise ValueError(f"{video}: {count} frame(s); moving-object segmentation needs at least 2")
+        writer = stack.enter_context(VideoWriter(video_out, reader.fps, width, height)) if video_out else None
+        for start in tqdm(range(0, count, chunk), desc=f"segment {Path(video).name}", unit="chunk",
+                          disable=not progress):
+            end = min(start + chunk, count)
+            first, last = max(0, start - CONTEXT), min(count, end + CONTEXT)
+            frames = reader.read(np.arange(first, last))
+            masks = segment(frames)[start - first:end - first]
+            write_masks(out_dir, masks, [f"{i:05d}" for i in range(start, end)])
+            moving += float(masks.sum())
+            if writer is not None:
+                for frame in overlay_masks(frames[start - first:end - first], masks):
+                    writer.write(frame)
+    return {"video": str(video), "frames": count, "moving_fraction": round(moving / (count * height * width), 4),
             "masks": str(Path(out_dir)), "video_out": None if video_out is None else str(video_out)}
