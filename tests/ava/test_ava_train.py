@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from deepvideo.ava import read_detections, read_groundtruth, read_label_map, write_groundtruth
+from deepvideo.ava import AvaBox, read_detections, read_groundtruth, read_label_map, write_detections, write_groundtruth
+from deepvideo.ava.apply import detect_actions
 from deepvideo.ava.model import build_ava_model
 from deepvideo.ava.synthetic import MIN_SIDE, AvaSynthConfig, make_ava_dataset, scene_boxes
 from deepvideo.ava.train import KeyframeSet, keyframes_of, video_files
@@ -174,6 +175,17 @@ def test_bad_input(bench, tmp_path, capsys):
     for argv, fragment in cases:
         assert main(["ava", *argv]) == 2
         one_line_error(capsys.readouterr().err, fragment, lines_above=True)
+    # a person detector's CSV (8th column a score) as the boxes, for the single-frame model: the keyframe at
+    # the video's very end (2 s of a 2 s video) has no frame and is left out with a warning, not a crash
+    truth = [b for b in read_groundtruth(bench / "annotations" / "val.csv") if b.video_id == "val_000"]
+    scored = [AvaBox(b.video_id, b.timestamp, *b.box, b.action_id, score=s)
+              for b, s in zip(truth, [0.9, 0.2] * len(truth))]
+    write_detections(tmp_path / "persons.csv", scored + [AvaBox("val_000", 2, 0.1, 0.1, 0.5, 0.5, 1, score=0.9)])
+    with pytest.warns(UserWarning, match="1 timestamps of val_000 have no keyframe"):
+        rows = detect_actions(bench / "videos" / "val_000.mp4", tmp_path / "r" / "best.pt",
+                              boxes=tmp_path / "persons.csv", min_box_score=0.5)
+    kept = {b.box for b, s in zip(truth, [0.9, 0.2] * len(truth)) if s >= 0.5}
+    assert {r.timestamp for r in rows} == {1} and {r.box for r in rows} == kept and len(rows) == 8 * len(kept)
     write_groundtruth(tmp_path / "other.csv", read_groundtruth(bench / "annotations" / "val.csv"))
     assert main(["ava", "run", str(bench / "videos" / "train_000.mp4"), "--checkpoint", str(tmp_path / "r" / "best.pt"),
                  "--boxes", str(tmp_path / "other.csv")]) == 2

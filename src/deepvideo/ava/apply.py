@@ -12,6 +12,7 @@ such as ``mog2`` needs the frames before the keyframe too).
 from __future__ import annotations
 
 import os
+import warnings
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from deepvideo.ava.annotations import AvaBox, read_groundtruth
+from deepvideo.ava.annotations import AvaBox, read_detections, read_groundtruth
 from deepvideo.ava.train import action_detections, clip_at, load_ava_model, score_boxes
 from deepvideo.data.transforms import KINETICS_MEAN, KINETICS_STD, Compose, Normalize, ResizeShort, ToTensor
 from deepvideo.io import open_video
@@ -32,13 +33,21 @@ __all__ = ["Detector", "boxes_from_csv", "detect_actions"]
 Detector = Callable[[np.ndarray, int], np.ndarray]  # (frame, number from 1) -> (M, 5) x, y, w, h, score
 
 
-def boxes_from_csv(path: str | os.PathLike, video_id: str) -> dict[int, np.ndarray]:
-    """``{timestamp: boxes (N, 4)}`` normalised, the distinct boxes of ``video_id`` in an AVA CSV
-    (ground truth or detections: the box columns are read, actions and scores ignored)."""
+def boxes_from_csv(path: str | os.PathLike, video_id: str, min_score: float = 0.0) -> dict[int, np.ndarray]:
+    """``{timestamp: boxes (N, 4)}`` normalised, the distinct boxes of ``video_id`` in an AVA CSV:
+    ground truth (``...,action_id[,person_id]``), or a detector's (``...,action_id,score``, as
+    AVA's person-box files) of which the rows scored ``>= min_score`` are kept; the actions are
+    ignored.  Bad lines of a detection file are skipped with a warning."""
+    try:
+        rows, scored = read_groundtruth(path), False
+    except ValueError:  # an 8th column that is not an integer person id: a score
+        rows, scored = read_detections(path, skip_bad=True), True
     found: dict[int, list[tuple[float, ...]]] = defaultdict(list)
-    for box in read_groundtruth(path, skip_bad=True):
+    for box in rows:
         if box.video_id == video_id and box.box not in found[box.timestamp]:
-            found[box.timestamp].append(box.box)
+            if not scored or box.score >= min_score:
+                found[box.timestamp].append(box.box)
+    found = {t: b for t, b in found.items() if b}
     if not found:
         raise ValueError(f"{path}: no box of video {video_id!r}")
     return {t: np.array(b, np.float32) for t, b in found.items()}
@@ -75,18 +84,27 @@ def detect_actions(video: str | os.PathLike, checkpoint: str | os.PathLike, boxe
     names = dict(zip(info["classes"], info["names"]))
     transform = Compose(([ResizeShort(info["size"])] if info["size"] else [])
                         + [ToTensor(), Normalize(KINETICS_MEAN, KINETICS_STD)])
-    given = boxes_from_csv(boxes, path.stem) if boxes is not None else {}
+    given = boxes_from_csv(boxes, path.stem, min_box_score) if boxes is not None else {}
     results: list[AvaBox] = []
-    with open_video(path) as reader:
-        half = (model.clip_len // 2) / reader.fps
-        stamps = [t for t in range(1, int(reader.duration) + 1) if t + half < reader.duration + 1e-9]
+    with open_video(path) as reader, open_video(path) as sequential:
+        after = (model.clip_len - 1) // 2  # frames the clip needs after its keyframe
+        stamps = [t for t in range(1, int(reader.duration) + 1)
+                  if t < reader.duration and reader.index_at(t) + after <= reader.num_frames - 1]
         frames_at = {reader.index_at(t): t for t in stamps}
+        if boxes is not None and (unmatched := sorted(set(given) - set(stamps))):
+            warnings.warn(f"{boxes}: {len(unmatched)} timestamps of {path.stem} have no keyframe in the video "
+                          f"(first: {unmatched[0]} s; keyframes are 1..{stamps[-1] if stamps else 0} s)",
+                          stacklevel=2)
         drawn: dict[int, tuple[np.ndarray, list[str], list[int]]] = {}
-        frames = range(max(frames_at, default=-1) + 1) if detector is not None else sorted(frames_at)
-        for number in tqdm(frames, desc=f"ava {path.name}", unit="frame", disable=not progress):
+        last = max(frames_at, default=-1)
+        if detector is not None:  # every frame in order up to the last keyframe (one decode, no seeks)
+            frames: Any = ((n, f) for n, f in zip(range(last + 1), sequential))
+        else:
+            frames = ((n, None) for n in sorted(frames_at))
+        total = last + 1 if detector is not None else len(frames_at)
+        for number, frame in tqdm(frames, total=total, desc=f"ava {path.name}", unit="frame", disable=not progress):
             actors = ids = None
             if detector is not None:
-                frame = reader.read([number])[0]
                 rows = np.asarray(detector(frame, number + 1), np.float32).reshape(-1, 5)
                 rows = rows[rows[:, 4] >= min_box_score]
                 if tracker is not None:

@@ -202,7 +202,7 @@ class SegmentTask(Task):
             raise ValueError(f"{root}: frames of {width}x{height}, not multiples of {stride} (the {model} network's "
                              f"stride); give size, a multiple of {stride}")
         self.train = [(frames, masks, frame_flows(frames) if flow else None) for frames, masks in train.values()]
-        self.val = load_davis(root, val_subset, size) if val_subset else {}
+        self.val = load_davis(root, val_subset) if val_subset else {}  # scored at full size, as eval does
 
     def config(self) -> dict[str, Any]:
         return {"task": "segment", "model": self.model_name, "model_options": self.model_options,
