@@ -210,7 +210,8 @@ def add_parser(sub) -> None:
     p.add_argument("--tracker", choices=TRACKERS, help="track the detector's boxes (sort, bytetrack): an actor "
                    "keeps its id (person_id) across keyframes")
     p.add_argument("--weights", type=existing_file, help="weights of the torchvision detector")
-    p.add_argument("--min-box-score", type=float, default=0.0, help="boxes scored below (a detector's, or a --boxes detection CSV's) are dropped")
+    p.add_argument("--min-box-score", type=float, default=0.0,
+                   help="boxes scored below (a detector's, or a --boxes detection CSV's) are dropped")
     p.add_argument("--min-score", type=float, default=0.0, help="action scores below are left out")
     p.add_argument("--out", type=Path, help="write the detections as an AVA CSV (default: JSON on stdout)")
     p.add_argument("--video-out", type=Path, help="also write the video with boxes and actions drawn (.mp4)")
