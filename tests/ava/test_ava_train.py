@@ -270,3 +270,74 @@ def test_run_on_real_footage_with_tracked_detections(bench, tmp_path, shared_dat
     assert len(rows) % 8 == 0  # every box scored for every action
     with VideoReader(overlay) as reader:
         assert reader.num_frames == frames
+
+
+def test_time_offset_excluded_and_eval_checks(bench, tmp_path, capsys):
+    """AVA's keyframes name seconds of the movie (902-1798) in videos that start at 900 s:
+    --time-offset 900 trains, scores and runs on them, and is kept in the checkpoint."""
+    import warnings
+
+    from deepvideo.ava import write_excluded, write_label_map
+    from deepvideo.data.datasets import BadVideoWarning
+
+    shifted = {}
+    for split in ("train", "val"):
+        shifted[split] = tmp_path / f"{split}.csv"
+        write_groundtruth(shifted[split], [AvaBox(b.video_id, b.timestamp + 900, *b.box, b.action_id, b.person_id)
+                                           for b in read_groundtruth(bench / "annotations" / f"{split}.csv")])
+    # a keyframe past the end of its video, excluded: never read (a BadVideoWarning would be an error here)
+    with open(shifted["train"], "a") as f:
+        f.write("train_000,0909,0.1,0.1,0.5,0.5,1,0\n")
+    write_excluded(tmp_path / "excluded.csv", [("train_000", 909)])
+    layout = ["--videos", str(bench / "videos"), "--label-map", str(bench / "annotations" / "label_map.pbtxt"),
+              "--val-csv", str(shifted["val"])]
+    run = tmp_path / "run"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BadVideoWarning)
+        assert main(["ava", "train", *layout, "--train-csv", str(shifted["train"]), "--out", str(run), "--epochs", "1",
+                     "--model", "roi2d", "--time-offset", "900", "--excluded", str(tmp_path / "excluded.csv")]) == 0
+    capsys.readouterr()
+    assert main(["ava", "eval", *layout, "--checkpoint", str(run / "best.pt"), "--json"]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert scored["num_frames"] == 3
+    again = tmp_path / "again.csv"
+    assert main(["ava", "eval", *layout, "--checkpoint", str(run / "best.pt"), "--out", str(again), "--json"]) == 0
+    capsys.readouterr()
+    rows = detect_actions(bench / "videos" / "val_001.mp4", run / "best.pt", boxes=shifted["val"])
+    assert {r.timestamp for r in rows} == {901}
+    mine = [d for d in read_detections(again) if d.video_id == "val_001"]
+    assert [(d.box, d.action_id) for d in rows] == [(d.box, d.action_id) for d in mine]
+    assert np.allclose([d.score for d in rows], [d.score for d in mine], atol=1e-5)
+
+    # a video of the ground truth that is not there is named; a label map without the model's classes is refused
+    with pytest.warns(UserWarning, match="1 videos of .* are not there"):
+        assert main(["ava", "eval", *layout, "--annotations", str(shifted["train"]), "--checkpoint",
+                     str(run / "best.pt"), "--videos", str(_without(bench / "videos", "train_003", tmp_path)),
+                     "--excluded", str(tmp_path / "excluded.csv"), "--json"]) == 0
+    capsys.readouterr()
+    write_label_map(tmp_path / "other.pbtxt", {1: "move_left", 2: "move_right"})
+    assert main(["ava", "eval", *layout, "--label-map", str(tmp_path / "other.pbtxt"), "--checkpoint",
+                 str(run / "best.pt")]) == 2
+    one_line_error(capsys.readouterr().err, "are not in the label map", lines_above=True)
+
+
+def _without(videos, stem, tmp_path):
+    """A copy of the folder ``videos`` without the video ``stem``."""
+    import shutil
+
+    copy = tmp_path / "some_videos"
+    shutil.copytree(videos, copy, ignore=shutil.ignore_patterns(f"{stem}.*"))
+    return copy
+
+
+def test_video_ids_are_file_stems_and_must_be_unique(tmp_path):
+    from deepvideo.io import write_video
+
+    frames = np.zeros((4, 16, 16, 3), np.uint8)
+    write_video(tmp_path / "a" / "clip1.mp4", frames, 8.0)
+    write_video(tmp_path / "b" / "clip2.mkv", frames, 8.0)
+    (tmp_path / "notes.txt").write_text("not a video")
+    assert video_files(tmp_path) == {"clip1": tmp_path / "a" / "clip1.mp4", "clip2": tmp_path / "b" / "clip2.mkv"}
+    write_video(tmp_path / "b" / "clip1.avi", frames, 8.0)
+    with pytest.raises(ValueError, match="two videos of id 'clip1'"):
+        video_files(tmp_path)

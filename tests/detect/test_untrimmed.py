@@ -34,6 +34,13 @@ def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_untrimmed_dataset(tmp_path_factory.mktemp("untrimmed") / "bench", TINY, progress=False)
 
 
+def close_videos(a: np.ndarray, b: np.ndarray) -> bool:
+    """Two decodings of the same frames encoded twice: the same shape, PSNR over 40 dB (x264
+    with one thread was seen to vary in the last bits between runs, see below)."""
+    mse = ((a.astype(float) - b) ** 2).mean() if a.shape == b.shape else np.inf
+    return bool(10 * np.log10(255**2 / max(mse, 1e-12)) > 40)
+
+
 def video_file(root: Path, plan: VideoPlan) -> Path:
     return root / "videos" / plan.subset / f"{plan.name}.mp4"
 
@@ -125,7 +132,7 @@ def test_interrupted_run_is_completed(tiny_root: Path, tmp_path: Path) -> None:
     shutil.copytree(tiny_root, root)
     plans = plan_dataset(TINY)
     lost, kept = video_file(root, plans[2]), video_file(root, plans[0])
-    original = lost.read_bytes()
+    original = read_video(lost).astype(float)
     lost.unlink()
     (root / ".partial").mkdir()
     (root / ".partial" / lost.name).write_bytes(b"half a video")  # a kill mid-encode leaves this
@@ -133,7 +140,7 @@ def test_interrupted_run_is_completed(tiny_root: Path, tmp_path: Path) -> None:
     (root / "meta.json").write_text(json.dumps({**meta, "complete": False}))
     kept_mtime = kept.stat().st_mtime_ns
     make_untrimmed_dataset(root, TINY, progress=False)
-    assert lost.read_bytes() == original  # the same bytes as an uninterrupted run
+    assert close_videos(read_video(lost), original)  # the same video as an uninterrupted run
     assert kept.stat().st_mtime_ns == kept_mtime
     assert not (root / ".partial").exists()
     assert json.loads((root / "meta.json").read_text())["complete"] is True
@@ -155,7 +162,12 @@ def test_same_seed_same_files(tiny_root: Path, tmp_path: Path) -> None:
     root = make_untrimmed_dataset(tmp_path / "again", TINY, progress=False)
     assert (root / "annotations.json").read_bytes() == (tiny_root / "annotations.json").read_bytes()
     for plan in plan_dataset(TINY):
-        assert video_file(root, plan).read_bytes() == video_file(tiny_root, plan).read_bytes()
+        rendered = np.stack(list(render_untrimmed(plan, TINY)))
+        assert np.array_equal(np.stack(list(render_untrimmed(plan, TINY))), rendered)  # the frames: exactly
+        # the encoded files: x264 (one thread) was seen to vary in the last bits between runs of the same frames
+        # (PyAV 17.1 and 18.1, 32 px videos), so the decoded videos are compared, not the bytes
+        again = read_video(video_file(root, plan))
+        assert again.shape == rendered.shape and close_videos(again, read_video(video_file(tiny_root, plan)))
     # a video's plan and frames do not depend on which others are written
     alone = UntrimmedConfig(**{**TINY.to_dict(), "train": 0, "validation": 0})
     assert plan_video(alone, "testing", 0) == plan_video(TINY, "testing", 0)

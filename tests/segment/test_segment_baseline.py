@@ -64,3 +64,7 @@ def test_a_video_is_segmented_a_chunk_at_a_time_with_the_masks_of_the_whole(tmp_
     assert result["moving_fraction"] == pytest.approx(whole.mean(), abs=1e-4)
     with VideoReader(tmp_path / "overlay.mp4") as reader:
         assert reader.num_frames == 10
+    with pytest.raises(ValueError, match="masks: not empty"):  # masks of two videos would mix
+        segment_video(video, "flow", tmp_path / "masks")
+    with pytest.raises(ValueError, match="threshold: only for the flow baseline"):
+        segment_video(video, tmp_path / "best.pt", tmp_path / "other", threshold=1.0)

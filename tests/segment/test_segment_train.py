@@ -3,7 +3,6 @@ exactly, the CLI goes synth -> train -> eval -> run, and bad DAVIS input is one 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -16,8 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-import deepvideo.cli as cli
-from deepvideo.cli import segment as segment_cli
+from deepvideo.cli import main
 from deepvideo.data.synthetic import SceneConfig
 from deepvideo.engine import TrainConfig, load_checkpoint
 from deepvideo.io import VideoReader
@@ -28,22 +26,6 @@ from conftest import one_line_error
 
 TINY = SceneConfig(size=32, num_frames=8, objects=(1, 2), object_size=(0.4, 0.5), speed=(0.05, 0.06), camera=0.015)
 FAST = TrainConfig(epochs=1, batch_size=2, lr=5e-3, warmup_epochs=0.0, progress=False)
-
-
-@pytest.fixture
-def main(monkeypatch):
-    """``deepvideo.cli.main`` with the ``segment`` group (added here until cli/__init__ registers it)."""
-    build = cli.build_parser
-
-    def with_segment() -> argparse.ArgumentParser:
-        parser = build()
-        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        if "segment" not in sub.choices:
-            segment_cli.add_parser(sub)
-        return parser
-
-    monkeypatch.setattr(cli, "build_parser", with_segment)
-    return cli.main
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +40,10 @@ def test_training_clips_are_seeded_and_flip_the_flow():
     clip, target = clips[2]
     assert clip.shape == (5, 4, 32, 32) and target.shape == (4, 32, 32) and len(clips) == 3
     assert np.array_equal(clips[2][0], clip)
-    flipped = [i for i in range(3) for e in range(4) if (clips.set_epoch(e) or True)
-               and not np.isin(clips[i][1].numpy(), 0).all()]  # every draw holds its moving object
-    assert flipped
+    holding = [i for i in range(3) for e in range(4) if (clips.set_epoch(e) or True)
+               and not np.isin(clips[i][1].numpy(), 0).all()]  # draws that hold the moving object
+    assert holding
+    seen = set()
     for epoch in range(6):  # a flipped clip negates the flow's dx and mirrors the masks
         clips.set_epoch(epoch)
         clip, target = clips[0]
@@ -69,6 +52,8 @@ def test_training_clips_are_seeded_and_flip_the_flow():
         mirrored = not np.array_equal(target.numpy(), masks[start:start + 4])
         expected = flows[start:start + 4, 0, :, ::-1] * -1 if mirrored else flows[start:start + 4, 0]
         assert np.allclose(clip[3].numpy(), expected)
+        seen.add(mirrored)
+    assert seen == {True, False}  # both kinds were drawn over the six epochs
 
 
 def test_a_tiny_unet_overfits_two_sequences(tmp_path):
@@ -112,7 +97,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_weights(tiny_set, tmp_path):
     assert weights["segmenter"] == reference["segmenter"]
 
 
-def test_cli_synth_train_eval_run(main, capsys, tmp_path, make_video):
+def test_cli_synth_train_eval_run(capsys, tmp_path, make_video):
     root = tmp_path / "set"
     assert main(["segment", "synth", "--out", str(root), "--train", "2", "--val", "1", "--test", "0",
                  "--frames", "8", "--size", "32"]) == 0
@@ -148,7 +133,7 @@ def test_cli_synth_train_eval_run(main, capsys, tmp_path, make_video):
     assert "nope.pt: no such file" in capsys.readouterr().err
 
 
-def test_bad_davis_input_is_one_line(main, capsys, tmp_path):
+def test_bad_davis_input_is_one_line(capsys, tmp_path):
     root = make_segment_dataset(tmp_path / "set", TINY, train=1, val=1, seed=0, progress=False)
     annotations = root / "Annotations" / "480p" / "val_0000"
     write_masks(annotations, np.zeros((8, 16, 16), np.uint8))  # masks of another size than their frames

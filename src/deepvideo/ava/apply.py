@@ -22,8 +22,7 @@ import torch
 from tqdm import tqdm
 
 from deepvideo.ava.annotations import AvaBox, read_detections, read_groundtruth
-from deepvideo.ava.train import action_detections, clip_at, load_ava_model, score_boxes
-from deepvideo.data.transforms import KINETICS_MEAN, KINETICS_STD, Compose, Normalize, ResizeShort, ToTensor
+from deepvideo.ava.train import action_detections, clip_at, clip_transform, load_ava_model, score_boxes
 from deepvideo.io import open_video
 from deepvideo.io.draw import draw_boxes
 from deepvideo.io.encode import VideoWriter
@@ -66,7 +65,8 @@ def _normalised(rows: np.ndarray, frame: np.ndarray) -> tuple[np.ndarray, np.nda
 def detect_actions(video: str | os.PathLike, checkpoint: str | os.PathLike, boxes: str | os.PathLike | None = None,
                    detector: Detector | None = None, tracker: Any = None, min_box_score: float = 0.0,
                    min_score: float = 0.0, video_out: str | os.PathLike | None = None,
-                   device: torch.device | str = "cpu", progress: bool = False) -> list[AvaBox]:
+                   device: torch.device | str = "cpu", progress: bool = False,
+                   time_offset: int | None = None) -> list[AvaBox]:
     """The AVA detections (every box with its score for every class of the model, ``>=
     min_score``) of ``video`` by the model of ``checkpoint``, the boxes from the AVA CSV
     ``boxes`` (rows of the video's file stem) or from ``detector`` (rows scored ``>=
@@ -74,7 +74,8 @@ def detect_actions(video: str | os.PathLike, checkpoint: str | os.PathLike, boxe
     w, h, id``, as those of :data:`deepvideo.track.mot.TRACKERS`) fed the detector's boxes of
     every frame, the actors are its tracks and keep their id across keyframes (the rows'
     ``person_id``).  ``video_out`` also writes the video with each keyframe's boxes and best
-    action drawn over the second around it."""
+    action drawn over the second around it.  Timestamps (read and written) are the video's
+    seconds plus ``time_offset`` (default: the checkpoint's; AVA's videos start at 900)."""
     if (boxes is None) == (detector is None):
         raise ValueError("boxes: give an AVA CSV of boxes or a detector, one of the two")
     if tracker is not None and detector is None:
@@ -82,19 +83,19 @@ def detect_actions(video: str | os.PathLike, checkpoint: str | os.PathLike, boxe
     path = Path(video)
     model, info = load_ava_model(checkpoint, device)
     names = dict(zip(info["classes"], info["names"]))
-    transform = Compose(([ResizeShort(info["size"])] if info["size"] else [])
-                        + [ToTensor(), Normalize(KINETICS_MEAN, KINETICS_STD)])
+    offset = info["time_offset"] if time_offset is None else time_offset
+    transform = clip_transform(info["size"])
     given = boxes_from_csv(boxes, path.stem, min_box_score) if boxes is not None else {}
     results: list[AvaBox] = []
     with open_video(path) as reader, open_video(path) as sequential:
         after = (model.clip_len - 1) // 2  # frames the clip needs after its keyframe
         stamps = [t for t in range(1, int(reader.duration) + 1)
                   if t < reader.duration and reader.index_at(t) + after <= reader.num_frames - 1]
-        frames_at = {reader.index_at(t): t for t in stamps}
-        if boxes is not None and (unmatched := sorted(set(given) - set(stamps))):
+        frames_at = {reader.index_at(t): t + offset for t in stamps}
+        if boxes is not None and (unmatched := sorted(set(given) - set(frames_at.values()))):
             warnings.warn(f"{boxes}: {len(unmatched)} timestamps of {path.stem} have no keyframe in the video "
-                          f"(first: {unmatched[0]} s; keyframes are 1..{stamps[-1] if stamps else 0} s)",
-                          stacklevel=2)
+                          f"(first: {unmatched[0]} s; keyframes are {offset + 1}..{offset + len(stamps)} s with "
+                          f"time offset {offset})", stacklevel=2)
         drawn: dict[int, tuple[np.ndarray, list[str], list[int]]] = {}
         last = max(frames_at, default=-1)
         if detector is not None:  # every frame in order up to the last keyframe (one decode, no seeks)
@@ -116,13 +117,13 @@ def detect_actions(video: str | os.PathLike, checkpoint: str | os.PathLike, boxe
             stamp = frames_at[number]
             if actors is None:
                 actors = given.get(stamp, np.zeros((0, 4), np.float32))
-            clip = transform(clip_at(reader, stamp, model.clip_len)).to(device)
+            clip = transform(clip_at(reader, stamp - offset, model.clip_len)).to(device)
             scores = score_boxes(model, clip, torch.from_numpy(actors).to(device)).cpu().numpy()
             rows = action_detections(path.stem, stamp, actors, scores, info["classes"], ids)
             results += [row for row in rows if row.score >= min_score]
             best = scores.argmax(axis=1) if len(scores) else []
-            drawn[stamp] = (actors, [f"{names[info['classes'][b]]} {s[b]:.2f}" for b, s in zip(best, scores)],
-                            ids if ids is not None else list(range(len(actors))))
+            labels = [f"{names[info['classes'][b]]} {s[b]:.2f}" for b, s in zip(best, scores)]
+            drawn[stamp - offset] = (actors, labels, ids if ids is not None else list(range(len(actors))))
         if video_out is not None:
             _write_overlay(reader, drawn, video_out)
     return results

@@ -21,30 +21,35 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.data import Dataset
 
 from deepvideo.ava.annotations import AvaBox, read_excluded, read_groundtruth, read_label_map
 from deepvideo.ava.metrics import frame_map
 from deepvideo.ava.model import ActorActionHead, build_ava_model
-from deepvideo.data.datasets import BadVideoWarning
+from deepvideo.data.datasets import BadVideoWarning, EpochDataset, find_videos
 from deepvideo.data.transforms import KINETICS_MEAN, KINETICS_STD, Compose, Normalize, ResizeShort, ToTensor
 from deepvideo.engine import TrainConfig, fit
 from deepvideo.engine.checkpoint import load_checkpoint
 from deepvideo.engine.task import Step, Task
 from deepvideo.io import VideoDecodeError, VideoTooShortError, open_video
 
-__all__ = ["AVA_TRAINING", "AvaTask", "Keyframe", "KeyframeSet", "action_detections", "clip_at", "evaluate_ava",
-           "keyframes_of", "load_ava_model", "rois", "score_boxes", "train_ava", "video_files"]
-
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov")
-
+__all__ = ["AVA_TRAINING", "AvaTask", "Keyframe", "KeyframeSet", "action_detections", "clip_at", "clip_transform",
+           "evaluate_ava", "keyframes_of", "load_ava_model", "rois", "score_boxes", "train_ava", "video_files"]
 
 def video_files(folder: str | os.PathLike) -> dict[str, Path]:
-    """``{video_id: path}`` of the videos anywhere under ``folder`` (the file's stem is the id)."""
+    """``{video_id: path}`` of the videos anywhere under ``folder`` (those
+    :func:`~deepvideo.data.datasets.find_videos` finds; a file's stem is its id).  Two videos
+    of one id are a ``ValueError`` naming both."""
     root = Path(folder)
     if not root.is_dir():
         raise ValueError(f"{root}: no such video folder")
-    return {p.stem: p for p in sorted(root.rglob("*")) if p.suffix.lower() in VIDEO_SUFFIXES}
+    found: dict[str, Path] = {}
+    for path in find_videos(root):
+        video_id = path.stem if path.is_file() else path.name
+        if video_id in found:
+            raise ValueError(f"{root}: two videos of id {video_id!r} ({found[video_id]} and {path}); AVA names a "
+                             f"video by its file name without the extension")
+        found[video_id] = path
+    return found
 
 
 class Keyframe:
@@ -90,7 +95,13 @@ def clip_at(reader: Any, timestamp: float, clip_len: int) -> np.ndarray:
     return reader.read(indices)
 
 
-class KeyframeSet(Dataset):
+def clip_transform(size: int | None) -> Compose:
+    """Frames ``(T, H, W, 3)`` uint8 -> the model's input ``(3, T, H', W')`` float32: the short
+    side resized to ``size`` (``None``: as decoded), Kinetics-normalised."""
+    return Compose(([ResizeShort(size)] if size else []) + [ToTensor(), Normalize(KINETICS_MEAN, KINETICS_STD)])
+
+
+class KeyframeSet(EpochDataset):
     """The keyframes of an AVA ground truth whose video is found, as training samples.
 
     Item ``i``: ``(clip (3, T, H, W) float32 normalised, boxes (A, 4) normalised, labels
@@ -98,15 +109,17 @@ class KeyframeSet(Dataset):
     of any keyframe (padding rows invalid).  ``size`` resizes the short side (``None``: as
     decoded).  With ``flip_swap`` (pairs of class ids; ``()`` for none) a sample is mirrored
     left-right with probability 1/2, its boxes mirrored and the classes of each pair swapped
-    (seeded by ``seed``, the epoch and the index).  Keyframes whose video is missing are left
-    out and counted in ``missing``; a keyframe whose clip cannot be read (a corrupt or
+    (seeded by ``seed``, the epoch and the index).  A keyframe at ``timestamp`` is the frame
+    shown at ``timestamp - time_offset`` seconds of its video (AVA's keyframes 902-1798 name
+    seconds of the movie; its 15-minute videos start at 900: ``time_offset=900``).  Keyframes
+    whose video is missing are left out and counted in ``missing``; a keyframe whose clip cannot be read (a corrupt or
     truncated video, a keyframe past its end) is skipped with a :class:`BadVideoWarning`,
     flagged (``bad_indices``, in shared memory: DataLoader workers count too) and replaced by
     another keyframe drawn from the sample's seed."""
 
     def __init__(self, keyframes: Sequence[Keyframe], videos: Mapping[str, Path], classes: Sequence[int],
                  clip_len: int, size: int | None = None, flip_swap: Sequence[tuple[int, int]] | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, time_offset: int = 0) -> None:
         self.keyframes = [k for k in keyframes if k.video_id in videos]
         self.missing = sorted({k.video_id for k in keyframes if k.video_id not in videos})
         self.videos, self.classes, self.clip_len = videos, list(classes), clip_len
@@ -114,14 +127,11 @@ class KeyframeSet(Dataset):
         self.mirror = None if flip_swap is None else torch.arange(len(self.classes))
         for a, b in flip_swap or ():
             self.mirror[[self.column[a], self.column[b]]] = torch.tensor([self.column[b], self.column[a]])
-        self.seed, self.epoch = seed, 0
+        super().__init__()
+        self.seed, self.time_offset = seed, time_offset
         self.bad = torch.zeros(len(self.keyframes), dtype=torch.bool).share_memory_()
         self.most = max([len(k.boxes) for k in self.keyframes] + [1])
-        self.transform = Compose(([ResizeShort(size)] if size else []) + [ToTensor(), Normalize(KINETICS_MEAN,
-                                                                                               KINETICS_STD)])
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        self.transform = clip_transform(size)
 
     def mark_bad(self, indices: Sequence[int]) -> None:
         self.bad[list(indices)] = True
@@ -152,7 +162,7 @@ class KeyframeSet(Dataset):
     def clip(self, index: int) -> torch.Tensor:
         keyframe = self.keyframes[index]
         with open_video(self.videos[keyframe.video_id]) as reader:
-            return self.transform(clip_at(reader, keyframe.timestamp, self.clip_len))
+            return self.transform(clip_at(reader, keyframe.timestamp - self.time_offset, self.clip_len))
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng((self.seed, self.epoch, index))
@@ -235,7 +245,7 @@ class AvaTask(Task):
                  val_csv: str | os.PathLike | None = None, model: str = "roi3d",
                  model_options: Mapping[str, Any] | None = None, size: int | None = None,
                  excluded: str | os.PathLike | None = None, flip: bool = False,
-                 flip_swap: Sequence[tuple[str, str]] = ()) -> None:
+                 flip_swap: Sequence[tuple[str, str]] = (), time_offset: int = 0) -> None:
         self.labels = read_label_map(label_map)
         self.classes = list(self.labels)
         ids = {label.name: label.id for label in self.labels.values()}
@@ -244,6 +254,7 @@ class AvaTask(Task):
             raise ValueError(f"flip_swap: {unknown[0]!r} is not an action of {label_map}")
         self.flip_swap = [[ids[a], ids[b]] for a, b in flip_swap] if flip or flip_swap else None
         self.model_name, self.model_options, self.size = model, dict(model_options or {}), size
+        self.time_offset = time_offset
         self.clip_len = self.build_model().clip_len
         self.files = video_files(videos)
         skip = read_excluded(excluded) if excluded else set()
@@ -260,12 +271,13 @@ class AvaTask(Task):
 
     def dataset(self, keyframes: Sequence[Keyframe], flip_swap: Sequence[tuple[int, int]] | None = None,
                 seed: int = 0) -> KeyframeSet:
-        return KeyframeSet(keyframes, self.files, self.classes, self.clip_len, self.size, flip_swap, seed)
+        return KeyframeSet(keyframes, self.files, self.classes, self.clip_len, self.size, flip_swap, seed,
+                           self.time_offset)
 
     def config(self) -> dict[str, Any]:
         return {"task": "ava", "model": self.model_name, "model_options": self.model_options, "size": self.size,
                 "classes": self.classes, "names": [self.labels[c].name for c in self.classes],
-                "flip_swap": self.flip_swap}
+                "flip_swap": self.flip_swap, "time_offset": self.time_offset}
 
     def checkpoint_extras(self) -> dict[str, Any]:
         return {"ava": self.config()}
@@ -309,9 +321,9 @@ def train_ava(out_dir: str | os.PathLike, videos: str | os.PathLike, train_csv: 
 def load_ava_model(path: str | os.PathLike, device: torch.device | str = "cpu"
                    ) -> tuple[ActorActionHead, dict[str, Any]]:
     """The model of a checkpoint written by :func:`train_ava` and its description
-    (``classes``, ``names``, ``model``, ``model_options``, ``size``)."""
+    (``classes``, ``names``, ``model``, ``model_options``, ``size``, ``time_offset``)."""
     state = load_checkpoint(path, required=("model", "ava"))
-    info = state["ava"]
+    info = {"time_offset": 0, **state["ava"]}
     model = build_ava_model(info["model"], len(info["classes"]), **info["model_options"])
     model.load_state_dict(state["model"])
     return model.to(device).eval(), info

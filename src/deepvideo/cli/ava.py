@@ -5,6 +5,7 @@ an actor action detector on AVA-format data, score it (AVA frame-mAP), run it on
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
 from deepvideo.cli.options import (
@@ -59,7 +60,7 @@ def cmd_ava_train(args: argparse.Namespace) -> None:
     result = train_ava(args.out, paths["videos"], paths["train_csv"], paths["label_map"], val, model=args.model,
                        train=train_config(args, AVA_TRAINING), resume=args.resume,
                        model_options=dict(args.model_opt or []), size=args.size, flip=args.flip,
-                       flip_swap=args.flip_swap or ())
+                       flip_swap=args.flip_swap or (), excluded=args.excluded, time_offset=args.time_offset or 0)
     print(f"{result['checkpoint']}: best {result['monitor']} {result['best']:.3f} "
           f"(use with `deepvideo ava eval|run --checkpoint`)")
 
@@ -94,10 +95,19 @@ def cmd_ava_eval(args: argparse.Namespace) -> None:
         result = frame_map(read_groundtruth(truth_csv), read_detections(args.pred), labels, excluded)
     else:
         model, info = load_ava_model(args.checkpoint, args.device)
+        unknown = sorted(set(info["classes"]) - set(labels))
+        if unknown:
+            raise UsageError(f"--checkpoint {args.checkpoint}: its action ids {unknown[:5]} are not in the label map "
+                             f"{paths['label_map']} (trained on another label map?)")
         keyframes = keyframes_of(read_groundtruth(truth_csv, skip_bad=True), excluded)
-        found = KeyframeSet(keyframes, video_files(paths["videos"]), info["classes"], model.clip_len, info["size"])
+        offset = info["time_offset"] if args.time_offset is None else args.time_offset
+        found = KeyframeSet(keyframes, video_files(paths["videos"]), info["classes"], model.clip_len, info["size"],
+                            time_offset=offset)
         if not len(found):
             raise UsageError(f"--videos {paths['videos']}: none of the videos of {truth_csv} is there")
+        if found.missing:  # their keyframes are not scored at all (not counted as missed)
+            warnings.warn(f"{paths['videos']}: {len(found.missing)} videos of {truth_csv} are not there, their "
+                          f"keyframes left out of the score (first: {found.missing[0]})", stacklevel=2)
         result, detections = evaluate_ava(model, found, labels, args.device, progress=True)
         if args.out is not None:
             write_detections(args.out, detections)
@@ -128,7 +138,7 @@ def cmd_ava_run(args: argparse.Namespace) -> None:
         tracker = make_tracker(args.tracker)
     rows = detect_actions(args.video, args.checkpoint, boxes=args.boxes, detector=detector, tracker=tracker,
                           min_box_score=args.min_box_score, min_score=args.min_score, video_out=args.video_out,
-                          device=args.device, progress=True)
+                          device=args.device, progress=True, time_offset=args.time_offset)
     if args.out is not None:
         write_detections(args.out, rows)
         print(f"{args.out}: {len(rows)} detections (AVA CSV)")
@@ -147,6 +157,13 @@ def _add_layout(p: argparse.ArgumentParser, train: bool) -> None:
         p.add_argument("--train-csv", type=existing_file, help="AVA ground truth to learn from")
     p.add_argument("--val-csv", type=existing_file, help="AVA ground truth to validate on")
     p.add_argument("--label-map", type=existing_file, help="AVA label map (.pbtxt): the classes")
+    p.add_argument("--excluded", type=existing_file, help="AVA excluded-timestamps CSV: keyframes left out")
+    _add_time_offset(p)
+
+
+def _add_time_offset(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--time-offset", type=int, help="keyframe timestamps are the video's seconds plus this (AVA's "
+                   "videos start at 900 s of the movie); default: 0 to train, the checkpoint's after")
 
 
 def add_parser(sub) -> None:
@@ -190,7 +207,6 @@ def add_parser(sub) -> None:
                        "scoring the ground-truth boxes of --annotations, or of the detections in --pred.")
     _add_layout(p, train=False)
     p.add_argument("--annotations", type=existing_file, help="ground truth to score (default: the val CSV)")
-    p.add_argument("--excluded", type=existing_file, help="AVA excluded-timestamps CSV")
     p.add_argument("--checkpoint", type=existing_file, help="a model from deepvideo ava train")
     p.add_argument("--pred", type=existing_file, help="detections to score (AVA CSV with scores)")
     p.add_argument("--out", type=Path, help="with --checkpoint: also write its detections (AVA CSV)")
@@ -215,5 +231,6 @@ def add_parser(sub) -> None:
     p.add_argument("--min-score", type=float, default=0.0, help="action scores below are left out")
     p.add_argument("--out", type=Path, help="write the detections as an AVA CSV (default: JSON on stdout)")
     p.add_argument("--video-out", type=Path, help="also write the video with boxes and actions drawn (.mp4)")
+    _add_time_offset(p)
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_ava_run, command="ava run")

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from deepvideo.data.sampling import ClipSampler
 
 __all__ = [
-    "BadVideoWarning", "MAX_CLASSES", "MAX_SECONDS", "VIDEO_EXTENSIONS", "VideoDataset", "find_videos",
+    "BadVideoWarning", "EpochDataset", "MAX_CLASSES", "MAX_SECONDS", "VIDEO_EXTENSIONS", "VideoDataset", "find_videos",
     "folder_dataset", "hmdb51", "kinetics_csv", "list_dataset", "parse_folder", "parse_hmdb51",
     "parse_kinetics_csv", "parse_list_file", "parse_ucf101", "ucf101",
 ]
@@ -73,7 +73,27 @@ class BadVideoWarning(UserWarning):
     """A video was skipped because it could not be decoded."""
 
 
-class VideoDataset(Dataset):
+class EpochDataset(Dataset):
+    """A dataset whose samples depend on the epoch (``self.epoch``, set by the engine through
+    ``set_epoch``).  The number lives in shared memory, so that setting it in the main process
+    reaches persistent DataLoader workers (forked or spawned) too.  Subclasses call
+    ``super().__init__()``."""
+
+    def __init__(self) -> None:
+        self.shared_epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    @property
+    def epoch(self) -> int:
+        return int(self.shared_epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch's random stream (reaches persistent workers too)."""
+        if epoch < 0:
+            raise ValueError(f"epoch must be >= 0, got {epoch}")
+        self.shared_epoch.fill_(epoch)
+
+
+class VideoDataset(EpochDataset):
     """Videos with labels; item ``i`` is ``(clip, label, video_index)``.
 
     Args:
@@ -144,7 +164,7 @@ class VideoDataset(Dataset):
         self.opener = opener or open_video
         # Shared memory: workers (forked or spawned) and the main process see one copy.
         self._bad = torch.zeros(len(samples), dtype=torch.bool).share_memory_()
-        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+        super().__init__()
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -152,16 +172,6 @@ class VideoDataset(Dataset):
     def __repr__(self) -> str:
         return (f"VideoDataset({len(self)} videos, {len(self.classes)} classes, "
                 f"sampler={self.sampler!r})")
-
-    @property
-    def epoch(self) -> int:
-        return int(self._epoch)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch's random stream (reaches persistent workers too)."""
-        if epoch < 0:
-            raise ValueError(f"epoch must be >= 0, got {epoch}")
-        self._epoch.fill_(epoch)
 
     @property
     def num_bad(self) -> int:

@@ -14,6 +14,8 @@ from typing import Any, Sequence
 import numpy as np
 from torch.utils.data import Dataset
 
+from deepvideo.data.datasets import EpochDataset
+
 __all__ = ["FlipSwap", "flip_clip", "swap_table"]
 
 
@@ -50,7 +52,7 @@ def swap_table(pairs: Sequence[tuple[str, str]], classes: Sequence[str]) -> list
     return table
 
 
-class FlipSwap(Dataset):
+class FlipSwap(EpochDataset):
     """``dataset`` (items ``(clip, label, index)``, clips unflipped) with each item mirrored
     with probability ``p`` and its label mapped through ``table`` when it is.  The coin of
     item ``i`` in epoch ``e`` comes from ``(seed, e, i)``, so it does not depend on workers
@@ -60,10 +62,10 @@ class FlipSwap(Dataset):
     def __init__(self, dataset: Dataset, table: Sequence[int], modality: str = "rgb", p: float = 0.5,
                  seed: int = 0) -> None:
         self.dataset, self.table, self.modality, self.p, self.seed = dataset, list(table), modality, p, seed
-        self.epoch = 0
+        super().__init__()
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        super().set_epoch(epoch)
         if hasattr(self.dataset, "set_epoch"):
             self.dataset.set_epoch(epoch)
 

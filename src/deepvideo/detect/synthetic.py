@@ -408,7 +408,7 @@ def _video_path(root: Path, plan: VideoPlan) -> Path:
 def _write_video(root: Path, plan: VideoPlan, config: UntrimmedConfig) -> None:
     """Encode one video under ``root/.partial`` frame by frame, then rename it into place."""
     partial = root / ".partial" / f"{plan.name}.mp4"
-    # one encoder thread: the same bytes on every machine, and resuming rewrites the same file
+    # one encoder thread: the same frames rendered and encoded alike on every machine
     with VideoWriter(partial, config.fps, config.size, config.size, config.keyframe_interval, crf=config.crf,
                      threads=1) as writer:
         for frame in render_untrimmed(plan, config):
@@ -427,7 +427,7 @@ def make_untrimmed_dataset(root: str | os.PathLike | None = None, config: Untrim
     config (or a non-empty folder without meta.json) raises ``ValueError``.  Videos are
     encoded under ``root/.partial`` and renamed into place, so an interrupted run leaves no
     corrupt file and the next call writes only what is missing.  ``workers`` threads write
-    videos side by side (the files do not depend on it).
+    videos side by side (the frames do not depend on it).
     """
     config = config or UntrimmedConfig()
     root = Path(root).expanduser() if root is not None else default_root(config)

@@ -20,8 +20,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 import torch.nn as nn
-from torch.utils.data import Dataset
 
+from deepvideo.data.datasets import EpochDataset
 from deepvideo.data.features import FEATURE_SUFFIX, feature_backbone, load_features
 from deepvideo.detect.annotations import Segment, VideoAnnotation, labels_of, read_activitynet
 from deepvideo.detect.metrics import THUMOS_THRESHOLDS, DetectionMap, detection_map
@@ -71,7 +71,7 @@ def feature_files(feature_dir: str | os.PathLike) -> dict[str, Path]:
     return files
 
 
-class FeatureVideos(Dataset):
+class FeatureVideos(EpochDataset):
     """The annotated videos of one subset that have features, as detector samples.
 
     Videos without a feature file are skipped and listed in ``missing``; a feature file of
@@ -87,7 +87,8 @@ class FeatureVideos(Dataset):
         self.classes = list(classes)
         self.names = sorted(name for name in videos if name in files)
         self.missing = sorted(name for name in videos if name not in files)
-        self.videos, self.steps, self.seed, self.epoch = videos, steps, seed, 0
+        super().__init__()
+        self.videos, self.steps, self.seed = videos, steps, seed
         self.features: list[np.ndarray] = []
         self.timelines: list[Timeline] = []
         for name in self.names:
@@ -99,9 +100,6 @@ class FeatureVideos(Dataset):
             self.features.append(rows.astype(np.float32))
             self.timelines.append(Timeline.of(times))
         self.most = max([len(videos[name].segments) for name in self.names] + [1])
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.names)

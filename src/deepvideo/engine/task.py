@@ -23,6 +23,8 @@ import torch
 import torch.nn as nn
 from torch.utils.data import Dataset
 
+from deepvideo.data.datasets import EpochDataset
+
 __all__ = ["GeneratedSet", "Step", "Task"]
 
 
@@ -94,7 +96,7 @@ class Task:
         return {}
 
 
-class GeneratedSet(Dataset):
+class GeneratedSet(EpochDataset):
     """Samples drawn afresh every epoch: item ``i`` of epoch ``e`` is ``make(rng)`` with
     ``rng = numpy.random.default_rng((seed, e, i))``, so a sample depends only on its
     seed, epoch and index -- not on worker processes, DDP shares or a resume -- and no
@@ -103,10 +105,8 @@ class GeneratedSet(Dataset):
     def __init__(self, make: Callable[[np.random.Generator], Any], length: int, seed: int = 0) -> None:
         if length < 1:
             raise ValueError(f"length must be at least 1, got {length}")
-        self.make, self.length, self.seed, self.epoch = make, length, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        super().__init__()
+        self.make, self.length, self.seed = make, length, seed
 
     def __len__(self) -> int:
         return self.length

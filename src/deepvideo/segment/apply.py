@@ -46,9 +46,14 @@ def segment_video(video: str | os.PathLike, source: str | os.PathLike, out_dir: 
     the overlay video.  The video is read ``chunk`` frames at a time, each with ``CONTEXT``
     frames of the chunks around it (their masks are not kept), so memory does not grow with
     its length.  Returns ``{"video", "frames", "moving_fraction", "masks", "video_out"}``.
-    ``ValueError`` for a video of fewer than 2 frames."""
+    ``ValueError`` for a video of fewer than 2 frames, a non-empty ``out_dir`` (masks of
+    another video would mix with these) or a ``threshold`` given with a checkpoint."""
     if chunk < 2:
         raise ValueError(f"chunk: at least 2 frames, got {chunk}")
+    if threshold is not None and str(source) != "flow":
+        raise ValueError(f"threshold: only for the flow baseline (source 'flow'), not for {source}")
+    if Path(out_dir).is_dir() and any(Path(out_dir).iterdir()):
+        raise ValueError(f"{out_dir}: not empty; give a new folder (masks of another video would mix with these)")
     segment = segmenter(source, device, threshold)
     moving = 0.0
     with open_video(video) as reader, ExitStack() as stack:

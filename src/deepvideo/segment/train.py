@@ -33,8 +33,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.data import Dataset
 
+from deepvideo.data.datasets import EpochDataset
 from deepvideo.data.transforms import IMAGENET_MEAN, IMAGENET_STD, resize_frames
 from deepvideo.engine import TrainConfig, fit
 from deepvideo.engine.checkpoint import load_checkpoint
@@ -80,7 +80,7 @@ def clip_input(frames: np.ndarray, flows: np.ndarray | None = None) -> torch.Ten
     return clip
 
 
-class SegmentClips(Dataset):
+class SegmentClips(EpochDataset):
     """Random training clips: item ``i`` of epoch ``e`` is a clip of ``clip_len`` frames of
     sequence ``i % len(sequences)`` with a start and a horizontal flip drawn from
     ``default_rng((seed, e, i))``: ``(input (C, clip_len, H, W) float32, target (clip_len, H,
@@ -89,10 +89,8 @@ class SegmentClips(Dataset):
     def __init__(self, sequences: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]], clip_len: int,
                  clips_per_sequence: int = 8, seed: int = 0) -> None:
         self.sequences, self.clip_len, self.clips_per_sequence = sequences, clip_len, clips_per_sequence
-        self.seed, self.epoch = seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        super().__init__()
+        self.seed = seed
 
     def __len__(self) -> int:
         return len(self.sequences) * self.clips_per_sequence
