@@ -2,12 +2,14 @@
 the flow-threshold baseline, DAVIS J&F on held-out sequences.
 
     OMP_NUM_THREADS=1 python benchmarks/segment.py [--out /tmp/deepvideo-bench-segment] [--epochs 6]
-        [--width 8] [--flow] [--subset val]
+        [--width 8] [--train 40] [--clips 8] [--flow] [--subset val]
 
-Writes the built-in set (``make_segment_dataset``: 40 train, 10 val, 10 test sequences of 24
-frames at 64 px; resumable, reused by later runs), fits the flow baseline's threshold on the
+Writes the built-in set (``make_segment_dataset``: ``--train`` (40) train, 10 val, 10 test
+sequences of 24 frames at 64 px; the val and test sequences do not depend on ``--train``;
+resumable, reused by later runs), fits the flow baseline's threshold on the
 train split (J&F), trains ``unet_transformer`` and ``unet`` with the same recipe through the
-engine (``train_segmenter``: same seed, epochs, clips, widths; ``best.pt`` chosen by val J&F),
+engine (``train_segmenter``, resumed where a run was stopped: same seed, epochs, ``--clips``
+random clips per training sequence and epoch, widths; ``best.pt`` chosen by val J&F),
 and scores all three on ``--subset`` (``test``, the sequences no choice was made on, by default;
 ``val`` gives the numbers ``best.pt`` was chosen by).  Prints the CPU, the threshold, the
 training time of each network and a table of J-Mean, F-Mean, J&F-Mean.  Asserts nothing.
@@ -35,11 +37,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--width", type=int, default=8)
     parser.add_argument("--clip-len", type=int, default=8)
+    parser.add_argument("--train", type=int, default=40, help="training sequences")
+    parser.add_argument("--clips", type=int, default=8, help="random clips per training sequence and epoch")
     parser.add_argument("--flow", action="store_true", help="Farneback flow as extra input channels of the networks")
     parser.add_argument("--subset", default="test", choices=("val", "test"))
     args = parser.parse_args()
     print(f"CPU: {cpu_model()}, torch threads {torch.get_num_threads()}")
-    root = make_segment_dataset(args.out / "data", train=40, val=10, test=10)
+    root = make_segment_dataset(args.out / f"data{args.train}", train=args.train, val=10, test=10)
     threshold, train_jf = fit_flow_threshold(load_davis(root, "train"),
                                              candidates=[round(0.1 * i, 1) for i in range(1, 31)])
     print(f"flow baseline threshold {threshold} px/frame (train J&F {train_jf:.3f})")
@@ -48,9 +52,11 @@ def main() -> None:
     rows = {}
     for model in ("unet_transformer", "unet"):
         start = time.perf_counter()
-        run = args.out / f"{model}{'_flow' if args.flow else ''}_w{args.width}_e{args.epochs}"
-        result = train_segmenter(run, root, model, recipe, model_options={"width": args.width},
-                                 clip_len=args.clip_len, flow=args.flow)
+        flow = "_flow" if args.flow else ""
+        run = args.out / f"{model}{flow}_w{args.width}_e{args.epochs}_t{args.train}_c{args.clips}"
+        result = train_segmenter(run, root, model, recipe, resume=(run / "last.pt").is_file(),
+                                 model_options={"width": args.width}, clip_len=args.clip_len, flow=args.flow,
+                                 clips_per_sequence=args.clips)
         print(f"{model}: trained in {time.perf_counter() - start:.0f} s, best val J&F {result['best']:.3f}")
         rows[model] = evaluate_masks(held_out, segmenter(result["checkpoint"]))[0].global_table()
     rows["flow baseline"] = evaluate_masks(held_out, segmenter("flow", threshold=threshold))[0].global_table()

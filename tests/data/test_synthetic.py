@@ -227,3 +227,15 @@ def test_render_object_tells_what_it_drew_and_forces_a_shape():
     assert not np.array_equal(forced.frames, frames)
     with pytest.raises(ValueError, match="shape: unknown shape 'blob'"):
         render_object("left", np.random.default_rng(5), config, shape="blob")
+
+
+@pytest.mark.parametrize("kwargs, option", [({"object_size": (0.3, 0.2)}, "object_size"),
+                                            ({"object_size": (0.0, 0.2)}, "object_size"),
+                                            ({"speed": (0.02, 0.01)}, "speed"), ({"speed": (-0.1, 0.1)}, "speed"),
+                                            ({"camera": -0.01}, "camera"), ({"camera": 1.5}, "camera"),
+                                            ({"size": 31}, "size"), ({"objects": (2, 1)}, "objects")])
+def test_scene_config_errors_name_the_option(kwargs, option):
+    from deepvideo.data.synthetic import SceneConfig
+
+    with pytest.raises(ValueError, match=rf"^{option}: "):
+        SceneConfig(**kwargs)

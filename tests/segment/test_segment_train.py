@@ -148,6 +148,10 @@ def test_bad_davis_input_is_one_line(capsys, tmp_path):
     (root / "JPEGImages" / "480p" / "val_0000" / "00007.jpg").unlink()  # a mask without its frame: skipped
     with pytest.warns(UserWarning, match="skipped 1 masks without a frame"):
         assert len(load_davis(root, "val")["val_0000"][0]) == 7
+    (annotations / "00003.png").unlink()  # a frame without its mask: the sequence is left out, named
+    with pytest.warns(UserWarning, match=r"skipped 1 val sequences not annotated on every frame \(first: val_0000 "
+                                         r"\(6 of 7 frames\)\)"):
+        assert load_davis(root, "val") == {}
     assert main(["segment", "train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "run")]) == 2
     one_line_error(capsys.readouterr().err, "ImageSets/2017/train.txt: no such DAVIS image set")
     assert main(["segment", "train", "--data", str(root), "--clip-len", "9", "--out", str(tmp_path / "run")]) == 2

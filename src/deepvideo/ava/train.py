@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from deepvideo.ava.annotations import AvaBox, read_excluded, read_groundtruth, read_label_map
 from deepvideo.ava.metrics import frame_map
@@ -215,7 +216,7 @@ def evaluate_ava(model: ActorActionHead, dataset: KeyframeSet, labels: Mapping[i
     is counted in a :class:`BadVideoWarning` and its boxes stay in the ground truth, missed."""
     model.eval()
     detections, truth, unread = [], [], []
-    for index, keyframe in enumerate(dataset.keyframes):
+    for index, keyframe in enumerate(tqdm(dataset.keyframes, desc="ava eval", unit="keyframe", disable=not progress)):
         truth += [AvaBox(keyframe.video_id, keyframe.timestamp, *box, action, person_id=person)
                   for person, (box, actions) in enumerate(zip(keyframe.boxes, keyframe.actions))
                   for action in sorted(actions)]

@@ -491,6 +491,12 @@ class SceneConfig:
             raise ValueError(f"objects: need 1 <= least <= most, got {self.objects}")
         if not (0 <= self.still <= 1 and 0 <= self.change <= 1):
             raise ValueError(f"still, change: probabilities in [0, 1], got {self.still}, {self.change}")
+        if not 0 < self.object_size[0] <= self.object_size[1] <= 1:
+            raise ValueError(f"object_size: need 0 < least <= most <= 1 (fraction of the side), got {self.object_size}")
+        if not 0 <= self.speed[0] <= self.speed[1] < 1:
+            raise ValueError(f"speed: need 0 <= least <= most < 1 (fraction of the side per frame), got {self.speed}")
+        if not 0 <= self.camera < 1:
+            raise ValueError(f"camera: need 0 <= camera < 1 (fraction of the side per frame), got {self.camera}")
 
 
 class Scene(NamedTuple):
@@ -537,7 +543,6 @@ def _scene_pose(rng: np.random.Generator, actions: tuple[str, ...], config: Scen
     start = rng.uniform(np.minimum(low, high), np.maximum(low, high))  # in view all along when it fits
     return _Pose(_SHAPES[SHAPES[rng.integers(len(SHAPES))]], start[None] + travel, radius,
                  rng.uniform(0, 2 * np.pi) + spin * t)
-
 
 
 def render_scene(rng: np.random.Generator, config: SceneConfig | None = None) -> Scene:

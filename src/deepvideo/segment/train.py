@@ -33,6 +33,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from deepvideo.data.datasets import EpochDataset
 from deepvideo.data.transforms import IMAGENET_MEAN, IMAGENET_STD, resize_frames
@@ -58,14 +59,22 @@ def square(frames: np.ndarray, size: int | None) -> np.ndarray:
 def load_davis(root: str | os.PathLike, subset: str, size: int | None = None) -> Sequences:
     """``{name: (frames (T, H, W, 3) uint8, masks (T, H, W) uint8 0/1)}`` of the sequences of
     ``root/ImageSets/2017/<subset>.txt``, frames (and masks, nearest) resized to ``size x size``
-    when given; the errors of :func:`~deepvideo.segment.davis.read_sequence` otherwise."""
-    sequences = {}
+    when given; the errors of :func:`~deepvideo.segment.davis.read_sequence` otherwise.  A
+    sequence with frames that have no mask is skipped with a warning (an unannotated frame
+    would count as all background, in training and in J&F alike)."""
+    sequences, partial = {}, []
     for name in read_image_set(root, subset):
         sequence = read_sequence(root, name)
+        if not sequence.annotated.all():
+            partial.append(f"{name} ({int(sequence.annotated.sum())} of {len(sequence.annotated)} frames)")
+            continue
         masks = ((sequence.masks > 0) & (sequence.masks != VOID_ID)).astype(np.uint8)
         if size is not None:
             masks = np.stack([cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST) for mask in masks])
         sequences[name] = (square(sequence.frames, size), masks)
+    if partial:
+        warnings.warn(f"{root}: skipped {len(partial)} {subset} sequences not annotated on every frame (first: "
+                      f"{partial[0]})", stacklevel=2)
     return sequences
 
 
@@ -159,7 +168,8 @@ def evaluate_masks(sequences: Mapping[str, tuple[np.ndarray, np.ndarray]],
                    ) -> tuple[DavisResult, dict[str, np.ndarray]]:
     """DAVIS J and F (unsupervised task, every frame) of ``segment(frames) -> masks (T, H, W)``
     on ``sequences`` (``{name: (frames, masks)}``) and the predicted masks per sequence."""
-    predictions = {name: segment(frames) for name, (frames, _) in sequences.items()}
+    predictions = {name: segment(frames) for name, (frames, _) in tqdm(sequences.items(), desc="segment eval",
+                                                                       unit="seq", disable=not progress)}
     truth = {name: masks for name, (_, masks) in sequences.items()}
     return evaluate_sequences(truth, predictions, task="unsupervised", progress=progress), predictions
 
