@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from deepvideo.segment import fit_flow_threshold, flow_threshold_masks, frame_flows, residual_speed
+from deepvideo.segment.train import network_flows
 
 
 def panning_square(num_frames: int = 8) -> tuple[np.ndarray, np.ndarray]:
@@ -32,6 +33,9 @@ def test_flow_baseline_finds_the_moving_square_not_the_panning_background():
     assert np.median(flows[:, 0][background]) == pytest.approx(-1.0, abs=0.2)  # the pan: 1 px/frame
     speed = residual_speed(flows)
     assert np.median(speed[background]) < 0.2 and np.median(speed[truth > 0]) > 2.5
+    residual = network_flows(frames)  # the networks' flow channels: the square's own motion, the pan gone
+    assert np.allclose(np.sqrt((residual ** 2).sum(1)), speed, atol=1e-5)
+    assert np.abs(np.median(residual[:, 0][background])) < 0.2 and np.median(residual[:, 0][truth > 0]) > 2.5
     masks = flow_threshold_masks(frames, 1.5, flows=flows)
     assert masks.dtype == np.uint8 and masks.shape == truth.shape
     assert masks[truth > 0].mean() > 0.8 and masks[background].mean() < 0.05

@@ -19,7 +19,8 @@ import numpy as np
 from deepvideo.flow import clip_flow, estimate_flow
 from deepvideo.segment.metrics import evaluate_sequences
 
-__all__ = ["FLOW_THRESHOLD", "fit_flow_threshold", "flow_threshold_masks", "frame_flows", "residual_speed"]
+__all__ = ["FLOW_THRESHOLD", "fit_flow_threshold", "flow_threshold_masks", "frame_flows", "residual_flows",
+           "residual_speed"]
 
 FLOW_THRESHOLD = 1.0  # px/frame: fit_flow_threshold on the built-in set's train split (benchmarks/segment.py)
 
@@ -33,12 +34,17 @@ def frame_flows(frames: np.ndarray, method: str = "farneback") -> np.ndarray:
     return np.concatenate([flows, last[None]])
 
 
+def residual_flows(flows: np.ndarray) -> np.ndarray:
+    """``flows`` ``(T, 2, H, W)`` less each frame's median flow (the dominant, camera motion):
+    the objects' own motion, float32."""
+    camera = np.median(flows.reshape(*flows.shape[:2], -1), axis=2)
+    return (flows - camera[..., None, None]).astype(np.float32)
+
+
 def residual_speed(flows: np.ndarray) -> np.ndarray:
     """Speed ``(T, H, W)`` float32 of ``flows`` ``(T, 2, H, W)`` after subtracting each
-    frame's median flow (the dominant, camera motion)."""
-    camera = np.median(flows.reshape(*flows.shape[:2], -1), axis=2)
-    residual = flows - camera[..., None, None]
-    return np.sqrt((residual ** 2).sum(axis=1)).astype(np.float32)
+    frame's median flow (:func:`residual_flows`)."""
+    return np.sqrt((residual_flows(flows) ** 2).sum(axis=1)).astype(np.float32)
 
 
 def flow_threshold_masks(frames: np.ndarray, threshold: float = FLOW_THRESHOLD, method: str = "farneback",

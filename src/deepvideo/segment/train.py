@@ -11,11 +11,12 @@ whole sequences of the validation subset (``val_jf`` chooses ``best.pt``).
 
 Inputs: frames ``(T, H, W, 3)`` uint8 become a clip ``(3, T, H, W)`` of ``frames / 255``
 normalised by ImageNet's mean and std, followed with ``flow=True`` by the Farneback flow of
-each frame (:func:`~deepvideo.segment.baseline.frame_flows`, ``(2, T, H, W)`` pixels per
-frame).  With ``size`` every frame is resized to ``size x size`` for the network and its
-masks back to the frame's size.  A whole sequence is predicted in windows of ``clip_len``
-frames (half-overlapping, probabilities averaged), its frame padded to a multiple of the
-network's stride; a pixel is moving where the probability exceeds 0.5.
+each frame less the camera's (:func:`network_flows`: the frame's median flow subtracted, as
+the baseline does; ``(2, T, H, W)`` pixels per frame).  With ``size`` every frame is resized
+to ``size x size`` for the network and its masks back to the frame's size.  A whole sequence
+is predicted in windows of ``clip_len`` frames (half-overlapping, probabilities averaged), its
+frame padded to a multiple of the network's stride; a pixel is moving where the probability
+exceeds 0.5.
 
 J&F here is DAVIS's unsupervised evaluation of the binary masks over every frame (the
 objects are the foreground of the first ground-truth frame; a sequence without one is not
@@ -40,7 +41,7 @@ from deepvideo.data.transforms import IMAGENET_MEAN, IMAGENET_STD, resize_frames
 from deepvideo.engine import TrainConfig, fit
 from deepvideo.engine.checkpoint import load_checkpoint
 from deepvideo.engine.task import Step, Task
-from deepvideo.segment.baseline import FLOW_THRESHOLD, flow_threshold_masks, frame_flows
+from deepvideo.segment.baseline import FLOW_THRESHOLD, flow_threshold_masks, frame_flows, residual_flows
 from deepvideo.segment.davis import VOID_ID, read_image_set, read_sequence
 from deepvideo.segment.metrics import DavisResult, evaluate_sequences
 from deepvideo.segment.models import SegmentationUNet, build_segmenter
@@ -76,6 +77,13 @@ def load_davis(root: str | os.PathLike, subset: str, size: int | None = None) ->
         warnings.warn(f"{root}: skipped {len(partial)} {subset} sequences not annotated on every frame (first: "
                       f"{partial[0]})", stacklevel=2)
     return sequences
+
+
+def network_flows(frames: np.ndarray) -> np.ndarray:
+    """The flow channels of a network trained with ``flow=True``: ``(T, 2, H, W)`` float32, the
+    Farneback flow of each frame of ``frames`` ``(T, H, W, 3)`` uint8 less the frame's median
+    flow (the camera's motion), so that a still object reads about 0 under a panning camera."""
+    return residual_flows(frame_flows(frames))
 
 
 def clip_input(frames: np.ndarray, flows: np.ndarray | None = None) -> torch.Tensor:
@@ -155,7 +163,7 @@ def segment_frames(model: SegmentationUNet, info: Mapping[str, Any], frames: np.
     """Moving-object masks ``(T, H, W)`` uint8 (1 = moving) of ``frames`` ``(T, H, W, 3)``
     uint8 by the network of a checkpoint (``info`` as :func:`load_segmenter` returns it)."""
     small = square(frames, info["size"])
-    flows = frame_flows(small) if info["flow"] else None
+    flows = network_flows(small) if info["flow"] else None
     prob = predict_probabilities(model, small, info["clip_len"], flows, device)
     if prob.shape[1:] != frames.shape[1:3]:
         prob = np.stack([cv2.resize(p, (frames.shape[2], frames.shape[1]), interpolation=cv2.INTER_LINEAR)
@@ -209,7 +217,7 @@ class SegmentTask(Task):
         if height % stride or width % stride:
             raise ValueError(f"{root}: frames of {width}x{height}, not multiples of {stride} (the {model} network's "
                              f"stride); give size, a multiple of {stride}")
-        self.train = [(frames, masks, frame_flows(frames) if flow else None) for frames, masks in train.values()]
+        self.train = [(frames, masks, network_flows(frames) if flow else None) for frames, masks in train.values()]
         self.val = load_davis(root, val_subset) if val_subset else {}  # scored at full size, as eval does
 
     def config(self) -> dict[str, Any]:
