@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from deepvideo.ava import AvaBox, read_detections, read_groundtruth, read_label_map, write_detections, write_groundtruth
-from deepvideo.ava.apply import detect_actions
+from deepvideo.ava.apply import boxes_from_csv, detect_actions
 from deepvideo.ava.model import build_ava_model
 from deepvideo.ava.synthetic import MIN_SIDE, AvaSynthConfig, make_ava_dataset, scene_boxes
-from deepvideo.ava.train import KeyframeSet, keyframes_of, video_files
+from deepvideo.ava.train import KeyframeSet, clip_at, keyframes_of, video_files
 from deepvideo.cli import main
 from deepvideo.data.synthetic import SCENE_ACTIONS, SceneConfig, render_scene
-from deepvideo.io import VideoReader
+from deepvideo.io import VideoReader, VideoTooShortError
 
 from conftest import one_line_error
 
@@ -186,6 +186,12 @@ def test_bad_input(bench, tmp_path, capsys):
                               boxes=tmp_path / "persons.csv", min_box_score=0.5)
     kept = {b.box for b, s in zip(truth, [0.9, 0.2] * len(truth)) if s >= 0.5}
     assert {r.timestamp for r in rows} == {1} and {r.box for r in rows} == kept and len(rows) == 8 * len(kept)
+    # ground truth with person ids and a bad line: still ground truth (a person id is no score to filter on)
+    lines = (bench / "annotations" / "val.csv").read_text().splitlines()
+    (tmp_path / "gt_bad.csv").write_text("\n".join(lines + ["val_000,0001,0.5,0.5,0.4,0.9,1,0"]) + "\n")
+    with pytest.warns(UserWarning, match="skipped 1 bad lines"):
+        from_truth = boxes_from_csv(tmp_path / "gt_bad.csv", "val_000", min_score=0.5)
+    assert {tuple(b) for b in from_truth[1].tolist()} == {tuple(np.float32(b.box).tolist()) for b in truth}
     write_groundtruth(tmp_path / "other.csv", read_groundtruth(bench / "annotations" / "val.csv"))
     assert main(["ava", "run", str(bench / "videos" / "train_000.mp4"), "--checkpoint", str(tmp_path / "r" / "best.pt"),
                  "--boxes", str(tmp_path / "other.csv")]) == 2
@@ -193,7 +199,6 @@ def test_bad_input(bench, tmp_path, capsys):
 
 
 def test_tracked_actors_keep_their_id_across_keyframes(bench, tmp_path):
-    from deepvideo.ava.apply import detect_actions
     from deepvideo.ava.train import train_ava
     from deepvideo.engine import TrainConfig
     from deepvideo.io import write_video
@@ -247,6 +252,9 @@ def test_unreadable_keyframes_are_skipped_counted_and_replaced(bench, tmp_path):
     bad = {(frames[i].video_id, frames[i].timestamp) for i in dataset.bad_indices()}
     assert bad == {("train_001", 1), ("train_002", 9)}
     assert any("past the video's end" in str(w.message) for w in caught)
+    with VideoReader(bench / "videos" / "train_000.mp4") as reader:  # a wrong time offset: before the start
+        with pytest.raises(VideoTooShortError, match="before the video's start"):
+            clip_at(reader, -899, 4)
 
 
 def test_run_on_real_footage_with_tracked_detections(bench, tmp_path, shared_data, capsys):

@@ -1,8 +1,9 @@
 """Actions of the actors in one video: a keyframe every second, the actors' boxes from a
 file or a detector, a trained model's action scores per box.
 
-Keyframes are the whole seconds ``1, 2, ...`` at which the clip centred on them still lies in
-the video (as in the built-in benchmark; AVA labels one keyframe per second).  Boxes come from
+Keyframes are the whole seconds ``1, 2, ...`` before the video's end (AVA labels one keyframe
+per second), plus the time offset; the clip centred on one repeats the edge frames where it
+reaches past either end, as in training and ``ava eval``.  Boxes come from
 an AVA CSV (ground truth or any person detector's output: AVA's evaluation protocols), or from
 a detector run on every frame (``detector(frame, number) -> (M, 5) x, y, w, h, score``
 in pixels, as those of :data:`deepvideo.track.detect.DETECTORS`) (a background model
@@ -11,9 +12,11 @@ such as ``mog2`` needs the frames before the keyframe too).
 
 from __future__ import annotations
 
+import csv
 import os
 import warnings
 from collections import defaultdict
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Callable
 
@@ -36,11 +39,10 @@ def boxes_from_csv(path: str | os.PathLike, video_id: str, min_score: float = 0.
     """``{timestamp: boxes (N, 4)}`` normalised, the distinct boxes of ``video_id`` in an AVA CSV:
     ground truth (``...,action_id[,person_id]``), or a detector's (``...,action_id,score``, as
     AVA's person-box files) of which the rows scored ``>= min_score`` are kept; the actions are
-    ignored.  Bad lines of a detection file are skipped with a warning."""
-    try:
-        rows, scored = read_groundtruth(path), False
-    except ValueError:  # an 8th column that is not an integer person id: a score
-        rows, scored = read_detections(path, skip_bad=True), True
+    ignored.  The first line decides which (an 8th field that is not an integer is a score);
+    bad lines are skipped with a warning."""
+    scored = _has_scores(Path(path))
+    rows = (read_detections if scored else read_groundtruth)(path, skip_bad=True)
     found: dict[int, list[tuple[float, ...]]] = defaultdict(list)
     for box in rows:
         if box.video_id == video_id and box.box not in found[box.timestamp]:
@@ -50,6 +52,16 @@ def boxes_from_csv(path: str | os.PathLike, video_id: str, min_score: float = 0.
     if not found:
         raise ValueError(f"{path}: no box of video {video_id!r}")
     return {t: np.array(b, np.float32) for t, b in found.items()}
+
+
+def _has_scores(path: Path) -> bool:
+    """Whether the first line of the AVA CSV ``path`` ends with a score (8 fields, the last not
+    an integer) rather than a person id."""
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        for fields in csv.reader(f):
+            if any(field.strip() for field in fields):
+                return len(fields) == 8 and not fields[7].strip().lstrip("+-").isdigit()
+    return False
 
 
 def _normalised(rows: np.ndarray, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -87,18 +99,18 @@ def detect_actions(video: str | os.PathLike, checkpoint: str | os.PathLike, boxe
     transform = clip_transform(info["size"])
     given = boxes_from_csv(boxes, path.stem, min_box_score) if boxes is not None else {}
     results: list[AvaBox] = []
-    with open_video(path) as reader, open_video(path) as sequential:
-        after = (model.clip_len - 1) // 2  # frames the clip needs after its keyframe
-        stamps = [t for t in range(1, int(reader.duration) + 1)
-                  if t < reader.duration and reader.index_at(t) + after <= reader.num_frames - 1]
+    with open_video(path) as reader, ExitStack() as stack:
+        # a keyframe every whole second before the end; its clip repeats edge frames as in training
+        stamps = [t for t in range(1, int(reader.duration) + 1) if t < reader.duration]
         frames_at = {reader.index_at(t): t + offset for t in stamps}
         if boxes is not None and (unmatched := sorted(set(given) - set(frames_at.values()))):
+            span = f"{offset + 1}..{offset + len(stamps)} s" if stamps else "none"
             warnings.warn(f"{boxes}: {len(unmatched)} timestamps of {path.stem} have no keyframe in the video "
-                          f"(first: {unmatched[0]} s; keyframes are {offset + 1}..{offset + len(stamps)} s with "
-                          f"time offset {offset})", stacklevel=2)
+                          f"(first: {unmatched[0]} s; keyframes: {span}, time offset {offset})", stacklevel=2)
         drawn: dict[int, tuple[np.ndarray, list[str], list[int]]] = {}
         last = max(frames_at, default=-1)
         if detector is not None:  # every frame in order up to the last keyframe (one decode, no seeks)
+            sequential = stack.enter_context(open_video(path))
             frames: Any = ((n, f) for n, f in zip(range(last + 1), sequential))
         else:
             frames = ((n, None) for n in sorted(frames_at))

@@ -87,7 +87,11 @@ def keyframes_of(boxes: Iterable[AvaBox], excluded: set[tuple[str, int]] | None 
 def clip_at(reader: Any, timestamp: float, clip_len: int) -> np.ndarray:
     """The ``clip_len`` frames ``(T, H, W, 3)`` uint8 centred on the frame shown at ``timestamp``
     seconds (the keyframe is frame ``clip_len // 2``); edge frames repeat past either end.
-    :class:`VideoTooShortError` for a keyframe after the video's end."""
+    :class:`VideoTooShortError` for a keyframe before the video's start (a wrong time offset)
+    or after its end."""
+    if timestamp < 0:
+        raise VideoTooShortError(f"{reader.path}: keyframe at {timestamp} s is before the video's start (is the "
+                                 f"time offset right?)")
     if timestamp >= reader.duration:
         raise VideoTooShortError(f"{reader.path}: keyframe at {timestamp} s is past the video's end "
                                  f"({reader.duration:.2f} s)")
@@ -261,7 +265,8 @@ class AvaTask(Task):
         skip = read_excluded(excluded) if excluded else set()
         self.train_frames = keyframes_of(read_groundtruth(train_csv, self.labels, skip_bad=True), skip)
         self.val_frames = keyframes_of(read_groundtruth(val_csv, self.labels, skip_bad=True), skip) if val_csv else []
-        self.paths = {"videos": str(videos), "train": str(train_csv), "val": str(val_csv)}
+        self.paths = {"videos": str(videos), "train": str(train_csv), "val": str(val_csv),
+                      "excluded": str(excluded) if excluded else None}
         found = self.dataset(self.train_frames)
         if not len(found):
             raise ValueError(f"{train_csv}: none of its {len(self.train_frames)} keyframes has its video in {videos}")
@@ -278,7 +283,10 @@ class AvaTask(Task):
     def config(self) -> dict[str, Any]:
         return {"task": "ava", "model": self.model_name, "model_options": self.model_options, "size": self.size,
                 "classes": self.classes, "names": [self.labels[c].name for c in self.classes],
-                "flip_swap": self.flip_swap, "time_offset": self.time_offset}
+                "flip_swap": self.flip_swap,
+                # only when set, so that runs from before these options resume
+                **({"time_offset": self.time_offset} if self.time_offset else {}),
+                **({"excluded": self.paths["excluded"]} if self.paths["excluded"] else {})}
 
     def checkpoint_extras(self) -> dict[str, Any]:
         return {"ava": self.config()}

@@ -445,7 +445,7 @@ def _write_clips(root: Path, partial: Path, config: CameraConfig, source: _Sourc
                 frames = render_clip(reader.read(clip.indices), clip, config.size)
                 tmp = write_video(partial / rel.replace("/", "_"), frames, fps, codec="libx264",
                                   keyframe_interval=config.keyframe_interval, crf=config.crf,
-                                  threads=1)  # the same bytes on every machine and run
+                                  threads=1)  # one encoder thread, as every dataset writer
                 path = root / rel
                 path.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(tmp, path)

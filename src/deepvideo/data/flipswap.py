@@ -56,8 +56,8 @@ class FlipSwap(EpochDataset):
     """``dataset`` (items ``(clip, label, index)``, clips unflipped) with each item mirrored
     with probability ``p`` and its label mapped through ``table`` when it is.  The coin of
     item ``i`` in epoch ``e`` comes from ``(seed, e, i)``, so it does not depend on workers
-    or a resume.  Everything else (``set_epoch``, unreadable-video bookkeeping, ``paths``,
-    ``classes``) is the wrapped dataset's."""
+    or a resume.  ``set_epoch`` sets its own epoch and the wrapped dataset's; everything else
+    (unreadable-video bookkeeping, ``paths``, ``classes``) is the wrapped dataset's."""
 
     def __init__(self, dataset: Dataset, table: Sequence[int], modality: str = "rgb", p: float = 0.5,
                  seed: int = 0) -> None:

@@ -388,7 +388,7 @@ def _ensure_video(root: Path, partial: Path, config: SyntheticConfig, split: str
     tmp = write_video(partial / rel.replace("/", "_"), frames, config.fps, codec=config.codec,
                       keyframe_interval=config.keyframe_interval,
                       crf=config.crf if config.codec == "libx264" else None,
-                      threads=1)  # byte-identical on every machine and run: resuming rewrites the same file
+                      threads=1)  # one encoder thread: resuming rewrites the same frames
     path.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp, path)
     return boxes

@@ -115,7 +115,7 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, codec: 
                 stream.codec_context.thread_count = threads
             for image in frames:
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-                if pix_fmt != "rgb24":  # convert here, single-threaded: the same bytes on every run
+                if pix_fmt != "rgb24":  # convert here, single-threaded: the same pixels on every run
                     frame = frame.reformat(format=pix_fmt, **SWS_OPTIONS)
                 container.mux(stream.encode(frame))
             container.mux(stream.encode())

@@ -50,8 +50,6 @@ def segment_video(video: str | os.PathLike, source: str | os.PathLike, out_dir: 
     another video would mix with these) or a ``threshold`` given with a checkpoint."""
     if chunk < 2:
         raise ValueError(f"chunk: at least 2 frames, got {chunk}")
-    if threshold is not None and str(source) != "flow":
-        raise ValueError(f"threshold: only for the flow baseline (source 'flow'), not for {source}")
     if Path(out_dir).is_dir() and any(Path(out_dir).iterdir()):
         raise ValueError(f"{out_dir}: not empty; give a new folder (masks of another video would mix with these)")
     segment = segmenter(source, device, threshold)

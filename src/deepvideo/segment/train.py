@@ -283,8 +283,11 @@ def segmenter(source: str | os.PathLike, device: torch.device | str = "cpu",
               threshold: float | None = None) -> Callable[[np.ndarray], np.ndarray]:
     """``frames (T, H, W, 3) uint8 -> masks (T, H, W) uint8`` of a checkpoint file, or of the
     flow-threshold baseline when ``source`` is ``"flow"`` (with ``threshold`` px/frame, default
-    :data:`~deepvideo.segment.baseline.FLOW_THRESHOLD`)."""
+    :data:`~deepvideo.segment.baseline.FLOW_THRESHOLD`); ``ValueError`` for a ``threshold``
+    with a checkpoint (its network decides alone)."""
     if str(source) == "flow":
         return lambda frames: flow_threshold_masks(frames, FLOW_THRESHOLD if threshold is None else threshold)
+    if threshold is not None:
+        raise ValueError(f"threshold: only for the flow baseline (source 'flow'), not for {source}")
     model, info = load_segmenter(source, device)
     return lambda frames: segment_frames(model, info, frames, device)
