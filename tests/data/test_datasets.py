@@ -370,12 +370,15 @@ def test_set_epoch_reaches_persistent_workers():
     import numpy as np
     from torch.utils.data import DataLoader
 
+    from deepvideo.data.flipswap import FlipSwap
     from deepvideo.engine.task import GeneratedSet
     from deepvideo.segment.train import SegmentClips
 
     frames = np.random.default_rng(0).integers(0, 255, (12, 8, 8, 3), dtype=np.uint8)
     datasets = [GeneratedSet(lambda rng: torch.from_numpy(rng.random(3)), 4, seed=2),
-                SegmentClips([(frames, np.zeros((12, 8, 8), np.uint8), None)], clip_len=2, clips_per_sequence=4)]
+                SegmentClips([(frames, np.zeros((12, 8, 8), np.uint8), None)], clip_len=2, clips_per_sequence=4),
+                FlipSwap(GeneratedSet(lambda rng: (torch.from_numpy(rng.random((3, 1, 2, 2))), 0, 0), 4), [1, 0],
+                         seed=3)]
     for dataset in datasets:
         loader = DataLoader(dataset, batch_size=4, num_workers=1, persistent_workers=True)
         seen = []

@@ -20,7 +20,7 @@ from deepvideo.data.synthetic import SceneConfig
 from deepvideo.engine import TrainConfig, load_checkpoint
 from deepvideo.io import VideoReader
 from deepvideo.segment import make_segment_dataset, read_masks, read_sequence, segment_scene, write_masks
-from deepvideo.segment.train import SegmentClips, evaluate_masks, load_davis, segmenter, train_segmenter
+from deepvideo.segment.train import SegmentClips, SegmentTask, evaluate_masks, load_davis, segmenter, train_segmenter
 
 from conftest import one_line_error
 
@@ -152,6 +152,9 @@ def test_bad_davis_input_is_one_line(capsys, tmp_path):
     with pytest.warns(UserWarning, match=r"skipped 1 val sequences not annotated on every frame \(first: val_0000 "
                                          r"\(6 of 7 frames\)\)"):
         assert load_davis(root, "val") == {}
+    with pytest.warns(UserWarning, match="not annotated on every frame"):  # no usable training sequence: named
+        with pytest.raises(ValueError, match="no val sequence annotated on every frame"):
+            SegmentTask(root, train_subset="val", val_subset=None)
     assert main(["segment", "train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "run")]) == 2
     one_line_error(capsys.readouterr().err, "ImageSets/2017/train.txt: no such DAVIS image set")
     assert main(["segment", "train", "--data", str(root), "--clip-len", "9", "--out", str(tmp_path / "run")]) == 2

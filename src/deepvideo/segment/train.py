@@ -203,6 +203,8 @@ class SegmentTask(Task):
         self.train_subset, self.val_subset = train_subset, val_subset
         stride = self.build_model().stride
         train = load_davis(root, train_subset, size)
+        if not train:
+            raise ValueError(f"{root}: no {train_subset} sequence annotated on every frame")
         short = sorted(name for name, (frames, _) in train.items() if len(frames) < clip_len)
         if short:
             warnings.warn(f"{root}: skipped {len(short)} {train_subset} sequences shorter than clip_len {clip_len} "
