@@ -45,10 +45,8 @@ def boxes_from_csv(path: str | os.PathLike, video_id: str, min_score: float = 0.
     rows = (read_detections if scored else read_groundtruth)(path, skip_bad=True)
     found: dict[int, list[tuple[float, ...]]] = defaultdict(list)
     for box in rows:
-        if box.video_id == video_id and box.box not in found[box.timestamp]:
-            if not scored or box.score >= min_score:
-                found[box.timestamp].append(box.box)
-    found = {t: b for t, b in found.items() if b}
+        if box.video_id == video_id and (not scored or box.score >= min_score) and box.box not in found[box.timestamp]:
+            found[box.timestamp].append(box.box)
     if not found:
         raise ValueError(f"{path}: no box of video {video_id!r}")
     return {t: np.array(b, np.float32) for t, b in found.items()}
