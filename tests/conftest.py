@@ -26,6 +26,15 @@ def _few_threads():
     torch.set_num_threads(2)
 
 
+def close_videos(a: np.ndarray, b: np.ndarray) -> bool:
+    """Two decodings of the same frames encoded twice: the same shape and PSNR over 40 dB.
+    x264 (one thread, PyAV 17.1 and 18.1) was seen to give other bytes between runs of the
+    same frames (measured 50-55 dB apart), so re-encoded videos are compared by this, not
+    byte for byte."""
+    mse = ((a.astype(float) - b) ** 2).mean() if a.shape == b.shape else np.inf
+    return bool(10 * np.log10(255**2 / max(mse, 1e-12)) > 40)
+
+
 @pytest.fixture
 def shared_data() -> Path:
     """The public sample data folder; the test is skipped when it is absent."""

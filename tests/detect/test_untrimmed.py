@@ -23,6 +23,8 @@ from deepvideo.detect.synthetic import (
 )
 from deepvideo.io import read_video
 
+from conftest import close_videos
+
 # 4 videos of 8-10 s at 5 fps and 32 px, every action bringing a distractor where room allows
 TINY = UntrimmedConfig(classes=("right", "grow"), train=2, validation=1, test=1, duration=(8.0, 10.0),
                        action_length=(1.0, 2.0), actions=(1, 2), min_gap=0.4, distractor_prob=1.0, fps=5.0,
@@ -32,13 +34,6 @@ TINY = UntrimmedConfig(classes=("right", "grow"), train=2, validation=1, test=1,
 @pytest.fixture(scope="module")
 def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_untrimmed_dataset(tmp_path_factory.mktemp("untrimmed") / "bench", TINY, progress=False)
-
-
-def close_videos(a: np.ndarray, b: np.ndarray) -> bool:
-    """Two decodings of the same frames encoded twice: the same shape, PSNR over 40 dB (x264
-    with one thread was seen to vary in the last bits between runs, see below)."""
-    mse = ((a.astype(float) - b) ** 2).mean() if a.shape == b.shape else np.inf
-    return bool(10 * np.log10(255**2 / max(mse, 1e-12)) > 40)
 
 
 def video_file(root: Path, plan: VideoPlan) -> Path:
