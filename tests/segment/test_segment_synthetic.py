@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from deepvideo.data.synthetic import SceneConfig, render_scene
+from deepvideo.io.atomic import exclusive_folder
 from deepvideo.segment import make_segment_dataset, moving_masks, read_image_set, read_sequence, segment_scene
 
 CONFIG = SceneConfig(size=32, num_frames=6, speed=(0.02, 0.04), camera=0.015)
@@ -55,3 +56,13 @@ def test_write_read_resume(tmp_path):
     with pytest.raises(ValueError) as err:
         make_segment_dataset(root, CONFIG, train=3, val=2, seed=6, progress=False)
     assert "meta.json" in str(err.value) and "seed" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_second_writer_of_the_folder_is_refused_at_once(tmp_path):
+    root = tmp_path / "set"
+    with exclusive_folder(root):  # another process writing the set now
+        with pytest.raises(ValueError, match=f"^{root}: another job is writing here now"):
+            make_segment_dataset(root, CONFIG, train=2, val=1, progress=False)
+    assert not list(root.iterdir())  # nothing written, nothing of the other writer's removed
+    make_segment_dataset(root, CONFIG, train=2, val=1, progress=False)
+    assert read_image_set(root, "train") == ["train_0000", "train_0001"]

@@ -15,6 +15,7 @@ Outputs get the permissions a plain ``open(path, "w")`` or ``mkdir`` would give 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import secrets
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator
 
 __all__ = ["KILL_BEFORE_RENAME", "atomic_path", "atomic_write", "atomic_write_text", "check_writable",
-           "remove_temps"]
+           "exclusive_folder", "remove_temps"]
 
 KILL_BEFORE_RENAME = "DEEPVIDEO_KILL_BEFORE_RENAME"
 # the temporary names made here (8 hex digits, optionally the output's own suffix after .tmp)
@@ -136,3 +137,21 @@ def remove_temps(paths: Iterable[str | os.PathLike]) -> None:
                     os.unlink(entry.path)
             except FileNotFoundError:  # gone meanwhile
                 pass
+
+
+@contextmanager
+def exclusive_folder(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (made if missing; ``flock`` on the folder itself:
+    no file is created) while the block runs, so that two writers of one output folder never
+    delete each other's temporaries; ``ValueError`` at once when another job holds it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ValueError(f"{folder}: another job is writing here now; wait for it to end "
+                             f"or use another output folder") from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock

@@ -10,19 +10,18 @@ the videos that cannot be decoded.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sys
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
 from tqdm import tqdm
 
-from deepvideo.io.atomic import remove_temps
+from deepvideo.io.atomic import exclusive_folder, remove_temps
 from deepvideo.io.decode import VideoDecodeError
 
 __all__ = ["JobSummary", "output_path", "plan_outputs", "run_jobs"]
@@ -84,23 +83,6 @@ def plan_outputs(videos: Iterable[Path], output_of: Callable[[Path], Path], mirr
     return todo, done
 
 
-@contextmanager
-def _exclusive(folder: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``folder`` (``flock`` on the folder itself: no file is
-    created) while the block runs; ``ValueError`` at once when another job holds it."""
-    folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ValueError(f"{folder}: another job is writing here now; wait for it to end "
-                             f"or use another output folder") from None
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
 def run_jobs(todo: list[tuple[Path, Path]], work: Callable[[Path, Path], None], summary: JobSummary,
              desc: str, workers: int = 0, progress: bool = True) -> JobSummary:
     """Run ``work(video, output)`` for every pair of ``todo``, counting into ``summary``.
@@ -122,7 +104,7 @@ def run_jobs(todo: list[tuple[Path, Path]], work: Callable[[Path, Path], None], 
         return None
 
     folder = os.path.commonpath([output.parent for _, output in todo]) if todo else None
-    with _exclusive(Path(folder)) if folder else nullcontext():
+    with exclusive_folder(Path(folder)) if folder else nullcontext():
         remove_temps(output for _, output in todo)
         return _run(todo, attempt, summary, desc, workers, progress)
 

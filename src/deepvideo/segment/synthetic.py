@@ -32,7 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from deepvideo.data.synthetic import SceneConfig, render_scene
-from deepvideo.io.atomic import atomic_path, atomic_write_text, remove_temps
+from deepvideo.io.atomic import atomic_path, atomic_write_text, exclusive_folder, remove_temps
 from deepvideo.segment.davis import write_frames, write_image_set, write_masks
 
 __all__ = ["SEGMENT_SCENES", "SPLITS", "make_segment_dataset", "moving_masks", "segment_scene"]
@@ -97,7 +97,8 @@ def make_segment_dataset(root: str | os.PathLike, config: SceneConfig | None = N
     in DAVIS's layout (see the module docstring) and return ``root``.
 
     A rerun with the same settings writes only the sequences not finished yet; a folder made
-    with other settings is a ``ValueError`` naming its ``meta.json``."""
+    with other settings is a ``ValueError`` naming its ``meta.json``; the folder is locked while
+    sequences are written, and a second writer meanwhile is a ``ValueError`` at once."""
     config = config or SEGMENT_SCENES
     counts = {"train": train, "val": val, "test": test}
     for split, count in counts.items():
@@ -107,14 +108,14 @@ def make_segment_dataset(root: str | os.PathLike, config: SceneConfig | None = N
     meta = {"format": FORMAT, "version": 1, "scene": json.loads(json.dumps(asdict(config))), "counts": counts,
             "seed": seed}
     _check_meta(root, meta)
-    root.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(root / "meta.json", json.dumps(meta, indent=2))
-    names = {split: [f"{split}_{i:04d}" for i in range(count)] for split, count in counts.items()}
-    todo = [(split, i, name) for split in SPLITS for i, name in enumerate(names[split])
-            if not (root / "JPEGImages" / "480p" / name).is_dir()]
-    for split, i, name in tqdm(todo, desc=f"segmentation set {root.name}", unit="seq", disable=not progress):
-        _write_sequence(root, name, *segment_scene(config, split, i, seed))
-    for split in SPLITS:
-        if counts[split]:
-            write_image_set(root, split, names[split])
+    with exclusive_folder(root):
+        atomic_write_text(root / "meta.json", json.dumps(meta, indent=2))
+        names = {split: [f"{split}_{i:04d}" for i in range(count)] for split, count in counts.items()}
+        todo = [(split, i, name) for split in SPLITS for i, name in enumerate(names[split])
+                if not (root / "JPEGImages" / "480p" / name).is_dir()]
+        for split, i, name in tqdm(todo, desc=f"segmentation set {root.name}", unit="seq", disable=not progress):
+            _write_sequence(root, name, *segment_scene(config, split, i, seed))
+        for split in SPLITS:
+            if counts[split]:
+                write_image_set(root, split, names[split])
     return root
