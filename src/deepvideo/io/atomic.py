@@ -140,10 +140,11 @@ def remove_temps(paths: Iterable[str | os.PathLike]) -> None:
 
 
 @contextmanager
-def exclusive_folder(folder: Path) -> Iterator[None]:
+def exclusive_folder(folder: str | os.PathLike) -> Iterator[None]:
     """Hold an exclusive lock on ``folder`` (made if missing; ``flock`` on the folder itself:
     no file is created) while the block runs, so that two writers of one output folder never
     delete each other's temporaries; ``ValueError`` at once when another job holds it."""
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     fd = os.open(folder, os.O_RDONLY)
     try:

@@ -104,7 +104,7 @@ def run_jobs(todo: list[tuple[Path, Path]], work: Callable[[Path, Path], None], 
         return None
 
     folder = os.path.commonpath([output.parent for _, output in todo]) if todo else None
-    with exclusive_folder(Path(folder)) if folder else nullcontext():
+    with exclusive_folder(folder) if folder else nullcontext():
         remove_temps(output for _, output in todo)
         return _run(todo, attempt, summary, desc, workers, progress)
 

@@ -107,8 +107,8 @@ def make_segment_dataset(root: str | os.PathLike, config: SceneConfig | None = N
     root = Path(root)
     meta = {"format": FORMAT, "version": 1, "scene": json.loads(json.dumps(asdict(config))), "counts": counts,
             "seed": seed}
-    _check_meta(root, meta)
     with exclusive_folder(root):
+        _check_meta(root, meta)  # under the lock: no other writer changes meta.json meanwhile
         atomic_write_text(root / "meta.json", json.dumps(meta, indent=2))
         names = {split: [f"{split}_{i:04d}" for i in range(count)] for split, count in counts.items()}
         todo = [(split, i, name) for split in SPLITS for i, name in enumerate(names[split])
